@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Builds the local backend's upstream control plane from Go modules into a version-keyed cache:
+#   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl (k8s.io/kubernetes)
+#   etcd (go.etcd.io/etcd/server/v3)
+# Prints the bin directory on stdout as its last line. Rebuilds only what is missing.
+# Env: GOMICRO_CACHE_DIR (default ~/.cache/gomicro-conformance).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=versions.env
+. "$here/versions.env"
+
+log() { printf '[controlplane] %s\n' "$*" >&2; }
+command -v go >/dev/null 2>&1 || { log "error: the Go toolchain is missing (need Go >= 1.25 on PATH; see README 'Local backend')"; exit 2; }
+
+cache_root=${GOMICRO_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/gomicro-conformance}
+bin_dir="$cache_root/controlplane/kubernetes-${KUBERNETES_VERSION}_etcd-${ETCD_VERSION}/bin"
+mkdir -p "$bin_dir"
+
+export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
+minor=${KUBERNETES_VERSION#v1.}; minor=${minor%%.*}
+version_flags=""
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  version_flags+=" -X $pkg.gitVersion=${KUBERNETES_VERSION} -X $pkg.gitMajor=1 -X $pkg.gitMinor=${minor} -X $pkg.gitTreeState=clean"
+done
+
+build() { # build <module dir> <label> <package>...: binaries land in $bin_dir named after their package
+  local module=$1 label=$2; shift 2
+  local start=$SECONDS tmp="$bin_dir/.tmp-$$"
+  rm -rf "$tmp"; mkdir -p "$tmp"
+  log "building $label: $* (a cold build takes many minutes on 2 cores)"
+  ( cd "$here/$module" && go build -trimpath -ldflags "-s -w $version_flags" -o "$tmp/" "$@" ) || {
+    rm -rf "$tmp"; log "error: 'go build $*' failed in $here/$module"; exit 1; }
+  # etcd's main package is the module root go.etcd.io/etcd/server/v3, so go names it v3.
+  [ -f "$tmp/v3" ] && mv "$tmp/v3" "$tmp/etcd"
+  mv "$tmp"/* "$bin_dir/"
+  rm -rf "$tmp"
+  log "built $label in $((SECONDS - start)) s"
+}
+
+kube_tools=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+missing=0
+for tool in "${kube_tools[@]}"; do [ -x "$bin_dir/$tool" ] || missing=1; done
+if [ "$missing" = 1 ]; then
+  pkgs=(); for tool in "${kube_tools[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$tool"); done
+  # One go build for all four so they share compiled packages; -o names a directory.
+  build kubernetes kube "${pkgs[@]}"
+else
+  log "kubernetes ${KUBERNETES_VERSION} binaries cached in $bin_dir"
+fi
+if [ ! -x "$bin_dir/etcd" ]; then
+  build etcd etcd go.etcd.io/etcd/server/v3
+else
+  log "etcd ${ETCD_VERSION} cached in $bin_dir"
+fi
+echo "$bin_dir"
