@@ -1,1 +1,125 @@
-fn main() {}
+//! `harness`: run the conformance suite, or bring a local cluster up and down.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use harness::cluster::BackendKind;
+use harness::cluster::local::default_state_dir;
+use harness::profile::{Profile, reference_profile_path};
+use harness::report::ReportResult;
+use harness::run::{RunOptions, run, write_image_map};
+use harness::{cases, images};
+
+#[derive(Parser)]
+#[command(name = "harness", version, about = "Conformance harness for Go-Micro-style discovery and configuration on Kubernetes")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start a cluster, deploy the profile's implementation, run the cases, write the reports.
+    Run {
+        /// Cluster backend.
+        #[arg(long, value_enum, default_value = "auto")]
+        backend: BackendKind,
+        /// Profile of the implementation under test (default: the reference services).
+        #[arg(long)]
+        profile: Option<PathBuf>,
+        /// Where the conformance report, JUnit XML, summary and diagnostics go.
+        #[arg(long, default_value = "reports")]
+        report_dir: PathBuf,
+        /// Leave the cluster running afterwards (local: as a `harness up` daemon).
+        #[arg(long)]
+        keep_cluster: bool,
+        /// Run only these case IDs (repeatable).
+        #[arg(long = "case")]
+        cases: Vec<String>,
+    },
+    /// Start a local cluster in the background and keep it (local backend).
+    Up {
+        /// Profile whose local images the cluster can run.
+        #[arg(long)]
+        profile: Option<PathBuf>,
+    },
+    /// Stop the local cluster started by `harness up` and remove everything it left.
+    Down,
+    /// List the conformance cases.
+    Cases,
+    /// Runs a local cluster in the foreground (started by `harness up`).
+    #[command(hide = true)]
+    ClusterDaemon {
+        #[arg(long)]
+        image_map: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(dispatch(Cli::parse().command)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> Result<ExitCode> {
+    let profile_or_default = |p: Option<PathBuf>| p.unwrap_or_else(reference_profile_path);
+    let exe = std::env::current_exe().context("cannot find the harness executable")?;
+    match command {
+        Command::Run { backend, profile, report_dir, keep_cluster, cases } => {
+            let options = RunOptions {
+                backend,
+                profile: profile_or_default(profile),
+                report_dir,
+                keep_cluster,
+                cases,
+                harness_exe: exe,
+            };
+            let report = run(&options).await?;
+            Ok(if report.result == ReportResult::Success { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Up { profile } => {
+            let profile = Profile::load(&profile_or_default(profile))?;
+            let map = write_image_map(&images::prepare_local(&profile)?)?;
+            let args = vec!["cluster-daemon".into(), "--image-map".into(), map.display().to_string()];
+            let info = local_cluster::daemon::up(&default_state_dir(), &exe, &args).await?;
+            println!("local cluster is up (daemon pid {})", info.pid);
+            println!("kubeconfig: {}", info.kubeconfig.display());
+            println!("try: {} --kubeconfig {} get nodes", info.kubectl.display(), info.kubeconfig.display());
+            println!("stop it with: harness down");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Down => {
+            local_cluster::daemon::down(&default_state_dir()).await?;
+            println!("local cluster is down");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Cases => {
+            for case in cases::all() {
+                println!("{:<11} {:<19} {}", case.id, case.feature, case.summary);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ClusterDaemon { image_map } => {
+            let text = std::fs::read(&image_map).with_context(|| format!("cannot read {}", image_map.display()))?;
+            let images = serde_json::from_slice(&text).context("image map is not valid JSON")?;
+            let spec = local_cluster::ClusterSpec::with_defaults(images)?;
+            local_cluster::daemon::serve(spec).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! RBAC: the service account can do what the fixtures grant and no more; without RBAC a service fails clearly.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
+use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
+use kube::api::{Api, DeleteParams, PostParams};
+use serde_json::{Value, json};
+
+use super::{Case, Ctx, case_fn};
+use crate::wait::wait_until;
+
+pub fn cases() -> Vec<Case> {
+    vec![
+        Case {
+            id: "RBAC-001",
+            feature: "rbac",
+            summary: "SubjectAccessReview: the service account has exactly the pod and ConfigMap rights of the fixtures",
+            run: case_fn!(service_account_rights),
+        },
+        Case {
+            id: "RBAC-002",
+            feature: "rbac",
+            summary: "a service started without its RBAC fails at startup with an error naming the refusal",
+            run: case_fn!(without_rbac_fails_clearly),
+        },
+    ]
+}
+
+/// (verb, resource, namespace or "" for all, expected to be allowed)
+fn expectations(namespace: &str) -> Vec<(&'static str, &'static str, String, bool)> {
+    let ns = || namespace.to_string();
+    vec![
+        ("get", "pods", ns(), true),
+        ("list", "pods", ns(), true),
+        ("watch", "pods", ns(), true),
+        ("patch", "pods", ns(), true),
+        ("list", "pods", String::new(), true),
+        ("get", "configmaps", ns(), true),
+        ("list", "configmaps", ns(), true),
+        ("watch", "configmaps", ns(), true),
+        ("delete", "pods", ns(), false),
+        ("create", "pods", ns(), false),
+        ("get", "secrets", ns(), false),
+        ("list", "secrets", ns(), false),
+        ("create", "deployments", ns(), false),
+        ("list", "configmaps", "kube-system".into(), false),
+        ("create", "pods/exec", ns(), false),
+    ]
+}
+
+async fn allowed(ctx: &Ctx, user: &str, groups: &[String], verb: &str, resource: &str, namespace: &str) -> Result<bool> {
+    let (resource, subresource) = match resource.split_once('/') {
+        Some((r, s)) => (r, Some(s.to_string())),
+        None => (resource, None),
+    };
+    let group = if resource == "deployments" { "apps" } else { "" };
+    let review = SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: Some(user.into()),
+            groups: Some(groups.to_vec()),
+            resource_attributes: Some(ResourceAttributes {
+                verb: Some(verb.into()),
+                resource: Some(resource.into()),
+                subresource,
+                group: Some(group.into()),
+                namespace: (!namespace.is_empty()).then(|| namespace.to_string()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let api: Api<SubjectAccessReview> = Api::all(ctx.client());
+    let answer = api.create(&PostParams::default(), &review).await.context("creating a SubjectAccessReview")?;
+    Ok(answer.status.map(|s| s.allowed).unwrap_or(false))
+}
+
+async fn service_account_rights(ctx: &Ctx) -> Result<Value> {
+    let ns = ctx.namespace();
+    let user = format!("system:serviceaccount:{ns}:{}", ctx.profile.service_account);
+    let groups = vec!["system:serviceaccounts".to_string(), format!("system:serviceaccounts:{ns}"), "system:authenticated".into()];
+    let mut rows = Vec::new();
+    let mut wrong = Vec::new();
+    for (verb, resource, namespace, expected) in expectations(ns) {
+        let got = allowed(ctx, &user, &groups, verb, resource, &namespace).await?;
+        let scope = if namespace.is_empty() { "all namespaces".to_string() } else { namespace.replace(ns, "[namespace]") };
+        rows.push(json!({ "verb": verb, "resource": resource, "scope": scope, "allowed": got }));
+        if got != expected {
+            wrong.push(format!("{verb} {resource} in {}: allowed={got}, expected {expected}", if namespace.is_empty() { "all namespaces" } else { &namespace }));
+        }
+    }
+    if !wrong.is_empty() {
+        bail!("service account {user}: {}", wrong.join("; "));
+    }
+    Ok(json!(rows))
+}
+
+async fn without_rbac_fails_clearly(ctx: &Ctx) -> Result<Value> {
+    // A pod of the token service's own template, in a fresh namespace, under an account with no bindings.
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client(), ctx.namespace());
+    let template = deployments
+        .get(&ctx.profile.services.token.deployment)
+        .await?
+        .spec
+        .map(|s| s.template)
+        .context("token deployment has no template")?;
+    let probe_ns = format!("conformance-rbac-{}", std::process::id());
+    let namespaces: Api<Namespace> = Api::all(ctx.client());
+    namespaces
+        .create(&PostParams::default(), &serde_json::from_value(json!({ "metadata": { "name": probe_ns } }))?)
+        .await
+        .with_context(|| format!("creating namespace {probe_ns}"))?;
+    let result = async {
+        let accounts: Api<ServiceAccount> = Api::namespaced(ctx.client(), &probe_ns);
+        accounts.create(&PostParams::default(), &serde_json::from_value(json!({ "metadata": { "name": "no-rbac" } }))?).await?;
+        let mut spec = template.spec.context("token template has no pod spec")?;
+        spec.service_account_name = Some("no-rbac".into());
+        spec.restart_policy = Some("Never".into());
+        let mut labels = template.metadata.and_then(|m| m.labels).unwrap_or_default();
+        labels.retain(|k, _| k == "app");
+        let pod = Pod {
+            metadata: kube::api::ObjectMeta { name: Some("token-without-rbac".into()), labels: Some(labels), ..Default::default() },
+            spec: Some(spec),
+            ..Default::default()
+        };
+        let pods: Api<Pod> = Api::namespaced(ctx.client(), &probe_ns);
+        // The service account may take a moment to be usable for token requests.
+        wait_until(Duration::from_secs(30), "the probe pod to be created", || async {
+            Ok(pods.create(&PostParams::default(), &pod).await.ok().map(|_| ()))
+        })
+        .await?;
+        let exit = wait_until(Duration::from_secs(90), "the service without RBAC to exit", || async {
+            let pod = pods.get("token-without-rbac").await?;
+            let terminated = pod
+                .status
+                .and_then(|s| s.container_statuses)
+                .and_then(|c| c.into_iter().next())
+                .and_then(|c| c.state)
+                .and_then(|s| s.terminated);
+            Ok(terminated.map(|t| t.exit_code))
+        })
+        .await?;
+        if exit == 0 {
+            bail!("the service without RBAC exited with status 0, expected a failure");
+        }
+        let log = pods.logs("token-without-rbac", &Default::default()).await?;
+        let lower = log.to_lowercase();
+        if !(lower.contains("forbidden") || lower.contains("403")) || !(lower.contains("configmaps") || lower.contains("pods")) {
+            bail!("the startup error does not name the refusal (403/forbidden and the resource): {}", log.lines().rev().take(5).collect::<Vec<_>>().join(" | "));
+        }
+        Ok(json!({ "exitedWithError": true, "namesRefusal": true }))
+    }
+    .await;
+    namespaces.delete(&probe_ns, &DeleteParams::default()).await.ok();
+    result
+}

@@ -1,0 +1,184 @@
+//! RES: admin-srv's resolver follows the Ready instances of user-srv and token-srv (CONTRACT.md §2–§3).
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use serde_json::{Value, json};
+
+use super::{Case, Ctx, case_fn};
+use crate::profile::ServiceSpec;
+use crate::resolver_log::{self, ZERO_MARKER};
+use crate::wait::wait_until;
+use crate::{deploy, normalize, pods};
+
+pub fn cases() -> Vec<Case> {
+    vec![
+        Case {
+            id: "RES-001",
+            feature: "resolver",
+            summary: "admin-srv's latest resolver updates list exactly the Ready user-srv and token-srv instances",
+            run: case_fn!(lists_ready_instances),
+        },
+        Case {
+            id: "RES-002",
+            feature: "resolver",
+            summary: "scaling user-srv 1→3→1 is followed exactly",
+            run: case_fn!(follows_scaling),
+        },
+        Case {
+            id: "RES-003",
+            feature: "resolver",
+            summary: "a deleted user-srv pod leaves the resolver; its replacement joins",
+            run: case_fn!(deleted_pod_leaves),
+        },
+        Case {
+            id: "RES-004",
+            feature: "resolver",
+            summary: "with no user-srv instance the empty list is refused, never applied",
+            run: case_fn!(empty_list_never_applied),
+        },
+    ]
+}
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Expected ids `<pod>.<name>` of a service's Ready pods.
+async fn ready_ids(ctx: &Ctx, service: &ServiceSpec) -> Result<Vec<String>> {
+    let mut ids: Vec<String> = pods::ready_pods(&ctx.client(), ctx.namespace(), service)
+        .await?
+        .iter()
+        .map(|p| format!("{}.{}", p.name_any(), service.name))
+        .collect();
+    ids.sort();
+    Ok(ids)
+}
+
+async fn admin_log(ctx: &Ctx) -> Result<String> {
+    let admin = ctx.ready_pods(&ctx.profile.services.admin).await?.remove(0);
+    ctx.logs(&admin).await
+}
+
+/// Waits until admin-srv's latest update for `service` lists exactly its Ready pods (at least `min`).
+async fn wait_in_sync(ctx: &Ctx, service: &ServiceSpec, count: usize) -> Result<Vec<Value>> {
+    wait_until(DEADLINE, &format!("admin-srv's resolver to list {count} ready {} instance(s)", service.name), || async {
+        let expected = ready_ids(ctx, service).await?;
+        if expected.len() != count {
+            bail!("{} ready pods, waiting for {count}", expected.len());
+        }
+        let updates = resolver_log::updates(&admin_log(ctx).await?)?;
+        let Some(latest) = resolver_log::latest_for(&updates, &service.name) else {
+            bail!("no resolver update for {} yet", service.name);
+        };
+        let listed = resolver_log::ids(latest);
+        if listed != expected {
+            bail!("latest update lists {listed:?}, ready pods are {expected:?}");
+        }
+        Ok(Some(latest.clone()))
+    })
+    .await
+}
+
+fn normalised(update: &[Value], service: &ServiceSpec) -> Value {
+    json!(update.iter().map(|i| normalize::resolver_instance(i, &service.deployment)).collect::<Vec<_>>())
+}
+
+async fn lists_ready_instances(ctx: &Ctx) -> Result<Value> {
+    let user = &ctx.profile.services.user;
+    let token = &ctx.profile.services.token;
+    let user_count = ready_ids(ctx, user).await?.len();
+    let token_count = ready_ids(ctx, token).await?.len();
+    let user_update = wait_in_sync(ctx, user, user_count).await?;
+    let token_update = wait_in_sync(ctx, token, token_count).await?;
+    Ok(json!({ "user": normalised(&user_update, user), "token": normalised(&token_update, token) }))
+}
+
+async fn scale(ctx: &Ctx, service: &ServiceSpec, replicas: i32) -> Result<()> {
+    let api: Api<Deployment> = Api::namespaced(ctx.client(), ctx.namespace());
+    api.patch(&service.deployment, &PatchParams::default(), &Patch::Merge(json!({ "spec": { "replicas": replicas } })))
+        .await
+        .with_context(|| format!("scaling {} to {replicas}", service.deployment))?;
+    deploy::wait_rolled_out(&ctx.client(), ctx.namespace(), &service.deployment, DEADLINE).await?;
+    // Terminating pods count until they are gone.
+    wait_until(DEADLINE, &format!("{} to have exactly {replicas} pods", service.deployment), || async {
+        Ok((pods::all_pods(&ctx.client(), ctx.namespace(), service).await?.len() == replicas as usize).then_some(()))
+    })
+    .await
+}
+
+/// Runs `body`, then scales `service` back to `replicas` whatever happened.
+async fn restoring_scale<F: std::future::Future<Output = Result<Value>>>(ctx: &Ctx, service: &ServiceSpec, replicas: i32, body: F) -> Result<Value> {
+    let result = body.await;
+    let restored = scale(ctx, service, replicas).await;
+    let value = result?;
+    restored.context("restoring the replica count")?;
+    pods::wait_registered(&ctx.client(), &ctx.profile, service, DEADLINE).await?;
+    Ok(value)
+}
+
+async fn follows_scaling(ctx: &Ctx) -> Result<Value> {
+    let user = &ctx.profile.services.user;
+    restoring_scale(ctx, user, 1, async {
+        scale(ctx, user, 1).await?;
+        wait_in_sync(ctx, user, 1).await?;
+        scale(ctx, user, 3).await?;
+        pods::wait_registered(&ctx.client(), &ctx.profile, user, DEADLINE).await?;
+        let three = wait_in_sync(ctx, user, 3).await?;
+        scale(ctx, user, 1).await?;
+        let one = wait_in_sync(ctx, user, 1).await?;
+        Ok(json!({ "at3": normalised(&three, user), "at1": normalised(&one, user) }))
+    })
+    .await
+}
+
+async fn deleted_pod_leaves(ctx: &Ctx) -> Result<Value> {
+    let user = &ctx.profile.services.user;
+    let old: Pod = ctx.ready_pods(user).await?.remove(0);
+    let old_id = format!("{}.{}", old.name_any(), user.name);
+    let api: Api<Pod> = Api::namespaced(ctx.client(), ctx.namespace());
+    api.delete(&old.name_any(), &DeleteParams::default()).await?;
+    deploy::wait_rolled_out(&ctx.client(), ctx.namespace(), &user.deployment, DEADLINE).await?;
+    wait_until(DEADLINE, &format!("pod {} to be gone", old.name_any()), || async {
+        Ok(api.get_opt(&old.name_any()).await?.is_none().then_some(()))
+    })
+    .await?;
+    pods::wait_registered(&ctx.client(), &ctx.profile, user, DEADLINE).await?;
+    let update = wait_in_sync(ctx, user, 1).await?;
+    if resolver_log::ids(&update).contains(&old_id) {
+        bail!("the deleted instance {old_id} is still listed");
+    }
+    Ok(json!({ "after": normalised(&update, user) }))
+}
+
+async fn empty_list_never_applied(ctx: &Ctx) -> Result<Value> {
+    let user = &ctx.profile.services.user;
+    let before = admin_log(ctx).await?.lines().filter(|l| l.contains(ZERO_MARKER)).count();
+    let observed = restoring_scale(ctx, user, 1, async {
+        scale(ctx, user, 0).await?;
+        wait_until(DEADLINE, "admin-srv to refuse the empty user-srv list", || async {
+            let count = admin_log(ctx).await?.lines().filter(|l| l.contains(ZERO_MARKER)).count();
+            Ok((count > before).then_some(()))
+        })
+        .await?;
+        let mut observed = json!({ "refusedLogged": true });
+        if ctx.profile.supports("login-http") {
+            let demo = &ctx.profile.expectations.demo_user;
+            let (status, body) = crate::login::http_login_raw(ctx, &demo.user_name, &demo.password).await?;
+            if status != 504 {
+                bail!("login with no user-srv instance answered {status}, expected 504: {body}");
+            }
+            observed["loginWithoutUserSrv"] = json!({ "status": status, "reason": body["reason"] });
+        }
+        Ok(observed)
+    })
+    .await?;
+    wait_in_sync(ctx, user, 1).await?;
+    let updates = resolver_log::updates(&admin_log(ctx).await?)?;
+    if updates.iter().any(Vec::is_empty) {
+        bail!("admin-srv applied an empty instance list");
+    }
+    Ok(observed)
+}

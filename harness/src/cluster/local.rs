@@ -1,0 +1,90 @@
+//! The local backend: the upstream control plane plus the process kubelet (crate `local-cluster`).
+//!
+//! Either owned by this process (started and stopped with it), or a daemon started by
+//! `harness up` that this process attaches to and leaves running.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use local_cluster::{ClusterSpec, Component, LocalCluster, daemon};
+use process_kubelet::ImageMap;
+
+/// Default directory of the local cluster's state (pid files, certificates, pod roots).
+pub fn default_state_dir() -> PathBuf {
+    std::env::var_os("GOMICRO_STATE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/run/gomicro-conformance"))
+}
+
+/// A local cluster, owned or attached.
+pub enum LocalBackend {
+    /// Started by this process; stopped by [`LocalBackend::shutdown`].
+    Owned(LocalCluster),
+    /// A `harness up` daemon; left running.
+    Attached(daemon::ClusterInfo),
+}
+
+impl LocalBackend {
+    /// Starts a cluster owned by this process with the given images.
+    pub async fn start(images: ImageMap) -> Result<(LocalBackend, kube::Client)> {
+        let spec = ClusterSpec::with_defaults(images)?;
+        let cluster = LocalCluster::start(spec).await?;
+        let client = cluster.client().await?;
+        Ok((LocalBackend::Owned(cluster), client))
+    }
+
+    /// Starts (or reuses) a `harness up` daemon through `harness_exe` and attaches to it.
+    pub async fn up(harness_exe: &Path, image_map_file: &Path) -> Result<(LocalBackend, kube::Client)> {
+        let args = vec![
+            "cluster-daemon".to_string(),
+            "--image-map".to_string(),
+            image_map_file.display().to_string(),
+        ];
+        let info = daemon::up(&default_state_dir(), harness_exe, &args).await?;
+        let client = client_for(&info.kubeconfig).await?;
+        Ok((LocalBackend::Attached(info), client))
+    }
+
+    /// Kills and restarts a control-plane component (owned clusters only).
+    pub async fn restart(&self, component: Component) -> Result<()> {
+        match self {
+            LocalBackend::Owned(cluster) => cluster.restart(component).await,
+            LocalBackend::Attached(_) => {
+                anyhow::bail!("restarting components needs a cluster owned by this process")
+            }
+        }
+    }
+
+    /// Path of the admin kubeconfig.
+    pub fn kubeconfig_path(&self) -> PathBuf {
+        match self {
+            LocalBackend::Owned(cluster) => cluster.kubeconfig_path().to_path_buf(),
+            LocalBackend::Attached(info) => info.kubeconfig.clone(),
+        }
+    }
+
+    /// Stops an owned cluster; an attached one keeps running.
+    pub async fn shutdown(self, keep: bool) -> Result<()> {
+        match self {
+            LocalBackend::Owned(cluster) if !keep => cluster.stop().await,
+            LocalBackend::Owned(cluster) => {
+                eprintln!(
+                    "[local] --keep-cluster needs a daemon cluster: use `harness up`; stopping this one"
+                );
+                cluster.stop().await
+            }
+            LocalBackend::Attached(_) => Ok(()),
+        }
+    }
+}
+
+/// An admin client from a kubeconfig file.
+pub async fn client_for(kubeconfig: &Path) -> Result<kube::Client> {
+    let kubeconfig_text = kube::config::Kubeconfig::read_from(kubeconfig)
+        .with_context(|| format!("cannot read kubeconfig {}", kubeconfig.display()))?;
+    let config =
+        kube::Config::from_custom_kubeconfig(kubeconfig_text, &kube::config::KubeConfigOptions::default())
+            .await
+            .with_context(|| format!("kubeconfig {} is unusable", kubeconfig.display()))?;
+    Ok(kube::Client::try_from(config)?)
+}

@@ -1,0 +1,94 @@
+//! What a case works with: the cluster, the profile, and ways to reach the services.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::cluster::Cluster;
+use crate::pods;
+use crate::profile::{Profile, ServiceSpec};
+
+/// Shared state of a conformance run.
+pub struct Ctx {
+    /// The cluster under test.
+    pub cluster: Cluster,
+    /// The implementation's profile.
+    pub profile: Profile,
+    http: reqwest::Client,
+}
+
+impl Ctx {
+    /// A context for `profile` on `cluster`.
+    pub fn new(cluster: Cluster, profile: Profile) -> Result<Ctx> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .no_proxy()
+            .build()
+            .context("cannot build the HTTP client")?;
+        Ok(Ctx { cluster, profile, http })
+    }
+
+    /// Admin client of the cluster.
+    pub fn client(&self) -> kube::Client {
+        self.cluster.client()
+    }
+
+    /// Namespace of the services.
+    pub fn namespace(&self) -> &str {
+        &self.profile.namespace
+    }
+
+    /// The HTTP client for requests to the services.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// Ready pods of a service, failing when there are none.
+    pub async fn ready_pods(&self, service: &ServiceSpec) -> Result<Vec<Pod>> {
+        let pods = pods::ready_pods(&self.client(), self.namespace(), service).await?;
+        if pods.is_empty() {
+            bail!("deployment {} has no ready pod", service.deployment);
+        }
+        Ok(pods)
+    }
+
+    /// An address reaching `port` of `pod`.
+    pub async fn pod_addr(&self, pod: &Pod, port: u16) -> Result<SocketAddr> {
+        let ip = pods::pod_ip(pod).with_context(|| format!("pod {} has no IP", pod.name_any()))?;
+        self.cluster.pod_addr(self.namespace(), &pod.name_any(), ip, port).await
+    }
+
+    /// Base URL of the admin service's HTTP server on its first ready pod.
+    pub async fn admin_http_base(&self) -> Result<String> {
+        let admin = &self.profile.services.admin;
+        let port = admin.http_port.context("the profile gives the admin service no httpPort")?;
+        let pod = self.ready_pods(admin).await?.remove(0);
+        Ok(format!("http://{}", self.pod_addr(&pod, port).await?))
+    }
+
+    /// A gRPC channel to a service's first ready pod.
+    pub async fn grpc_channel(&self, service: &ServiceSpec) -> Result<Channel> {
+        let pod = self.ready_pods(service).await?.remove(0);
+        self.grpc_channel_to(&pod, service.grpc_port).await
+    }
+
+    /// A gRPC channel to `port` of a given pod.
+    pub async fn grpc_channel_to(&self, pod: &Pod, port: u16) -> Result<Channel> {
+        let addr = self.pod_addr(pod, port).await?;
+        Endpoint::from_shared(format!("http://{addr}"))?
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(10))
+            .connect()
+            .await
+            .with_context(|| format!("cannot connect gRPC to pod {} at {addr}", pod.name_any()))
+    }
+
+    /// The whole log of a pod.
+    pub async fn logs(&self, pod: &Pod) -> Result<String> {
+        pods::logs(&self.client(), self.namespace(), &pod.name_any()).await
+    }
+}

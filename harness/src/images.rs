@@ -1,0 +1,131 @@
+//! Makes the profile's images available: local directory trees for the local backend,
+//! Docker builds for k3s (see [`crate::cluster::k3s`]).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use process_kubelet::{ImageMap, LocalImage};
+
+use crate::profile::{DockerBuild, LocalImageSource, Profile};
+
+/// Root of this cargo workspace.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Builds (where needed) and assembles every local image of the profile.
+///
+/// Cargo packages are built once in release mode, then each image root gets the binary and
+/// its `conf` directory under `target/local-images/<image>/`.
+pub fn prepare_local(profile: &Profile) -> Result<ImageMap> {
+    let packages: Vec<&str> = profile
+        .images
+        .values()
+        .filter_map(|image| image.local.as_ref()?.cargo_package.as_deref())
+        .collect();
+    if !packages.is_empty() {
+        cargo_build_release(&packages)?;
+    }
+    let mut map = ImageMap::new();
+    for (name, image) in &profile.images {
+        let Some(local) = &image.local else { continue };
+        let root = match &local.cargo_package {
+            Some(package) => assemble_cargo_image(name, package, local)?,
+            None => local.dir.clone().expect("validated: dir or cargoPackage"),
+        };
+        if !root.is_dir() {
+            bail!("local image {name}: directory {} does not exist", root.display());
+        }
+        map.insert(
+            name.clone(),
+            LocalImage {
+                root,
+                mount_path: local.mount_path.clone(),
+                entrypoint: local.entrypoint.clone(),
+                working_dir: None,
+            },
+        );
+    }
+    Ok(map)
+}
+
+/// The Docker builds of the profile's images.
+pub fn docker_builds(profile: &Profile) -> BTreeMap<String, DockerBuild> {
+    if std::env::var_os("HARNESS_SKIP_IMAGE_BUILD").is_some_and(|v| v == "1") {
+        eprintln!("[images] HARNESS_SKIP_IMAGE_BUILD=1: using images already in the Docker engine");
+        return BTreeMap::new();
+    }
+    profile
+        .images
+        .iter()
+        .filter_map(|(name, image)| Some((name.clone(), image.docker.clone()?)))
+        .collect()
+}
+
+fn cargo_build_release(packages: &[&str]) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = Command::new(&cargo);
+    command.current_dir(workspace_root()).args(["build", "--release", "--locked"]);
+    for package in packages {
+        command.args(["-p", package]);
+    }
+    eprintln!("[images] cargo build --release -p {}", packages.join(" -p "));
+    let status = command.status().with_context(|| format!("cannot run {cargo}"))?;
+    if !status.success() {
+        bail!("building the local images failed: cargo build --release -p {} ({status})", packages.join(" -p "));
+    }
+    Ok(())
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+fn assemble_cargo_image(name: &str, package: &str, local: &LocalImageSource) -> Result<PathBuf> {
+    let root = target_dir().join("local-images").join(sanitize(name));
+    if root.exists() {
+        std::fs::remove_dir_all(&root).with_context(|| format!("cannot clear {}", root.display()))?;
+    }
+    std::fs::create_dir_all(&root)?;
+    let binary = target_dir().join("release").join(package);
+    std::fs::copy(&binary, root.join(package))
+        .with_context(|| format!("local image {name}: cannot copy {}", binary.display()))?;
+    if let Some(conf) = &local.conf {
+        copy_dir(conf, &root.join("conf"))
+            .with_context(|| format!("local image {name}: cannot copy {}", conf.display()))?;
+    }
+    Ok(root)
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
+
+/// A directory name for an image reference (`a/b:c` → `a_b_c`).
+fn sanitize(image: &str) -> String {
+    image.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_names_become_flat_directory_names() {
+        assert_eq!(sanitize("gomicro-conformance/token-srv:0.1.0"), "gomicro-conformance_token-srv_0.1.0");
+    }
+}

@@ -1,0 +1,20 @@
+//! Conformance harness for Kubernetes-native client-side service discovery and ConfigMap
+//! configuration, the Go-Micro pattern (see CONTRACT.md).
+//!
+//! The flow: [`cluster`] brings up a backend, [`deploy`] applies the profile's manifests,
+//! [`cases`] run against the deployment, and [`report`] writes the results.
+
+pub mod cases;
+pub mod cluster;
+pub mod configmap;
+pub mod context;
+pub mod deploy;
+pub mod images;
+pub mod login;
+pub mod normalize;
+pub mod pods;
+pub mod profile;
+pub mod report;
+pub mod resolver_log;
+pub mod run;
+pub mod wait;

@@ -1,0 +1,321 @@
+//! Conformance profiles: which implementation to deploy and what it claims to support.
+//!
+//! A profile is a YAML file (see `fixtures/profiles/reference.yaml`). Relative paths in it are
+//! resolved against the directory of the file, so a profile can live in another repository.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+/// API version every profile must declare.
+pub const PROFILE_API_VERSION: &str = "conformance.gomicro.dev/v1";
+
+/// A parsed, validated profile with paths made absolute.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Profile {
+    /// Must equal [`PROFILE_API_VERSION`].
+    pub api_version: String,
+    /// Must be `Profile`.
+    pub kind: String,
+    /// Who made the implementation under test (copied into the report).
+    pub implementation: Implementation,
+    /// Namespace the manifests deploy into.
+    pub namespace: String,
+    /// Prefix of the registry's label and annotation keys (`gomicro` gives `gomicro-service-id`).
+    pub key_prefix: String,
+    /// Directory of manifests applied in file-name order.
+    pub manifests: PathBuf,
+    /// The three services of the contract.
+    pub services: Services,
+    /// Service account the services run as (checked by the RBAC cases).
+    pub service_account: String,
+    /// Image name (as written in the manifests) to how the backends obtain it.
+    #[serde(default)]
+    pub images: BTreeMap<String, ImageSource>,
+    /// Features the implementation claims; cases of other features are skipped.
+    pub features: BTreeSet<String>,
+    /// Implementation-specific expectations the contract allows.
+    #[serde(default)]
+    pub expectations: Expectations,
+    /// Where the profile was read from (set by [`Profile::load`]).
+    #[serde(skip)]
+    pub source: PathBuf,
+}
+
+/// Report metadata about the implementation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Implementation {
+    pub organization: String,
+    pub project: String,
+    pub url: String,
+    pub version: String,
+    #[serde(default)]
+    pub contact: Vec<String>,
+}
+
+/// The admin, user and token services.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Services {
+    pub admin: ServiceSpec,
+    pub user: ServiceSpec,
+    pub token: ServiceSpec,
+}
+
+/// One service of the contract.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServiceSpec {
+    /// Name of its Deployment (also the `app` label).
+    pub deployment: String,
+    /// Registry name, e.g. `go-micro.user-srv`.
+    pub name: String,
+    /// Its ConfigMap.
+    pub config_map: String,
+    /// HTTP port, if it serves HTTP.
+    #[serde(default)]
+    pub http_port: Option<u16>,
+    /// gRPC port.
+    pub grpc_port: u16,
+}
+
+/// How to obtain one image on each kind of backend.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ImageSource {
+    /// For the local backend: a directory tree plus entrypoint.
+    #[serde(default)]
+    pub local: Option<LocalImageSource>,
+    /// For Docker-based backends: how to build it (absent: pulled or preloaded).
+    #[serde(default)]
+    pub docker: Option<DockerBuild>,
+}
+
+/// A local "image": a directory mounted at `mount_path` in the pod.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LocalImageSource {
+    /// A prebuilt directory used as the image root (third parties).
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// Or: a cargo package of this workspace whose release binary is placed at the root.
+    #[serde(default)]
+    pub cargo_package: Option<String>,
+    /// With `cargo_package`: a directory copied to `<root>/conf`.
+    #[serde(default)]
+    pub conf: Option<PathBuf>,
+    /// Where the root appears inside the pod.
+    pub mount_path: PathBuf,
+    /// The image's entrypoint (command and arguments).
+    pub entrypoint: Vec<String>,
+}
+
+/// A Docker build of one image.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DockerBuild {
+    pub context: PathBuf,
+    pub dockerfile: PathBuf,
+    #[serde(default)]
+    pub build_args: BTreeMap<String, String>,
+}
+
+/// Expectations where the contract allows implementations to differ.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Expectations {
+    /// HTTP status for wrong credentials: 500 (Go-Micro) or 401.
+    #[serde(default = "default_wrong_credentials_status")]
+    pub wrong_credentials_http_status: u16,
+    /// The demo user.
+    #[serde(default)]
+    pub demo_user: DemoUser,
+    /// The token service's signing key as deployed.
+    #[serde(default = "default_api_key")]
+    pub api_key: String,
+}
+
+/// Credentials of the demo user.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DemoUser {
+    pub user_name: String,
+    pub password: String,
+    pub id: String,
+}
+
+impl Default for DemoUser {
+    fn default() -> Self {
+        DemoUser { user_name: "thangn".into(), password: "123456".into(), id: "1".into() }
+    }
+}
+
+impl Default for Expectations {
+    fn default() -> Self {
+        Expectations {
+            wrong_credentials_http_status: default_wrong_credentials_status(),
+            demo_user: DemoUser::default(),
+            api_key: default_api_key(),
+        }
+    }
+}
+
+fn default_wrong_credentials_status() -> u16 {
+    500
+}
+
+fn default_api_key() -> String {
+    "some_api_key".into()
+}
+
+/// Every feature name a case may declare.
+pub const KNOWN_FEATURES: &[&str] = &[
+    "registration",
+    "deregistration",
+    "discovery",
+    "resolver",
+    "config-load",
+    "config-live-reload",
+    "config-bad-input",
+    "login-http",
+    "login-grpc",
+    "login-bad-input",
+    "cors",
+    "health",
+    "reflection",
+    "rbac",
+];
+
+impl Profile {
+    /// Reads, validates and resolves a profile file.
+    pub fn load(path: &Path) -> Result<Profile> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read profile {}", path.display()))?;
+        let mut profile = Profile::parse(&text)
+            .with_context(|| format!("profile {} is invalid", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        profile.resolve_paths(&base);
+        profile.source = path.to_path_buf();
+        if !profile.manifests.is_dir() {
+            bail!(
+                "profile {}: manifests directory {} does not exist",
+                path.display(),
+                profile.manifests.display()
+            );
+        }
+        Ok(profile)
+    }
+
+    /// Parses and validates profile text (paths stay as written).
+    pub fn parse(text: &str) -> Result<Profile> {
+        let profile: Profile = serde_saphyr::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        profile.validate()?;
+        Ok(profile)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.api_version != PROFILE_API_VERSION {
+            bail!("apiVersion must be {PROFILE_API_VERSION}, found {:?}", self.api_version);
+        }
+        if self.kind != "Profile" {
+            bail!("kind must be Profile, found {:?}", self.kind);
+        }
+        if self.key_prefix.is_empty() || self.key_prefix.contains('/') {
+            bail!("keyPrefix must be a non-empty label-key prefix without '/', found {:?}", self.key_prefix);
+        }
+        let unknown: Vec<&String> =
+            self.features.iter().filter(|f| !KNOWN_FEATURES.contains(&f.as_str())).collect();
+        if !unknown.is_empty() {
+            bail!("unknown features {unknown:?}; known features are {KNOWN_FEATURES:?}");
+        }
+        for (name, image) in &self.images {
+            if let Some(local) = &image.local {
+                match (&local.dir, &local.cargo_package) {
+                    (Some(_), None) | (None, Some(_)) => {}
+                    _ => bail!("image {name}: local needs exactly one of `dir` or `cargoPackage`"),
+                }
+                if local.entrypoint.is_empty() {
+                    bail!("image {name}: local.entrypoint must not be empty");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let abs = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        abs(&mut self.manifests);
+        for image in self.images.values_mut() {
+            if let Some(local) = &mut image.local {
+                if let Some(dir) = &mut local.dir {
+                    abs(dir);
+                }
+                if let Some(conf) = &mut local.conf {
+                    abs(conf);
+                }
+            }
+            if let Some(docker) = &mut image.docker {
+                abs(&mut docker.context);
+                abs(&mut docker.dockerfile);
+            }
+        }
+    }
+
+    /// Label or annotation key `<prefix>-service-<suffix>`.
+    pub fn key(&self, suffix: &str) -> String {
+        format!("{}-service-{suffix}", self.key_prefix)
+    }
+
+    /// Whether the implementation claims a feature.
+    pub fn supports(&self, feature: &str) -> bool {
+        self.features.contains(feature)
+    }
+
+    /// The three services with a short role name.
+    pub fn all_services(&self) -> [(&'static str, &ServiceSpec); 3] {
+        [("token", &self.services.token), ("user", &self.services.user), ("admin", &self.services.admin)]
+    }
+}
+
+/// Path of the reference profile shipped in this repository.
+pub fn reference_profile_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/profiles/reference.yaml")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_profile_loads() {
+        let profile = Profile::load(&reference_profile_path()).unwrap();
+        assert_eq!(profile.key("id"), "gomicro-service-id");
+        assert_eq!(profile.services.admin.http_port, Some(8080));
+        assert!(profile.supports("resolver"));
+        assert_eq!(profile.images.len(), 3);
+    }
+
+    #[test]
+    fn unknown_feature_is_named() {
+        let text = std::fs::read_to_string(reference_profile_path()).unwrap();
+        let text = text.replace("  - rbac\n", "  - rbac\n  - teleportation\n");
+        let err = format!("{:#}", Profile::parse(&text).unwrap_err());
+        assert!(err.contains("teleportation"), "{err}");
+    }
+
+    #[test]
+    fn unknown_field_is_rejected() {
+        let text = std::fs::read_to_string(reference_profile_path()).unwrap();
+        let text = text.replace("keyPrefix: gomicro", "keyPrefix: gomicro\nkeyPrefx: typo");
+        let err = format!("{:#}", Profile::parse(&text).unwrap_err());
+        assert!(err.contains("keyPrefx"), "{err}");
+    }
+}

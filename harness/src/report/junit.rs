@@ -1,0 +1,42 @@
+//! JUnit XML: one test suite per feature, one test case per conformance case.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+
+use super::ConformanceReport;
+use crate::cases::Outcome;
+
+/// Renders the report as JUnit XML.
+pub fn render(report: &ConformanceReport) -> Result<String> {
+    let mut junit = Report::new("gomicro-conformance");
+    for feature in &report.features {
+        let mut suite = TestSuite::new(feature.name.as_str());
+        for case in &feature.cases {
+            let status = match case.result {
+                Outcome::Passed => TestCaseStatus::success(),
+                Outcome::Failed => {
+                    let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                    if let Some(reason) = &case.reason {
+                        status.set_message(reason.as_str());
+                    }
+                    status
+                }
+                Outcome::Skipped => {
+                    let mut status = TestCaseStatus::skipped();
+                    if let Some(reason) = &case.reason {
+                        status.set_message(reason.as_str());
+                    }
+                    status
+                }
+            };
+            let mut test_case = TestCase::new(format!("{} {}", case.id, case.summary), status);
+            test_case.set_classname(format!("conformance.{}", feature.name));
+            test_case.set_time(Duration::from_secs_f64(case.duration_seconds));
+            suite.add_test_case(test_case);
+        }
+        junit.add_test_suite(suite);
+    }
+    Ok(junit.to_string()?)
+}

@@ -1,0 +1,124 @@
+//! `harness run`: cluster → deploy → cases → reports.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use crate::cases::{self, Outcome};
+use crate::cluster::local::{self, LocalBackend};
+use crate::cluster::{BackendKind, Cluster, Lifecycle, k3s, kubeconfig};
+use crate::context::Ctx;
+use crate::profile::Profile;
+use crate::report::{self, ConformanceReport};
+use crate::{deploy, images};
+
+/// Longest wait for a rollout or a registration during deployment.
+pub const DEPLOY_DEADLINE: Duration = Duration::from_secs(180);
+
+/// Options of one conformance run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub backend: BackendKind,
+    pub profile: PathBuf,
+    pub report_dir: PathBuf,
+    pub keep_cluster: bool,
+    /// Only these case IDs (all when empty).
+    pub cases: Vec<String>,
+    /// The `harness` executable (for the local daemon).
+    pub harness_exe: PathBuf,
+}
+
+/// Starts (or attaches to) a cluster of the requested backend with the profile's images.
+pub async fn start_cluster(backend: BackendKind, profile: &Profile, keep: bool, harness_exe: &Path) -> Result<Cluster> {
+    let backend = backend.resolve().await;
+    eprintln!("[harness] backend: {}", backend.name());
+    let started = Instant::now();
+    let cluster = match backend {
+        BackendKind::Local => {
+            let images = images::prepare_local(profile)?;
+            let (local, client) = if keep {
+                let map_file = write_image_map(&images)?;
+                LocalBackend::up(harness_exe, &map_file).await?
+            } else {
+                LocalBackend::start(images).await?
+            };
+            Cluster::new(backend, client, Lifecycle::Local(local)).await?
+        }
+        BackendKind::K3s => {
+            let (k3s, client) = k3s::K3sCluster::start(&images::docker_builds(profile)).await?;
+            Cluster::new(backend, client, Lifecycle::K3s(Box::new(k3s))).await?
+        }
+        BackendKind::Kubeconfig => Cluster::new(backend, kubeconfig::connect().await?, Lifecycle::External).await?,
+        BackendKind::Auto => unreachable!("resolved above"),
+    };
+    eprintln!(
+        "[harness] cluster ready in {:.1} s (Kubernetes {})",
+        started.elapsed().as_secs_f64(),
+        cluster.kubernetes_version()
+    );
+    Ok(cluster)
+}
+
+/// Writes the local image map where `harness up` and the daemon can share it.
+pub fn write_image_map(images: &process_kubelet::ImageMap) -> Result<PathBuf> {
+    let dir = local::default_state_dir();
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join("image-map.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(images)?)?;
+    Ok(path)
+}
+
+/// Runs the conformance suite and writes the reports; the report says whether it passed.
+pub async fn run(options: &RunOptions) -> Result<ConformanceReport> {
+    let started = Instant::now();
+    let profile = Profile::load(&options.profile)?;
+    let cluster = start_cluster(options.backend, &profile, options.keep_cluster, &options.harness_exe).await?;
+    let backend = cluster.backend().name();
+    let version = cluster.kubernetes_version().to_string();
+    let client = cluster.client();
+    let deployed = deploy::deploy(&client, &profile, DEPLOY_DEADLINE).await;
+    let ctx = Ctx::new(cluster, profile.clone())?;
+    let results = match &deployed {
+        Ok(()) => cases::run_all(&ctx, &options.cases).await,
+        Err(error) => {
+            eprintln!("[harness] deployment failed: {error:#}");
+            failed_all(&ctx, &options.cases, &format!("deployment failed: {error:#}"))
+        }
+    };
+    let date = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let report = report::build(&profile, backend, &version, &results, date);
+    report::write_all(&report, &options.report_dir)?;
+    if results.iter().any(|r| r.outcome == Outcome::Failed) {
+        if let Err(error) = report::diagnostics::collect(&client, &profile.namespace, &options.report_dir).await {
+            eprintln!("[report] could not collect diagnostics: {error:#}");
+        }
+    }
+    eprintln!(
+        "[harness] {:?}: {} passed, {} failed, {} skipped in {:.1} s; reports in {}",
+        report.result,
+        report.statistics.passed,
+        report.statistics.failed,
+        report.statistics.skipped,
+        started.elapsed().as_secs_f64(),
+        options.report_dir.display()
+    );
+    ctx.cluster.shutdown(options.keep_cluster).await?;
+    Ok(report)
+}
+
+fn failed_all(ctx: &Ctx, only: &[String], reason: &str) -> Vec<cases::CaseResult> {
+    cases::all()
+        .into_iter()
+        .filter(|c| only.is_empty() || only.iter().any(|id| id == c.id))
+        .map(|case| cases::CaseResult {
+            id: case.id.into(),
+            feature: case.feature.into(),
+            summary: case.summary.into(),
+            outcome: if ctx.profile.supports(case.feature) { Outcome::Failed } else { Outcome::Skipped },
+            reason: Some(reason.to_string()),
+            duration: Duration::ZERO,
+            observations: serde_json::Value::Null,
+        })
+        .collect()
+}
