@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The test command of the README: unit tests and the e2e suite on the local backend.
+# Installs cargo-nextest when missing, builds the control plane on first use (cached by
+# version), runs `cargo nextest run`, and always stops the shared test cluster afterwards.
+# Extra arguments go to cargo nextest (e.g. `ci/test.sh -E 'binary(e2e)'`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. ci/lib.sh
+
+ensure_nextest
+ensure_controlplane
+
+cleanup() { cargo run --quiet --release -p harness -- down >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+
+profile=default
+[ -n "${CI:-}" ] && profile=ci
+step "cargo nextest run --workspace --profile $profile"
+cargo nextest run --workspace --profile "$profile" "$@"
