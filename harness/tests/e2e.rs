@@ -1,0 +1,88 @@
+//! End-to-end conformance suite against the reference services on a real cluster.
+//!
+//! One cluster serves the whole run: the first test starts a `harness up` daemon (local
+//! backend) or uses KUBECONFIG (`HARNESS_E2E_BACKEND=kubeconfig`), deploys the reference
+//! profile, and later tests (other processes under nextest) attach to it. `ci/test.sh` stops
+//! it afterwards (`harness down`). Each test runs one named case and snapshots its
+//! normalised observations.
+
+use std::path::Path;
+use std::sync::{Mutex, OnceLock};
+
+use harness::cases::{self, Outcome};
+use harness::cluster::BackendKind;
+use harness::context::Ctx;
+use harness::profile::{Profile, reference_profile_path};
+use harness::run::{DEPLOY_DEADLINE, start_cluster};
+use rstest::rstest;
+
+struct Suite {
+    runtime: tokio::runtime::Runtime,
+    ctx: Ctx,
+}
+
+fn backend() -> BackendKind {
+    match std::env::var("HARNESS_E2E_BACKEND").as_deref() {
+        Ok("kubeconfig") => BackendKind::Kubeconfig,
+        Ok("local") | Err(_) => BackendKind::Local,
+        Ok(other) => panic!("HARNESS_E2E_BACKEND={other} is not supported by the e2e suite (local or kubeconfig)"),
+    }
+}
+
+/// The shared cluster with the reference services deployed (once per test process).
+fn suite() -> &'static Suite {
+    static SUITE: OnceLock<Suite> = OnceLock::new();
+    SUITE.get_or_init(|| {
+        let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+        let ctx = runtime
+            .block_on(async {
+                let profile = Profile::load(&reference_profile_path())?;
+                let harness_exe = Path::new(env!("CARGO_BIN_EXE_harness"));
+                let cluster = start_cluster(backend(), &profile, true, harness_exe).await?;
+                harness::deploy::deploy(&cluster.client(), &profile, DEPLOY_DEADLINE).await?;
+                Ctx::new(cluster, profile)
+            })
+            .unwrap_or_else(|error| panic!("cannot bring up the e2e cluster: {error:#}"));
+        Suite { runtime, ctx }
+    })
+}
+
+/// Cases change the shared deployment (scaling, ConfigMaps), so they never overlap.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+#[rstest]
+#[case::reg_001("REG-001")]
+#[case::reg_002("REG-002")]
+#[case::health_001("HEALTH-001")]
+#[case::health_002("HEALTH-002")]
+#[case::login_001("LOGIN-001")]
+#[case::login_002("LOGIN-002")]
+#[case::login_003("LOGIN-003")]
+#[case::login_004("LOGIN-004")]
+#[case::login_005("LOGIN-005")]
+#[case::rbac_001("RBAC-001")]
+#[case::rbac_002("RBAC-002")]
+#[case::res_001("RES-001")]
+#[case::res_002("RES-002")]
+#[case::res_003("RES-003")]
+#[case::res_004("RES-004")]
+#[case::cfg_001("CFG-001")]
+#[case::cfg_002("CFG-002")]
+#[case::cfg_003("CFG-003")]
+#[case::cfg_004("CFG-004")]
+fn conformance(#[case] id: &str) {
+    let _serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let case = cases::by_id(id).unwrap_or_else(|| panic!("no case {id}"));
+    let suite = suite();
+    let result = suite.runtime.block_on(cases::run_case(&suite.ctx, &case));
+    assert_eq!(result.outcome, Outcome::Passed, "{id} {}: {}", case.summary, result.reason.unwrap_or_default());
+    insta::assert_json_snapshot!(id, result.observations);
+}
+
+#[test]
+fn every_case_has_an_e2e_test() {
+    let source = include_str!("e2e.rs");
+    for case in cases::all() {
+        assert!(source.contains(&format!("(\"{}\")", case.id)), "case {} has no e2e test", case.id);
+    }
+}
