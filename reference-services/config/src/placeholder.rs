@@ -42,6 +42,7 @@ enum Piece<'a> {
 }
 
 /// Splits a string into literal text and references.
+/// Messages never quote the text: it may be a secret.
 fn parse_template(text: &str) -> Result<Vec<Piece<'_>>, String> {
     let mut pieces = Vec::new();
     let mut rest = text;
@@ -56,14 +57,14 @@ fn parse_template(text: &str) -> Result<Vec<Piece<'_>>, String> {
         let inner_and_rest = &rest[start + 2..];
         let end = inner_and_rest
             .find('}')
-            .ok_or_else(|| format!("unterminated placeholder in {text:?}"))?;
+            .ok_or("unterminated placeholder (write `$${` for a literal `${`)")?;
         let inner = &inner_and_rest[..end];
         let (path, default) = match inner.split_once(':') {
             Some((path, default)) => (path.trim(), Some(default)),
             None => (inner.trim(), None),
         };
         if path.is_empty() {
-            return Err(format!("empty placeholder path in {text:?}"));
+            return Err("empty placeholder path".into());
         }
         pieces.push(Piece::Reference { path, default });
         rest = &inner_and_rest[end + 1..];
@@ -264,11 +265,11 @@ mod tests {
         );
         assert_eq!(
             error(json!({"a": "${unclosed"})),
-            "placeholder at `a`: unterminated placeholder in \"${unclosed\""
+            "placeholder at `a`: unterminated placeholder (write `$${` for a literal `${`)"
         );
         assert_eq!(
             error(json!({"a": "${ :x}"})),
-            "placeholder at `a`: empty placeholder path in \"${ :x}\""
+            "placeholder at `a`: empty placeholder path"
         );
     }
 
