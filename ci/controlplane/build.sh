@@ -30,8 +30,8 @@ build() { # build <module dir> <label> <package>...: binaries land in $bin_dir n
   log "building $label: $* (a cold build takes many minutes on 2 cores)"
   ( cd "$here/$module" && go build -trimpath -ldflags "-s -w $version_flags" -o "$tmp/" "$@" ) || {
     rm -rf "$tmp"; log "error: 'go build $*' failed in $here/$module"; exit 1; }
-  # etcd's main package is the module root go.etcd.io/etcd/server/v3, so go names it v3.
-  [ -f "$tmp/v3" ] && mv "$tmp/v3" "$tmp/etcd"
+  # etcd's main package is the module root go.etcd.io/etcd/server/v3, which go names "server".
+  if [ -f "$tmp/server" ]; then mv "$tmp/server" "$tmp/etcd"; fi
   mv "$tmp"/* "$bin_dir/"
   rm -rf "$tmp"
   log "built $label in $((SECONDS - start)) s"
