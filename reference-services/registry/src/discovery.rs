@@ -1,0 +1,267 @@
+//! Listing and watching the instances of a service (CONTRACT §2).
+
+use std::collections::BTreeMap;
+
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams};
+use kube::runtime::{WatchStreamExt, watcher};
+
+use crate::mapping::pod_key;
+use crate::{RegistryError, ServiceInstance, instance_from_pod, is_discoverable, keys};
+
+/// Finds service instances among pods, by the label `gomicro-service-app=<name>`.
+#[derive(Clone)]
+pub struct Discovery {
+    client: kube::Client,
+    namespace: Option<String>,
+}
+
+impl Discovery {
+    /// Discovery across all namespaces (needs cluster-wide list/watch on pods, like Go-Micro).
+    pub fn new(client: kube::Client) -> Self {
+        Discovery {
+            client,
+            namespace: None,
+        }
+    }
+
+    /// Discovery restricted to one namespace.
+    pub fn namespaced(client: kube::Client, namespace: impl Into<String>) -> Self {
+        Discovery {
+            client,
+            namespace: Some(namespace.into()),
+        }
+    }
+
+    fn pods(&self) -> Api<Pod> {
+        match &self.namespace {
+            Some(namespace) => Api::namespaced(self.client.clone(), namespace),
+            None => Api::all(self.client.clone()),
+        }
+    }
+
+    fn scope(&self) -> &str {
+        self.namespace.as_deref().unwrap_or("*")
+    }
+
+    /// The current instances of service `name` (one LIST with a label selector).
+    pub async fn list(&self, name: &str) -> Result<Vec<ServiceInstance>, RegistryError> {
+        let params = ListParams::default().labels(&keys::app_selector(name));
+        let pods = self
+            .pods()
+            .list(&params)
+            .await
+            .map_err(|e| RegistryError::from_kube("list", "pods", self.scope(), e))?;
+        let mut store = InstanceStore::new(name);
+        pods.items.iter().for_each(|pod| store.upsert(pod));
+        Ok(store.instances())
+    }
+
+    /// The instances of service `name` as a stream of full lists: one after the initial list,
+    /// then one per change (never two identical lists in a row; empty when the last goes).
+    /// Survives expired resource versions and dropped connections by re-listing with backoff.
+    pub fn watch(&self, name: &str) -> impl Stream<Item = Vec<ServiceInstance>> + Send + 'static {
+        let config = watcher::Config::default().labels(&keys::app_selector(name));
+        let mut store = InstanceStore::new(name);
+        let (service, scope) = (name.to_owned(), self.scope().to_owned());
+        watcher(self.pods(), config).default_backoff().filter_map(move |event| {
+            let update = match event {
+                Ok(event) => store.apply(event),
+                Err(error) => {
+                    tracing::warn!("watching pods of service {service} in namespace {scope:?} failed, retrying: {error}");
+                    None
+                }
+            };
+            futures::future::ready(update)
+        })
+    }
+}
+
+/// The discoverable instances of one service, keyed by pod, fed by watcher events.
+#[derive(Debug, Default)]
+pub struct InstanceStore {
+    service: String,
+    by_pod: BTreeMap<String, ServiceInstance>,
+    relisting: Option<BTreeMap<String, ServiceInstance>>,
+    last_emitted: Option<Vec<ServiceInstance>>,
+}
+
+impl InstanceStore {
+    /// An empty store for service `service` (used in log messages).
+    pub fn new(service: &str) -> Self {
+        InstanceStore {
+            service: service.to_owned(),
+            ..Default::default()
+        }
+    }
+
+    /// Applies one watcher event; returns the full list when it differs from the last one
+    /// returned (the first complete list is always returned, even when empty).
+    pub fn apply(&mut self, event: watcher::Event<Pod>) -> Option<Vec<ServiceInstance>> {
+        match event {
+            watcher::Event::Init => {
+                self.relisting = Some(BTreeMap::new());
+                return None;
+            }
+            watcher::Event::InitApply(pod) => {
+                let mut relisting = self.relisting.take().unwrap_or_default();
+                self.upsert_into(&mut relisting, &pod);
+                self.relisting = Some(relisting);
+                return None;
+            }
+            watcher::Event::InitDone => self.by_pod = self.relisting.take().unwrap_or_default(),
+            watcher::Event::Apply(pod) => self.upsert(&pod),
+            watcher::Event::Delete(pod) => {
+                self.by_pod.remove(&pod_key(&pod));
+            }
+        }
+        let instances = self.instances();
+        if self.last_emitted.as_ref() == Some(&instances) {
+            return None;
+        }
+        self.last_emitted = Some(instances.clone());
+        Some(instances)
+    }
+
+    /// The current instances, ordered by pod namespace and name.
+    pub fn instances(&self) -> Vec<ServiceInstance> {
+        self.by_pod.values().cloned().collect()
+    }
+
+    fn upsert(&mut self, pod: &Pod) {
+        let mut by_pod = std::mem::take(&mut self.by_pod);
+        self.upsert_into(&mut by_pod, pod);
+        self.by_pod = by_pod;
+    }
+
+    fn upsert_into(&self, by_pod: &mut BTreeMap<String, ServiceInstance>, pod: &Pod) {
+        let key = pod_key(pod);
+        if !is_discoverable(pod) {
+            by_pod.remove(&key);
+            return;
+        }
+        match instance_from_pod(pod) {
+            Ok(instance) => {
+                by_pod.insert(key, instance);
+            }
+            Err(error) => {
+                tracing::warn!("skipping a pod of service {}: {error}", self.service);
+                by_pod.remove(&key);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mapping::tests::pod;
+    use serde_json::json;
+    use watcher::Event;
+
+    fn grpc_pod(name: &str, ip: &str) -> Pod {
+        pod(
+            name,
+            ip,
+            json!([{ "name": "grpc-port", "containerPort": 9090 }]),
+            json!({}),
+        )
+    }
+
+    fn ids(update: Option<Vec<ServiceInstance>>) -> Option<Vec<String>> {
+        update.map(|list| list.into_iter().map(|i| i.id).collect())
+    }
+
+    #[test]
+    fn initial_list_is_emitted_once_complete_even_when_empty() {
+        let mut store = InstanceStore::new("go-micro.user-srv");
+        assert_eq!(store.apply(Event::Init), None);
+        assert_eq!(ids(store.apply(Event::InitDone)), Some(vec![]));
+    }
+
+    #[test]
+    fn every_change_yields_the_full_list() {
+        let mut store = InstanceStore::new("go-micro.user-srv");
+        store.apply(Event::Init);
+        assert_eq!(
+            store.apply(Event::InitApply(grpc_pod("a", "10.244.0.2"))),
+            None
+        );
+        assert_eq!(
+            ids(store.apply(Event::InitDone)),
+            Some(vec!["a.go-micro.user-srv".into()])
+        );
+        assert_eq!(
+            ids(store.apply(Event::Apply(grpc_pod("b", "10.244.0.3")))),
+            Some(vec![
+                "a.go-micro.user-srv".into(),
+                "b.go-micro.user-srv".into()
+            ])
+        );
+        assert_eq!(
+            ids(store.apply(Event::Delete(grpc_pod("a", "10.244.0.2")))),
+            Some(vec!["b.go-micro.user-srv".into()])
+        );
+        assert_eq!(
+            ids(store.apply(Event::Delete(grpc_pod("b", "10.244.0.3")))),
+            Some(vec![])
+        );
+    }
+
+    #[test]
+    fn identical_consecutive_lists_are_not_repeated() {
+        let mut store = InstanceStore::new("go-micro.user-srv");
+        store.apply(Event::Init);
+        store.apply(Event::InitApply(grpc_pod("a", "10.244.0.2")));
+        store.apply(Event::InitDone);
+        assert_eq!(store.apply(Event::Apply(grpc_pod("a", "10.244.0.2"))), None);
+        // A re-list after a dropped watch that finds the same pods changes nothing either.
+        store.apply(Event::Init);
+        store.apply(Event::InitApply(grpc_pod("a", "10.244.0.2")));
+        assert_eq!(store.apply(Event::InitDone), None);
+    }
+
+    #[test]
+    fn relist_replaces_the_whole_store() {
+        let mut store = InstanceStore::new("go-micro.user-srv");
+        store.apply(Event::Init);
+        store.apply(Event::InitApply(grpc_pod("a", "10.244.0.2")));
+        store.apply(Event::InitDone);
+        store.apply(Event::Init);
+        store.apply(Event::InitApply(grpc_pod("c", "10.244.0.4")));
+        assert_eq!(
+            ids(store.apply(Event::InitDone)),
+            Some(vec!["c.go-micro.user-srv".into()])
+        );
+    }
+
+    #[test]
+    fn pods_leaving_readiness_or_with_bad_annotations_drop_out() {
+        let mut store = InstanceStore::new("go-micro.user-srv");
+        store.apply(Event::Init);
+        store.apply(Event::InitApply(grpc_pod("a", "10.244.0.2")));
+        store.apply(Event::InitApply(grpc_pod("b", "10.244.0.3")));
+        store.apply(Event::InitDone);
+        let mut unready = grpc_pod("a", "10.244.0.2");
+        unready
+            .status
+            .as_mut()
+            .unwrap()
+            .conditions
+            .as_mut()
+            .unwrap()[0]
+            .status = "False".into();
+        assert_eq!(
+            ids(store.apply(Event::Apply(unready))),
+            Some(vec!["b.go-micro.user-srv".into()])
+        );
+        let broken = pod(
+            "b",
+            "10.244.0.3",
+            json!([]),
+            json!({ "gomicro-service-metadata": "{" }),
+        );
+        assert_eq!(ids(store.apply(Event::Apply(broken))), Some(vec![]));
+    }
+}
