@@ -15,12 +15,15 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
+use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use testcontainers_modules::k3s::{K3s, KUBE_SECURE_PORT};
+use testcontainers_modules::testcontainers::bollard::container::LogOutput;
+use testcontainers_modules::testcontainers::bollard::exec::{CreateExecOptions, StartExecResults};
+use testcontainers_modules::testcontainers::core::CgroupnsMode;
 use testcontainers_modules::testcontainers::core::client::docker_client_instance;
-use testcontainers_modules::testcontainers::core::{CgroupnsMode, CmdWaitFor, ExecCommand};
 use testcontainers_modules::testcontainers::runners::AsyncRunner;
 use testcontainers_modules::testcontainers::{ContainerAsync, ImageExt};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
@@ -59,7 +62,10 @@ const SKIP_BUILD_ENV: &str = "HARNESS_SKIP_IMAGE_BUILD";
 /// within about two seconds.
 pub async fn docker_engine_answers() -> bool {
     let ping = async { docker_client_instance().await.ok()?.ping().await.ok() };
-    matches!(tokio::time::timeout(ENGINE_PROBE_TIMEOUT, ping).await, Ok(Some(_)))
+    matches!(
+        tokio::time::timeout(ENGINE_PROBE_TIMEOUT, ping).await,
+        Ok(Some(_))
+    )
 }
 
 /// A running k3s container with the profile's images imported.
@@ -72,7 +78,9 @@ pub struct K3sCluster {
 impl K3sCluster {
     /// Starts k3s, builds and imports `images` (image reference to its Docker build), waits
     /// until the node and CoreDNS are Ready, and returns an admin client.
-    pub async fn start(images: &BTreeMap<String, DockerBuild>) -> Result<(K3sCluster, kube::Client)> {
+    pub async fn start(
+        images: &BTreeMap<String, DockerBuild>,
+    ) -> Result<(K3sCluster, kube::Client)> {
         if !docker_engine_answers().await {
             bail!(
                 "the k3s backend needs a Docker engine, and none answered within {ENGINE_PROBE_TIMEOUT:?} \
@@ -85,14 +93,17 @@ impl K3sCluster {
         let (cluster, client) = cluster?;
         built?;
         let names: Vec<&str> = images.keys().map(String::as_str).collect();
-        import_images(&cluster.container, &names).await?;
+        import_images(cluster.container.id(), &names).await?;
         Ok((cluster, client))
     }
 
     /// Removes the container, or with `keep` leaves it running and prints how to reach and
     /// remove it.
     pub async fn shutdown(self, keep: bool) -> Result<()> {
-        let K3sCluster { container, kubeconfig } = self;
+        let K3sCluster {
+            container,
+            kubeconfig,
+        } = self;
         let id = container.id().to_string();
         if keep {
             let kubeconfig = kubeconfig.keep();
@@ -108,7 +119,10 @@ impl K3sCluster {
         }
         eprintln!("[k3s] removing container {}", short_id(&id));
         drop(kubeconfig);
-        container.rm().await.with_context(|| format!("cannot remove k3s container {id}"))
+        container
+            .rm()
+            .await
+            .with_context(|| format!("cannot remove k3s container {id}"))
     }
 }
 
@@ -131,7 +145,10 @@ fn k3s_command() -> Vec<String> {
 
 /// Starts the container, builds a client and waits until the cluster can run pods.
 async fn start_ready_cluster() -> Result<(K3sCluster, kube::Client)> {
-    eprintln!("[k3s] starting {K3S_IMAGE}:{K3S_TAG} (up to {}s) ...", STARTUP_TIMEOUT.as_secs());
+    eprintln!(
+        "[k3s] starting {K3S_IMAGE}:{K3S_TAG} (up to {}s) ...",
+        STARTUP_TIMEOUT.as_secs()
+    );
     let started = Instant::now();
     let container = K3s::default()
         .with_tag(K3S_TAG)
@@ -145,18 +162,25 @@ async fn start_ready_cluster() -> Result<(K3sCluster, kube::Client)> {
         .await
         .map_err(|error| explain_start_error(&error.to_string()))?;
     let id = container.id().to_string();
-    eprintln!("[k3s] container {} up after {}s", short_id(&id), started.elapsed().as_secs());
+    eprintln!(
+        "[k3s] container {} up after {}s",
+        short_id(&id),
+        started.elapsed().as_secs()
+    );
 
     let api_port = container
         .get_host_port_ipv4(KUBE_SECURE_PORT)
         .await
         .context("k3s: the API port 6443 is not published")?;
-    let original = read_container_file(&container, KUBECONFIG_IN_CONTAINER).await?;
+    let original = read_container_file(&id, KUBECONFIG_IN_CONTAINER).await?;
     let kubeconfig_yaml = rewrite_kubeconfig_server(&original, &api_server_url(api_port))?;
     let kubeconfig = TempFile(temp_path(&id, "kubeconfig"));
     write_private_file(&kubeconfig.0, &kubeconfig_yaml)?;
     eprintln!("[k3s] kubeconfig: {}", kubeconfig.0.display());
-    let cluster = K3sCluster { container, kubeconfig };
+    let cluster = K3sCluster {
+        container,
+        kubeconfig,
+    };
 
     let client = client_from_kubeconfig(&kubeconfig_yaml).await?;
     wait_until_ready(&client).await?;
@@ -186,13 +210,14 @@ fn api_server_url(port: u16) -> String {
     format!("https://127.0.0.1:{port}")
 }
 
-/// Reads one file out of the container (no bind mounts: works with any local engine).
-async fn read_container_file(container: &ContainerAsync<K3s>, path: &str) -> Result<String> {
-    let bytes = wait_until(Duration::from_secs(30), &format!("{path} in the k3s container"), move || async move {
-        container.copy_file_from(path, Vec::new()).await.map(Some).map_err(anyhow::Error::from)
-    })
-    .await?;
-    String::from_utf8(bytes).with_context(|| format!("k3s: {path} is not UTF-8"))
+/// Reads one text file out of the container (no bind mounts: works with any local engine).
+async fn read_container_file(container_id: &str, path: &str) -> Result<String> {
+    wait_until(
+        Duration::from_secs(30),
+        &format!("{path} in the k3s container"),
+        move || async move { exec_checked(container_id, &["cat", path]).await.map(Some) },
+    )
+    .await
 }
 
 /// Replaces the `server:` of every cluster in a kubeconfig with `server_url`, keeping the rest
@@ -212,9 +237,13 @@ fn rewrite_kubeconfig_server(yaml: &str, server_url: &str) -> Result<String> {
     if replaced == 0 {
         bail!("k3s kubeconfig has no `server:` entry to rewrite");
     }
-    let parsed = Kubeconfig::from_yaml(&rewritten).context("k3s kubeconfig does not parse after rewriting")?;
-    let servers: Vec<Option<&str>> =
-        parsed.clusters.iter().map(|c| c.cluster.as_ref().and_then(|c| c.server.as_deref())).collect();
+    let parsed = Kubeconfig::from_yaml(&rewritten)
+        .context("k3s kubeconfig does not parse after rewriting")?;
+    let servers: Vec<Option<&str>> = parsed
+        .clusters
+        .iter()
+        .map(|c| c.cluster.as_ref().and_then(|c| c.server.as_deref()))
+        .collect();
     if servers.is_empty() || servers.iter().any(|server| *server != Some(server_url)) {
         bail!("k3s kubeconfig: rewriting the server gave {servers:?}, expected {server_url}");
     }
@@ -232,7 +261,10 @@ async fn client_from_kubeconfig(yaml: &str) -> Result<kube::Client> {
 
 /// A per-container path in the temporary directory.
 fn temp_path(container_id: &str, extension: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("gomicro-conformance-k3s-{}.{extension}", short_id(container_id)))
+    std::env::temp_dir().join(format!(
+        "gomicro-conformance-k3s-{}.{extension}",
+        short_id(container_id)
+    ))
 }
 
 /// Writes a file readable only by its owner (it holds the cluster's admin key).
@@ -246,7 +278,8 @@ fn write_private_file(path: &Path, contents: &str) -> Result<()> {
         .mode(0o600)
         .open(path)
         .with_context(|| format!("cannot write {}", path.display()))?;
-    file.write_all(contents.as_bytes()).with_context(|| format!("cannot write {}", path.display()))
+    file.write_all(contents.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn short_id(container_id: &str) -> &str {
@@ -258,7 +291,10 @@ fn short_id(container_id: &str) -> &str {
 
 /// Waits until a node is Ready and a CoreDNS pod is Ready.
 async fn wait_until_ready(client: &kube::Client) -> Result<()> {
-    eprintln!("[k3s] waiting for the node and CoreDNS to be Ready (up to {}s) ...", READY_TIMEOUT.as_secs());
+    eprintln!(
+        "[k3s] waiting for the node and CoreDNS to be Ready (up to {}s) ...",
+        READY_TIMEOUT.as_secs()
+    );
     let deadline = Instant::now() + READY_TIMEOUT;
     let nodes = &Api::<Node>::all(client.clone());
     wait_until(READY_TIMEOUT, "the k3s node to be Ready", move || async move {
@@ -267,9 +303,11 @@ async fn wait_until_ready(client: &kube::Client) -> Result<()> {
     .await?;
     let coredns = &Api::<Pod>::namespaced(client.clone(), "kube-system");
     let selector = &ListParams::default().labels("k8s-app=kube-dns");
-    wait_until(deadline.saturating_duration_since(Instant::now()), "CoreDNS to be Ready", move || async move {
-        pod_ready(&coredns.list(selector).await?.items).map(Some)
-    })
+    wait_until(
+        deadline.saturating_duration_since(Instant::now()),
+        "CoreDNS to be Ready",
+        move || async move { pod_ready(&coredns.list(selector).await?.items).map(Some) },
+    )
     .await
 }
 
@@ -281,10 +319,18 @@ fn node_ready(nodes: &[Node]) -> Result<()> {
     let mut states = Vec::new();
     for node in nodes {
         let name = node.metadata.name.as_deref().unwrap_or("?");
-        let conditions = node.status.as_ref().and_then(|s| s.conditions.as_deref()).unwrap_or_default();
+        let conditions = node
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_deref())
+            .unwrap_or_default();
         match conditions.iter().find(|c| c.type_ == "Ready") {
             Some(c) if c.status == "True" => return Ok(()),
-            Some(c) => states.push(format!("{name}: Ready={} ({})", c.status, c.message.as_deref().unwrap_or(""))),
+            Some(c) => states.push(format!(
+                "{name}: Ready={} ({})",
+                c.status,
+                c.message.as_deref().unwrap_or("")
+            )),
             None => states.push(format!("{name}: no Ready condition yet")),
         }
     }
@@ -315,7 +361,9 @@ fn pod_ready(pods: &[Pod]) -> Result<()> {
             .iter()
             .filter_map(|c| c.state.as_ref()?.waiting.as_ref()?.reason.clone())
             .collect();
-        states.push(format!("{name}: phase {phase}, ready {ready}, waiting {waiting:?}"));
+        states.push(format!(
+            "{name}: phase {phase}, ready {ready}, waiting {waiting:?}"
+        ));
     }
     bail!("{}", states.join("; "))
 }
@@ -340,8 +388,13 @@ async fn build_images(images: &BTreeMap<String, DockerBuild>) -> Result<()> {
 
 /// Arguments of `docker build` for one image.
 fn docker_build_args(name: &str, build: &DockerBuild) -> Vec<OsString> {
-    let mut args: Vec<OsString> =
-        vec!["build".into(), "-t".into(), name.into(), "-f".into(), build.dockerfile.clone().into()];
+    let mut args: Vec<OsString> = vec![
+        "build".into(),
+        "-t".into(),
+        name.into(),
+        "-f".into(),
+        build.dockerfile.clone().into(),
+    ];
     for (key, value) in &build.build_args {
         args.push("--build-arg".into());
         args.push(format!("{key}={value}").into());
@@ -362,32 +415,46 @@ async fn docker_has_image(name: &str) -> bool {
 
 /// Saves `images` from the Docker engine, copies the archive into the container and imports it
 /// into the kubelet's containerd namespace, then checks that containerd lists every image.
-async fn import_images(container: &ContainerAsync<K3s>, images: &[&str]) -> Result<()> {
+async fn import_images(container_id: &str, images: &[&str]) -> Result<()> {
     if images.is_empty() {
         return Ok(());
     }
-    let archive = TempFile(temp_path(container.id(), "images.tar"));
+    let archive = TempFile(temp_path(container_id, "images.tar"));
     let mut save: Vec<OsString> = vec!["save".into(), "-o".into(), archive.0.clone().into()];
     save.extend(images.iter().map(OsString::from));
     eprintln!("[k3s] saving {} image(s) ...", images.len());
     run_docker("save", save).await?;
-    let size_mib = std::fs::metadata(&archive.0).map(|m| m.len() >> 20).unwrap_or(0);
+    let size_mib = std::fs::metadata(&archive.0)
+        .map(|m| m.len() >> 20)
+        .unwrap_or(0);
 
-    eprintln!("[k3s] importing {} image(s) ({size_mib} MiB) into k3s containerd ...", images.len());
-    let target = format!("{}:{IMAGE_ARCHIVE_IN_CONTAINER}", container.id());
+    eprintln!(
+        "[k3s] importing {} image(s) ({size_mib} MiB) into k3s containerd ...",
+        images.len()
+    );
+    let target = format!("{container_id}:{IMAGE_ARCHIVE_IN_CONTAINER}");
     run_docker("cp", vec!["cp".into(), archive.0.clone().into(), target.into()]).await.context(
         "copying the image archive into the k3s container failed (do the docker CLI and DOCKER_HOST \
          point at the same engine?)",
     )?;
-    exec_checked(container, &ctr_import_command(IMAGE_ARCHIVE_IN_CONTAINER)).await?;
-    if let Err(error) = exec_checked(container, &["rm", "-f", IMAGE_ARCHIVE_IN_CONTAINER]).await {
+    let import = ctr_import_command(IMAGE_ARCHIVE_IN_CONTAINER);
+    exec_checked(
+        container_id,
+        &import.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .await?;
+    if let Err(error) = exec_checked(container_id, &["rm", "-f", IMAGE_ARCHIVE_IN_CONTAINER]).await
+    {
         tracing::warn!("could not remove the image archive in the k3s container: {error:#}");
     }
 
-    let listed = exec_checked(container, &["ctr", "-n", "k8s.io", "images", "ls", "-q"]).await?;
+    let listed = exec_checked(container_id, &["ctr", "-n", "k8s.io", "images", "ls", "-q"]).await?;
     let listed: Vec<&str> = listed.lines().map(str::trim).collect();
-    let missing: Vec<String> =
-        images.iter().map(|name| containerd_reference(name)).filter(|r| !listed.contains(&r.as_str())).collect();
+    let missing: Vec<String> = images
+        .iter()
+        .map(|name| containerd_reference(name))
+        .filter(|r| !listed.contains(&r.as_str()))
+        .collect();
     if !missing.is_empty() {
         bail!("k3s containerd lacks {missing:?} after the import; it lists {listed:?}");
     }
@@ -396,16 +463,25 @@ async fn import_images(container: &ContainerAsync<K3s>, images: &[&str]) -> Resu
 
 /// `ctr images import` into the kubelet's namespace, unpacked for k3s' snapshotter.
 fn ctr_import_command(archive: &str) -> Vec<String> {
-    ["ctr", "-n", "k8s.io", "images", "import", &format!("--snapshotter={SNAPSHOTTER}"), archive]
-        .map(String::from)
-        .into()
+    [
+        "ctr",
+        "-n",
+        "k8s.io",
+        "images",
+        "import",
+        &format!("--snapshotter={SNAPSHOTTER}"),
+        archive,
+    ]
+    .map(String::from)
+    .into()
 }
 
 /// The fully qualified name containerd (and the kubelet) use for a Docker image reference:
 /// Docker Hub's domain and `library/` added, `:latest` when no tag or digest is given.
 fn containerd_reference(image: &str) -> String {
     let (first, rest) = image.split_once('/').unwrap_or(("", image));
-    let has_domain = !first.is_empty() && (first.contains('.') || first.contains(':') || first == "localhost");
+    let has_domain =
+        !first.is_empty() && (first.contains('.') || first.contains(':') || first == "localhost");
     let mut reference = match (has_domain, first.is_empty()) {
         (true, _) => image.to_string(),
         (false, true) => format!("docker.io/library/{rest}"),
@@ -418,23 +494,51 @@ fn containerd_reference(image: &str) -> String {
     reference
 }
 
-/// Runs a command in the container; its stdout on success, else an error with its output.
-async fn exec_checked(container: &ContainerAsync<K3s>, command: &[impl AsRef<str>]) -> Result<String> {
-    let words: Vec<String> = command.iter().map(|w| w.as_ref().to_string()).collect();
-    let rendered = words.join(" ");
-    let mut result = container
-        .exec(ExecCommand::new(words).with_cmd_ready_condition(CmdWaitFor::exit()))
+/// Runs a command in the container through the engine's exec API; its stdout on success,
+/// else an error quoting its output.
+async fn exec_checked(container_id: &str, command: &[&str]) -> Result<String> {
+    let rendered = command.join(" ");
+    let docker = docker_client_instance()
+        .await
+        .context("k3s: no Docker client")?;
+    let options = CreateExecOptions {
+        cmd: Some(command.to_vec()),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        ..Default::default()
+    };
+    let exec = docker
+        .create_exec(container_id, options)
         .await
         .with_context(|| format!("k3s: cannot run `{rendered}` in the container"))?;
-    let stdout = String::from_utf8_lossy(&result.stdout_to_vec().await?).into_owned();
-    let stderr = String::from_utf8_lossy(&result.stderr_to_vec().await?).into_owned();
-    match result.exit_code().await? {
-        Some(0) => Ok(stdout),
-        code => bail!(
-            "k3s: `{rendered}` failed (exit code {code:?}); output:\n{}",
-            tail(&format!("{stdout}{stderr}"), OUTPUT_TAIL_LINES)
-        ),
+    let (mut stdout, mut all_output) = (String::new(), String::new());
+    if let StartExecResults::Attached { mut output, .. } = docker.start_exec(&exec.id, None).await?
+    {
+        while let Some(chunk) = output.next().await {
+            let chunk =
+                chunk.with_context(|| format!("k3s: reading the output of `{rendered}` failed"))?;
+            let text = String::from_utf8_lossy(chunk.as_ref());
+            if matches!(chunk, LogOutput::StdOut { .. }) {
+                stdout.push_str(&text);
+            }
+            all_output.push_str(&text);
+        }
     }
+    let docker = &docker;
+    let exec_id = exec.id.as_str();
+    let code = wait_until(
+        Duration::from_secs(10),
+        &format!("`{rendered}` to exit"),
+        move || async move { Ok(docker.inspect_exec(exec_id).await?.exit_code) },
+    )
+    .await?;
+    if code != 0 {
+        bail!(
+            "k3s: `{rendered}` failed (exit code {code}); output:\n{}",
+            tail(&all_output, OUTPUT_TAIL_LINES)
+        );
+    }
+    Ok(stdout)
 }
 
 /// Runs the docker CLI, echoing its output on stderr as `[k3s] <label> | line`; on failure the
@@ -450,13 +554,21 @@ async fn run_docker(label: &str, args: Vec<OsString>) -> Result<()> {
         .kill_on_drop(true)
         .spawn()
         .map_err(|error| match error.kind() {
-            std::io::ErrorKind::NotFound => anyhow!("the docker CLI is not installed (needed for `{rendered}`)"),
+            std::io::ErrorKind::NotFound => {
+                anyhow!("the docker CLI is not installed (needed for `{rendered}`)")
+            }
             _ => anyhow!("cannot run `{rendered}`: {error}"),
         })?;
     let (lines_tx, mut lines_rx) = tokio::sync::mpsc::unbounded_channel();
     let readers = [
-        child.stdout.take().map(|out| forward_lines(out, lines_tx.clone())),
-        child.stderr.take().map(|err| forward_lines(err, lines_tx.clone())),
+        child
+            .stdout
+            .take()
+            .map(|out| forward_lines(out, lines_tx.clone())),
+        child
+            .stderr
+            .take()
+            .map(|err| forward_lines(err, lines_tx.clone())),
     ];
     drop(lines_tx);
     let mut last_lines = VecDeque::with_capacity(OUTPUT_TAIL_LINES);
@@ -470,10 +582,16 @@ async fn run_docker(label: &str, args: Vec<OsString>) -> Result<()> {
     for reader in readers.into_iter().flatten() {
         let _ = reader.await;
     }
-    let status = child.wait().await.with_context(|| format!("`{rendered}` did not finish"))?;
+    let status = child
+        .wait()
+        .await
+        .with_context(|| format!("`{rendered}` did not finish"))?;
     if !status.success() {
         let output: Vec<String> = last_lines.into();
-        bail!("`{rendered}` failed ({status}); last output lines:\n{}", output.join("\n"));
+        bail!(
+            "`{rendered}` failed ({status}); last output lines:\n{}",
+            output.join("\n")
+        );
     }
     Ok(())
 }
@@ -559,10 +677,21 @@ users:
     fn kubeconfig_server_points_at_the_mapped_port() {
         let url = api_server_url(32771);
         let rewritten = rewrite_kubeconfig_server(K3S_KUBECONFIG, &url).unwrap();
-        assert!(rewritten.contains("    server: https://127.0.0.1:32771\n"), "{rewritten}");
+        assert!(
+            rewritten.contains("    server: https://127.0.0.1:32771\n"),
+            "{rewritten}"
+        );
         assert!(!rewritten.contains("6443"), "{rewritten}");
         let parsed = Kubeconfig::from_yaml(&rewritten).unwrap();
-        assert_eq!(parsed.clusters[0].cluster.as_ref().unwrap().server.as_deref(), Some(url.as_str()));
+        assert_eq!(
+            parsed.clusters[0]
+                .cluster
+                .as_ref()
+                .unwrap()
+                .server
+                .as_deref(),
+            Some(url.as_str())
+        );
         assert_eq!(parsed.current_context.as_deref(), Some("default"));
         // Everything but the server line is kept.
         assert_eq!(rewritten.replace("32771", "6443"), K3S_KUBECONFIG);
@@ -582,9 +711,17 @@ users:
         let started = Instant::now();
         let answers = docker_engine_answers().await;
         let elapsed = started.elapsed();
-        assert!(elapsed < ENGINE_PROBE_TIMEOUT + Duration::from_millis(500), "took {elapsed:?}");
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
-        let socket_candidates = [PathBuf::from("/var/run/docker.sock"), home.join(".docker/run/docker.sock")];
+        assert!(
+            elapsed < ENGINE_PROBE_TIMEOUT + Duration::from_millis(500),
+            "took {elapsed:?}"
+        );
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_default();
+        let socket_candidates = [
+            PathBuf::from("/var/run/docker.sock"),
+            home.join(".docker/run/docker.sock"),
+        ];
         let no_engine_configured = std::env::var_os("DOCKER_HOST").is_none()
             && !home.join(".testcontainers.properties").exists()
             && !socket_candidates.iter().any(|socket| socket.exists());
@@ -598,7 +735,10 @@ users:
         let build = DockerBuild {
             context: PathBuf::from("/repo"),
             dockerfile: PathBuf::from("/repo/reference-services/Dockerfile"),
-            build_args: BTreeMap::from([("SERVICE".into(), "token-srv".into()), ("A".into(), "b c".into())]),
+            build_args: BTreeMap::from([
+                ("SERVICE".into(), "token-srv".into()),
+                ("A".into(), "b c".into()),
+            ]),
         };
         let args = docker_build_args("gomicro-conformance/token-srv:0.1.0", &build);
         assert_eq!(
@@ -613,7 +753,10 @@ users:
         let command = k3s_command();
         assert_eq!(command[..2], ["server", "--snapshotter=native"]);
         for addon in ["traefik", "metrics-server", "servicelb"] {
-            assert!(command.contains(&format!("--disable={addon}")), "{command:?}");
+            assert!(
+                command.contains(&format!("--disable={addon}")),
+                "{command:?}"
+            );
         }
         assert!(ctr_import_command("/x.tar").contains(&"--snapshotter=native".to_string()));
     }
@@ -624,9 +767,18 @@ users:
             containerd_reference("gomicro-conformance/token-srv:0.1.0"),
             "docker.io/gomicro-conformance/token-srv:0.1.0"
         );
-        assert_eq!(containerd_reference("busybox"), "docker.io/library/busybox:latest");
-        assert_eq!(containerd_reference("ghcr.io/acme/svc:1"), "ghcr.io/acme/svc:1");
-        assert_eq!(containerd_reference("localhost:5000/svc"), "localhost:5000/svc:latest");
+        assert_eq!(
+            containerd_reference("busybox"),
+            "docker.io/library/busybox:latest"
+        );
+        assert_eq!(
+            containerd_reference("ghcr.io/acme/svc:1"),
+            "ghcr.io/acme/svc:1"
+        );
+        assert_eq!(
+            containerd_reference("localhost:5000/svc"),
+            "localhost:5000/svc:latest"
+        );
         assert_eq!(containerd_reference("localhost/svc:2"), "localhost/svc:2");
     }
 
@@ -637,8 +789,13 @@ users:
             "status": { "conditions": [{ "type": "Ready", "status": "False", "message": "CNI not ready" }] }
         }))
         .unwrap();
-        let err = node_ready(std::slice::from_ref(&node)).unwrap_err().to_string();
-        assert!(err.contains("k3s-0") && err.contains("CNI not ready"), "{err}");
+        let err = node_ready(std::slice::from_ref(&node))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("k3s-0") && err.contains("CNI not ready"),
+            "{err}"
+        );
         assert!(node_ready(&[]).is_err());
 
         let mut ready = node;
@@ -662,11 +819,25 @@ users:
             }))
             .unwrap()
         };
-        let err = pod_ready(&[pod("Pending", "False")]).unwrap_err().to_string();
-        assert!(err.contains("Pending") && err.contains("ContainerCreating"), "{err}");
+        let err = pod_ready(&[pod("Pending", "False")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("Pending") && err.contains("ContainerCreating"),
+            "{err}"
+        );
         assert!(pod_ready(&[pod("Running", "False")]).is_err());
         assert!(pod_ready(&[]).is_err());
         pod_ready(&[pod("Pending", "False"), pod("Running", "True")]).unwrap();
+    }
+
+    #[test]
+    fn start_and_shutdown_can_run_on_spawned_tasks() {
+        fn assert_send<T: Send>(_: &T) {}
+        fn assert_send_future<F: std::future::Future + Send>(_: impl FnOnce(K3sCluster) -> F) {}
+        let images = BTreeMap::new();
+        assert_send(&K3sCluster::start(&images));
+        assert_send_future(|cluster| cluster.shutdown(false));
     }
 
     #[test]

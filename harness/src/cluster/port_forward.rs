@@ -46,14 +46,26 @@ impl PortForwarder {
     /// A forwarder using `client`.
     pub fn new(client: kube::Client) -> Self {
         let stop = CancellationToken::new();
-        PortForwarder { client, listeners: Mutex::default(), _stop_on_drop: stop.clone().drop_guard(), stop }
+        PortForwarder {
+            client,
+            listeners: Mutex::default(),
+            _stop_on_drop: stop.clone().drop_guard(),
+            stop,
+        }
     }
 
     /// A loopback address whose connections reach `port` of `pod` (the same address for the
     /// same target on every call).
     pub async fn local_addr(&self, namespace: &str, pod: &str, port: u16) -> Result<SocketAddr> {
-        let target = Target { namespace: namespace.to_string(), pod: pod.to_string(), port };
-        let mut listeners = self.listeners.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let target = Target {
+            namespace: namespace.to_string(),
+            pod: pod.to_string(),
+            port,
+        };
+        let mut listeners = self
+            .listeners
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(addr) = listeners.get(&target) {
             return Ok(*addr);
         }
@@ -65,14 +77,24 @@ impl PortForwarder {
         let addr = listener.local_addr()?;
         tracing::debug!(%target, %addr, "port-forward listening");
         let pods = Api::<Pod>::namespaced(self.client.clone(), namespace);
-        tokio::spawn(accept_loop(listener, pods, target.clone(), self.stop.clone()));
+        tokio::spawn(accept_loop(
+            listener,
+            pods,
+            target.clone(),
+            self.stop.clone(),
+        ));
         listeners.insert(target, addr);
         Ok(addr)
     }
 }
 
 /// Accepts connections until `stop`, forwarding each in its own task.
-async fn accept_loop(listener: TcpListener, pods: Api<Pod>, target: Target, stop: CancellationToken) {
+async fn accept_loop(
+    listener: TcpListener,
+    pods: Api<Pod>,
+    target: Target,
+    stop: CancellationToken,
+) {
     loop {
         let accepted = tokio::select! {
             () = stop.cancelled() => break,
@@ -82,7 +104,8 @@ async fn accept_loop(listener: TcpListener, pods: Api<Pod>, target: Target, stop
             Ok((connection, peer)) => {
                 let (pods, target, stop) = (pods.clone(), target.clone(), stop.clone());
                 tokio::spawn(async move {
-                    if let Err(error) = forward_connection(connection, &pods, &target, &stop).await {
+                    if let Err(error) = forward_connection(connection, &pods, &target, &stop).await
+                    {
                         tracing::warn!(%target, %peer, "port-forward connection failed: {error:#}");
                     }
                 });
@@ -108,9 +131,10 @@ async fn forward_connection(
     target: &Target,
     stop: &CancellationToken,
 ) -> Result<()> {
+    let ports = [target.port];
     let mut forwarder = tokio::select! {
         () = stop.cancelled() => return Ok(()),
-        forwarder = pods.portforward(&target.pod, &[target.port]) => forwarder
+        forwarder = pods.portforward(&target.pod, &ports) => forwarder
             .with_context(|| format!("cannot open a port-forward to {target}"))?,
     };
     let mut upstream = forwarder
@@ -135,7 +159,9 @@ async fn forward_connection(
         match tokio::time::timeout(CLOSE_TIMEOUT, forwarder.join()).await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => tracing::debug!(%target, "port-forward stream ended with: {error}"),
-            Err(_) => tracing::debug!(%target, "port-forward stream did not close within {CLOSE_TIMEOUT:?}"),
+            Err(_) => {
+                tracing::debug!(%target, "port-forward stream did not close within {CLOSE_TIMEOUT:?}")
+            }
         }
     } else {
         forwarder.abort();
@@ -153,9 +179,19 @@ mod tests {
 
     /// A client whose API server refuses connections (the port was just released).
     fn client_without_server() -> kube::Client {
-        let port = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let url = format!("http://127.0.0.1:{port}").parse().unwrap();
         kube::Client::try_from(kube::Config::new(url)).unwrap()
+    }
+
+    #[test]
+    fn forwarder_is_shareable_between_tasks() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<PortForwarder>();
     }
 
     #[tokio::test]
@@ -167,7 +203,12 @@ mod tests {
         let other_port = forwarder.local_addr("ns", "pod-a", 8080).await.unwrap();
         let other_pod = forwarder.local_addr("ns", "pod-b", 9090).await.unwrap();
         let other_namespace = forwarder.local_addr("other", "pod-a", 9090).await.unwrap();
-        let mut ports = vec![a.port(), other_port.port(), other_pod.port(), other_namespace.port()];
+        let mut ports = vec![
+            a.port(),
+            other_port.port(),
+            other_pod.port(),
+            other_namespace.port(),
+        ];
         ports.sort_unstable();
         ports.dedup();
         assert_eq!(ports.len(), 4, "{ports:?}");
@@ -192,7 +233,9 @@ mod tests {
     async fn dropping_the_forwarder_stops_its_listeners() {
         let forwarder = PortForwarder::new(client_without_server());
         let addr = forwarder.local_addr("ns", "pod", 9090).await.unwrap();
-        TcpStream::connect(addr).await.expect("listening while the forwarder lives");
+        TcpStream::connect(addr)
+            .await
+            .expect("listening while the forwarder lives");
         drop(forwarder);
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
