@@ -1,0 +1,269 @@
+//! The life cycle shared by the services: start, register, serve, stop.
+
+use std::future::Future;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow};
+use gomicro_config::{Config, WatchHandle};
+use gomicro_registry::{Discovery, PodIdentity, Registrar};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tonic::service::RoutesBuilder;
+use tonic_health::ServingStatus;
+
+use crate::shutdown::Signals;
+use crate::{Cli, ConfigExt, VERSION, grpc, host_ip, init_tracing, listen_addr, service_instance};
+
+/// Quiet time before a burst of ConfigMap changes is applied.
+const CONFIG_DEBOUNCE: Duration = Duration::from_millis(100);
+/// Upper bound of the graceful stop of the servers.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Static description of a service.
+#[derive(Clone, Copy)]
+pub struct ServiceSpec {
+    /// Registered service name, e.g. `go-micro.token-srv`.
+    pub name: &'static str,
+    /// Check of the merged configuration tree, run at start and on every update.
+    pub validator: Option<fn(&Value) -> Result<(), String>>,
+}
+
+/// What a service gets to build its handlers.
+#[derive(Clone)]
+pub struct Context {
+    /// Registered service name.
+    pub name: &'static str,
+    /// The live configuration.
+    pub config: Config,
+    /// Kubernetes client (in-cluster config in a pod).
+    pub kube: kube::Client,
+}
+
+impl Context {
+    /// Discovery of other services' instances across all namespaces.
+    pub fn discovery(&self) -> Discovery {
+        Discovery::new(self.kube.clone())
+    }
+}
+
+/// The servers a service runs: gRPC always (health and reflection are added), HTTP optional.
+pub struct Servers {
+    /// The service's gRPC routes.
+    pub grpc: RoutesBuilder,
+    /// The HTTP router, served on `server.http.addr` (default `:8080`).
+    pub http: Option<axum::Router>,
+}
+
+/// Runs a service to completion and maps the outcome to the exit code; every failure is
+/// logged with its full cause chain.
+pub async fn run<F, Fut>(spec: ServiceSpec, build: F) -> ExitCode
+where
+    F: FnOnce(Context) -> Fut,
+    Fut: Future<Output = anyhow::Result<Servers>>,
+{
+    init_tracing();
+    match start_and_serve(spec, build).await {
+        Ok(()) => {
+            tracing::info!("{} stopped", spec.name);
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            tracing::error!("{} failed: {error:#}", spec.name);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn start_and_serve<F, Fut>(spec: ServiceSpec, build: F) -> anyhow::Result<()>
+where
+    F: FnOnce(Context) -> Fut,
+    Fut: Future<Output = anyhow::Result<Servers>>,
+{
+    let cli = Cli::parse_from(std::env::args().skip(1)).map_err(anyhow::Error::msg)?;
+    tracing::info!(
+        "starting {} version {VERSION}, config directory {}",
+        spec.name,
+        cli.conf.display()
+    );
+    let config = load_config(&cli.conf, spec.validator)?;
+    check_registry_type(&config)?;
+    let kube = kube::Client::try_default()
+        .await
+        .context("cannot create the Kubernetes client (needs the in-cluster service account or a KUBECONFIG)")?;
+    let config_watch = attach_configmaps(&config, &kube).await?;
+    let pod = PodIdentity::from_env().context("cannot find the own pod to register on")?;
+    let context = Context {
+        name: spec.name,
+        config: config.clone(),
+        kube: kube.clone(),
+    };
+    let servers = build(context)
+        .await
+        .with_context(|| format!("cannot set up {}", spec.name))?;
+    let outcome = serve(spec.name, &config, Registrar::new(kube, pod), servers).await;
+    if let Some(watch) = config_watch {
+        watch.stop().await;
+    }
+    outcome
+}
+
+/// Loads the local directory and checks it with the service's validator.
+fn load_config(
+    dir: &Path,
+    validator: Option<fn(&Value) -> Result<(), String>>,
+) -> anyhow::Result<Config> {
+    let config = Config::from_dir(dir)
+        .with_context(|| format!("cannot load the configuration directory {}", dir.display()))?;
+    if let Some(validate) = validator {
+        validate(&config.snapshot())
+            .map_err(|reason| anyhow!("invalid configuration in {}: {reason}", dir.display()))?;
+        config.set_validator(validate);
+    }
+    Ok(config)
+}
+
+/// Only the Kubernetes registry exists; `registry.type` may be absent or `k8s`.
+fn check_registry_type(config: &Config) -> anyhow::Result<()> {
+    match config.string_or("registry.type", "k8s")?.as_str() {
+        "k8s" => Ok(()),
+        other => Err(anyhow!(
+            "unsupported registry.type {other:?}: only \"k8s\" is implemented"
+        )),
+    }
+}
+
+/// Merges and watches the ConfigMaps selected by `remote.yaml`, if it selects any.
+async fn attach_configmaps(
+    config: &Config,
+    kube: &kube::Client,
+) -> anyhow::Result<Option<WatchHandle>> {
+    let Some(settings) = config
+        .remote_settings()
+        .context("invalid remote config settings")?
+    else {
+        tracing::info!("no remote configuration source (config.type is not k8s)");
+        return Ok(None);
+    };
+    let client = match settings.kubeconfig {
+        Some(_) => settings.client().await?,
+        None => kube.clone(),
+    };
+    let watch = config
+        .attach_configmaps(client, &settings, CONFIG_DEBOUNCE)
+        .await
+        .with_context(|| {
+            let selector = settings.label_selector.as_deref().unwrap_or("<none>");
+            format!(
+                "cannot load ConfigMaps of namespace {:?} with label selector {selector}",
+                settings.namespace
+            )
+        })?;
+    tracing::info!(
+        "watching ConfigMaps of namespace {:?} for configuration changes",
+        settings.namespace
+    );
+    Ok(Some(watch))
+}
+
+async fn bind(config: &Config, path: &str, default: &str) -> anyhow::Result<TcpListener> {
+    let address = listen_addr(&config.string_or(path, default)?);
+    TcpListener::bind(&address)
+        .await
+        .with_context(|| format!("cannot listen on {address} ({path})"))
+}
+
+/// Binds and starts the servers, registers, waits for a signal or a server failure, then
+/// deregisters, reports NOT_SERVING and stops the servers.
+async fn serve(
+    name: &str,
+    config: &Config,
+    registrar: Registrar,
+    servers: Servers,
+) -> anyhow::Result<()> {
+    let mut signals = Signals::install().context("cannot install signal handlers")?;
+    let Servers {
+        grpc: mut routes,
+        http,
+    } = servers;
+    let health = grpc::add_standard_services(&mut routes)?;
+    let grpc_listener = bind(config, "server.grpc.addr", ":9090").await?;
+    let http = match http {
+        Some(router) => Some((router, bind(config, "server.http.addr", ":8080").await?)),
+        None => None,
+    };
+    let mut ports = Vec::new();
+    if let Some((_, listener)) = &http {
+        ports.push(("http", listener.local_addr()?.port()));
+    }
+    ports.push(("grpc", grpc_listener.local_addr()?.port()));
+    let instance = service_instance(name, registrar.pod(), host_ip(), &ports);
+
+    let stop = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+    let timeout = config.duration_or("server.grpc.timeout", Duration::from_secs(1))?;
+    tracing::info!("gRPC server listening on {}", grpc_listener.local_addr()?);
+    let grpc_stop = stop.clone().cancelled_owned();
+    tasks.spawn(async move {
+        grpc::serve(routes, grpc_listener, timeout, grpc_stop)
+            .await
+            .context("gRPC server failed")
+    });
+    if let Some((router, listener)) = http {
+        tracing::info!("HTTP server listening on {}", listener.local_addr()?);
+        let http_stop = stop.clone().cancelled_owned();
+        tasks.spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(http_stop)
+                .await
+                .context("HTTP server failed")
+        });
+    }
+
+    if let Err(error) = registrar.register(&instance).await {
+        stop.cancel();
+        tasks.shutdown().await;
+        return Err(
+            anyhow!(error).context(format!("cannot register {name} on pod {}", registrar.pod()))
+        );
+    }
+
+    let outcome = tokio::select! {
+        signal = signals.recv() => {
+            tracing::info!("received {signal}, deregistering and stopping");
+            Ok(())
+        }
+        Some(ended) = tasks.join_next() => Err(match ended {
+            Ok(Ok(())) => anyhow!("a server stopped unexpectedly"),
+            Ok(Err(error)) => error,
+            Err(join) => anyhow!("a server task panicked: {join}"),
+        }),
+    };
+    if let Err(error) = registrar.deregister().await {
+        tracing::warn!("deregistration failed: {error}");
+    }
+    health
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
+    stop.cancel();
+    if tokio::time::timeout(STOP_TIMEOUT, drain(&mut tasks))
+        .await
+        .is_err()
+    {
+        tracing::warn!("servers did not stop within {STOP_TIMEOUT:?}, exiting anyway");
+    }
+    outcome
+}
+
+async fn drain(tasks: &mut JoinSet<anyhow::Result<()>>) {
+    while let Some(ended) = tasks.join_next().await {
+        match ended {
+            Ok(Err(error)) => tracing::warn!("{error:#}"),
+            Err(join) => tracing::warn!("a server task failed: {join}"),
+            Ok(Ok(())) => {}
+        }
+    }
+}
