@@ -43,7 +43,9 @@ mod tests {
     #[test]
     fn follows_the_kubelet_schedule() {
         let mut backoff = CrashBackoff::default();
-        let delays: Vec<u64> = (0..8).map(|_| backoff.next_delay(Duration::from_secs(1)).as_secs()).collect();
+        let delays: Vec<u64> = (0..8)
+            .map(|_| backoff.next_delay(Duration::from_secs(1)).as_secs())
+            .collect();
         assert_eq!(delays, [0, 10, 20, 40, 80, 160, 300, 300]);
     }
 

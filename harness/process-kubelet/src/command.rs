@@ -25,7 +25,10 @@ pub fn container_argv(
     let args = container.args.as_deref().filter(|a| !a.is_empty());
     let lookup: HashMap<&str, &str> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let expand_all = |items: &[String]| -> Vec<String> {
-        items.iter().map(|s| expand(s, &|name| lookup.get(name).map(|v| v.to_string()))).collect()
+        items
+            .iter()
+            .map(|s| expand(s, &|name| lookup.get(name).map(|v| v.to_string())))
+            .collect()
     };
     let argv: Vec<String> = match (command, args) {
         (Some(command), args) => {
@@ -116,9 +119,15 @@ mod tests {
 
     #[test]
     fn command_replaces_entrypoint_and_default_args() {
-        let argv = container_argv(&container(Some(&["/bin/sh", "-c"]), None), &image(), &[]).unwrap();
+        let argv =
+            container_argv(&container(Some(&["/bin/sh", "-c"]), None), &image(), &[]).unwrap();
         assert_eq!(argv, ["/bin/sh", "-c"]);
-        let argv = container_argv(&container(Some(&["/bin/sh"]), Some(&["-c", "true"])), &image(), &[]).unwrap();
+        let argv = container_argv(
+            &container(Some(&["/bin/sh"]), Some(&["-c", "true"])),
+            &image(),
+            &[],
+        )
+        .unwrap();
         assert_eq!(argv, ["/bin/sh", "-c", "true"]);
     }
 
@@ -141,8 +150,12 @@ mod tests {
     #[test]
     fn expands_variables_in_command_and_args() {
         let env = vec![("POD".to_string(), "p-1".to_string())];
-        let argv = container_argv(&container(Some(&["echo", "$(POD)"]), Some(&["$$(POD)", "$(NOPE)"])), &image(), &env)
-            .unwrap();
+        let argv = container_argv(
+            &container(Some(&["echo", "$(POD)"]), Some(&["$$(POD)", "$(NOPE)"])),
+            &image(),
+            &env,
+        )
+        .unwrap();
         assert_eq!(argv, ["echo", "p-1", "$(POD)", "$(NOPE)"]);
     }
 

@@ -174,11 +174,23 @@ mod tests {
 
     #[test]
     fn rejects_bad_cidrs() {
-        assert!(matches!("10.244.0.0".parse::<Ipv4Cidr>(), Err(CidrError::Syntax(_))));
-        assert!(matches!("10.244.0.0/33".parse::<Ipv4Cidr>(), Err(CidrError::Syntax(_))));
-        assert!(matches!("10.244.0.0/31".parse::<Ipv4Cidr>(), Err(CidrError::PrefixTooLong(_))));
+        assert!(matches!(
+            "10.244.0.0".parse::<Ipv4Cidr>(),
+            Err(CidrError::Syntax(_))
+        ));
+        assert!(matches!(
+            "10.244.0.0/33".parse::<Ipv4Cidr>(),
+            Err(CidrError::Syntax(_))
+        ));
+        assert!(matches!(
+            "10.244.0.0/31".parse::<Ipv4Cidr>(),
+            Err(CidrError::PrefixTooLong(_))
+        ));
         let err = "10.244.0.1/24".parse::<Ipv4Cidr>().unwrap_err();
-        assert_eq!(err.to_string(), "CIDR \"10.244.0.1/24\" has host bits set (did you mean 10.244.0.0/24?)");
+        assert_eq!(
+            err.to_string(),
+            "CIDR \"10.244.0.1/24\" has host bits set (did you mean 10.244.0.0/24?)"
+        );
     }
 
     #[test]
@@ -189,6 +201,11 @@ mod tests {
         .unwrap();
         assert_eq!(image.working_dir, None);
         assert_eq!(image.entrypoint, ["/app/x", "-v"]);
-        assert!(serde_json::from_str::<LocalImage>(r#"{"root":"/","mount_path":"/a","entrypoint":[],"x":1}"#).is_err());
+        assert!(
+            serde_json::from_str::<LocalImage>(
+                r#"{"root":"/","mount_path":"/a","entrypoint":[],"x":1}"#
+            )
+            .is_err()
+        );
     }
 }

@@ -34,7 +34,11 @@ pub enum EnvError {
     #[error("{kind} {name:?} not found")]
     MissingObject { kind: &'static str, name: String },
     #[error("couldn't find key {key} in {kind} {name}")]
-    MissingKey { kind: &'static str, name: String, key: String },
+    MissingKey {
+        kind: &'static str,
+        name: String,
+        key: String,
+    },
     #[error("env var {var}: unsupported fieldPath {path:?}")]
     UnsupportedField { var: String, path: String },
     #[error("env var {0}: resourceFieldRef is not supported by the process kubelet")]
@@ -54,7 +58,9 @@ pub fn referenced_objects(container: &Container) -> (BTreeSet<String>, BTreeSet<
         }
     }
     for var in container.env.iter().flatten() {
-        let Some(source) = &var.value_from else { continue };
+        let Some(source) = &var.value_from else {
+            continue;
+        };
         if let Some(key) = &source.config_map_key_ref {
             config_maps.insert(key.name.clone());
         }
@@ -78,7 +84,10 @@ impl EnvList {
     }
 
     fn get(&self, name: &str) -> Option<String> {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
     }
 }
 
@@ -105,14 +114,18 @@ pub fn container_env(
         let prefix = from.prefix.as_deref().unwrap_or("");
         if let Some(cm) = &from.config_map_ref {
             match sources.config_maps.get(&cm.name) {
-                Some(data) => data.iter().for_each(|(k, v)| env.set(&format!("{prefix}{k}"), v.clone())),
+                Some(data) => data
+                    .iter()
+                    .for_each(|(k, v)| env.set(&format!("{prefix}{k}"), v.clone())),
                 None if cm.optional == Some(true) => {}
                 None => return Err(missing("configmap", &cm.name)),
             }
         }
         if let Some(secret) = &from.secret_ref {
             match sources.secrets.get(&secret.name) {
-                Some(data) => data.iter().for_each(|(k, v)| env.set(&format!("{prefix}{k}"), v.clone())),
+                Some(data) => data
+                    .iter()
+                    .for_each(|(k, v)| env.set(&format!("{prefix}{k}"), v.clone())),
                 None if secret.optional == Some(true) => {}
                 None => return Err(missing("secret", &secret.name)),
             }
@@ -125,9 +138,21 @@ pub fn container_env(
                 if let Some(field) = &source.field_ref {
                     Some(field_value(&var.name, field, ctx)?)
                 } else if let Some(key) = &source.config_map_key_ref {
-                    lookup_key("configmap", &sources.config_maps, &key.name, &key.key, key.optional)?
+                    lookup_key(
+                        "configmap",
+                        &sources.config_maps,
+                        &key.name,
+                        &key.key,
+                        key.optional,
+                    )?
                 } else if let Some(key) = &source.secret_key_ref {
-                    lookup_key("secret", &sources.secrets, &key.name, &key.key, key.optional)?
+                    lookup_key(
+                        "secret",
+                        &sources.secrets,
+                        &key.name,
+                        &key.key,
+                        key.optional,
+                    )?
                 } else {
                     return Err(EnvError::UnsupportedResourceField(var.name.clone()));
                 }
@@ -143,7 +168,10 @@ pub fn container_env(
 }
 
 fn missing(kind: &'static str, name: &str) -> EnvError {
-    EnvError::MissingObject { kind, name: name.to_owned() }
+    EnvError::MissingObject {
+        kind,
+        name: name.to_owned(),
+    }
 }
 
 fn lookup_key(
@@ -160,31 +188,49 @@ fn lookup_key(
         Some(data) => match data.get(key) {
             Some(value) => Ok(Some(value.clone())),
             None if optional => Ok(None),
-            None => Err(EnvError::MissingKey { kind, name: name.to_owned(), key: key.to_owned() }),
+            None => Err(EnvError::MissingKey {
+                kind,
+                name: name.to_owned(),
+                key: key.to_owned(),
+            }),
         },
     }
 }
 
 /// The downward-API value of `field` for this pod.
-fn field_value(var: &str, field: &ObjectFieldSelector, ctx: &EnvContext<'_>) -> Result<String, EnvError> {
+fn field_value(
+    var: &str,
+    field: &ObjectFieldSelector,
+    ctx: &EnvContext<'_>,
+) -> Result<String, EnvError> {
     let meta = &ctx.pod.metadata;
     let spec = ctx.pod.spec.as_ref();
     let path = field.field_path.as_str();
     let map_entry = |map: &Option<BTreeMap<String, String>>, prefix: &str| -> Option<String> {
         let key = path.strip_prefix(prefix)?.strip_suffix("']")?;
-        Some(map.as_ref().and_then(|m| m.get(key)).cloned().unwrap_or_default())
+        Some(
+            map.as_ref()
+                .and_then(|m| m.get(key))
+                .cloned()
+                .unwrap_or_default(),
+        )
     };
     let value = match path {
         "metadata.name" => meta.name.clone().unwrap_or_default(),
         "metadata.namespace" => meta.namespace.clone().unwrap_or_default(),
         "metadata.uid" => meta.uid.clone().unwrap_or_default(),
         "spec.nodeName" => spec.and_then(|s| s.node_name.clone()).unwrap_or_default(),
-        "spec.serviceAccountName" => spec.and_then(|s| s.service_account_name.clone()).unwrap_or_default(),
+        "spec.serviceAccountName" => spec
+            .and_then(|s| s.service_account_name.clone())
+            .unwrap_or_default(),
         "status.podIP" | "status.podIPs" => ctx.pod_ip.to_string(),
         "status.hostIP" | "status.hostIPs" => ctx.host_ip.to_string(),
         _ => map_entry(&meta.labels, "metadata.labels['")
             .or_else(|| map_entry(&meta.annotations, "metadata.annotations['"))
-            .ok_or_else(|| EnvError::UnsupportedField { var: var.to_owned(), path: path.to_owned() })?,
+            .ok_or_else(|| EnvError::UnsupportedField {
+                var: var.to_owned(),
+                path: path.to_owned(),
+            })?,
     };
     Ok(value)
 }
@@ -192,7 +238,8 @@ fn field_value(var: &str, field: &ObjectFieldSelector, ctx: &EnvContext<'_>) -> 
 #[cfg(test)]
 mod tests {
     use k8s_openapi::api::core::v1::{
-        ConfigMapEnvSource, ConfigMapKeySelector, EnvFromSource, EnvVar, EnvVarSource, PodSpec, SecretKeySelector,
+        ConfigMapEnvSource, ConfigMapKeySelector, EnvFromSource, EnvVar, EnvVarSource, PodSpec,
+        SecretKeySelector,
     };
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
@@ -230,7 +277,10 @@ mod tests {
         EnvVar {
             name: name.into(),
             value_from: Some(EnvVarSource {
-                field_ref: Some(ObjectFieldSelector { field_path: path.into(), ..Default::default() }),
+                field_ref: Some(ObjectFieldSelector {
+                    field_path: path.into(),
+                    ..Default::default()
+                }),
                 ..Default::default()
             }),
             ..Default::default()
@@ -238,7 +288,11 @@ mod tests {
     }
 
     fn plain(name: &str, value: &str) -> EnvVar {
-        EnvVar { name: name.into(), value: Some(value.into()), ..Default::default() }
+        EnvVar {
+            name: name.into(),
+            value: Some(value.into()),
+            ..Default::default()
+        }
     }
 
     fn get<'a>(env: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -299,16 +353,28 @@ mod tests {
     #[test]
     fn unknown_field_path_is_an_error() {
         let pod = pod();
-        let container = Container { env: Some(vec![field("X", "spec.nope")]), ..Default::default() };
+        let container = Container {
+            env: Some(vec![field("X", "spec.nope")]),
+            ..Default::default()
+        };
         let err = container_env(&container, &ctx(&pod), &EnvSources::default()).unwrap_err();
-        assert_eq!(err, EnvError::UnsupportedField { var: "X".into(), path: "spec.nope".into() });
+        assert_eq!(
+            err,
+            EnvError::UnsupportedField {
+                var: "X".into(),
+                path: "spec.nope".into()
+            }
+        );
     }
 
     #[test]
     fn spec_env_overrides_defaults_and_expands_earlier_vars() {
         let pod = pod();
         let container = Container {
-            env: Some(vec![plain("HOME", "/home/app"), plain("GREETING", "hi $(HOSTNAME) from $(HOME)")]),
+            env: Some(vec![
+                plain("HOME", "/home/app"),
+                plain("GREETING", "hi $(HOSTNAME) from $(HOME)"),
+            ]),
             ..Default::default()
         };
         let env = container_env(&container, &ctx(&pod), &EnvSources::default()).unwrap();
@@ -321,12 +387,22 @@ mod tests {
     fn config_map_and_secret_keys() {
         let pod = pod();
         let mut sources = EnvSources::default();
-        sources.config_maps.insert("cfg".into(), [("level".to_string(), "debug".to_string())].into());
-        sources.secrets.insert("sec".into(), [("pw".to_string(), "s3cret".to_string())].into());
+        sources.config_maps.insert(
+            "cfg".into(),
+            [("level".to_string(), "debug".to_string())].into(),
+        );
+        sources.secrets.insert(
+            "sec".into(),
+            [("pw".to_string(), "s3cret".to_string())].into(),
+        );
         let cm_key = |name: &str, key: &str, optional| EnvVar {
             name: "L".into(),
             value_from: Some(EnvVarSource {
-                config_map_key_ref: Some(ConfigMapKeySelector { name: name.into(), key: key.into(), optional }),
+                config_map_key_ref: Some(ConfigMapKeySelector {
+                    name: name.into(),
+                    key: key.into(),
+                    optional,
+                }),
                 ..Default::default()
             }),
             ..Default::default()
@@ -334,23 +410,47 @@ mod tests {
         let secret_key = EnvVar {
             name: "PW".into(),
             value_from: Some(EnvVarSource {
-                secret_key_ref: Some(SecretKeySelector { name: "sec".into(), key: "pw".into(), optional: None }),
+                secret_key_ref: Some(SecretKeySelector {
+                    name: "sec".into(),
+                    key: "pw".into(),
+                    optional: None,
+                }),
                 ..Default::default()
             }),
             ..Default::default()
         };
-        let container = Container { env: Some(vec![cm_key("cfg", "level", None), secret_key.clone()]), ..Default::default() };
-        assert_eq!(referenced_objects(&container), (["cfg".to_string()].into(), ["sec".to_string()].into()));
+        let container = Container {
+            env: Some(vec![cm_key("cfg", "level", None), secret_key.clone()]),
+            ..Default::default()
+        };
+        assert_eq!(
+            referenced_objects(&container),
+            (["cfg".to_string()].into(), ["sec".to_string()].into())
+        );
         let env = container_env(&container, &ctx(&pod), &sources).unwrap();
         assert_eq!(get(&env, "L"), Some("debug"));
         assert_eq!(get(&env, "PW"), Some("s3cret"));
 
-        let optional = Container { env: Some(vec![cm_key("gone", "level", Some(true))]), ..Default::default() };
-        assert_eq!(get(&container_env(&optional, &ctx(&pod), &sources).unwrap(), "L"), None);
-
-        let missing_key = Container { env: Some(vec![cm_key("cfg", "nope", None)]), ..Default::default() };
+        let optional = Container {
+            env: Some(vec![cm_key("gone", "level", Some(true))]),
+            ..Default::default()
+        };
         assert_eq!(
-            container_env(&missing_key, &ctx(&pod), &sources).unwrap_err().to_string(),
+            get(
+                &container_env(&optional, &ctx(&pod), &sources).unwrap(),
+                "L"
+            ),
+            None
+        );
+
+        let missing_key = Container {
+            env: Some(vec![cm_key("cfg", "nope", None)]),
+            ..Default::default()
+        };
+        assert_eq!(
+            container_env(&missing_key, &ctx(&pod), &sources)
+                .unwrap_err()
+                .to_string(),
             "couldn't find key nope in configmap cfg"
         );
     }
@@ -359,11 +459,21 @@ mod tests {
     fn env_from_with_prefix_then_env_wins() {
         let pod = pod();
         let mut sources = EnvSources::default();
-        sources.config_maps.insert("cfg".into(), [("A".to_string(), "1".to_string()), ("B".to_string(), "2".to_string())].into());
+        sources.config_maps.insert(
+            "cfg".into(),
+            [
+                ("A".to_string(), "1".to_string()),
+                ("B".to_string(), "2".to_string()),
+            ]
+            .into(),
+        );
         let container = Container {
             env_from: Some(vec![EnvFromSource {
                 prefix: Some("X_".into()),
-                config_map_ref: Some(ConfigMapEnvSource { name: "cfg".into(), optional: None }),
+                config_map_ref: Some(ConfigMapEnvSource {
+                    name: "cfg".into(),
+                    optional: None,
+                }),
                 ..Default::default()
             }]),
             env: Some(vec![plain("X_B", "override")]),

@@ -92,7 +92,10 @@ mod tests {
         // .2 .. .6 usable: .3 taken, then .4 .5 .6, then wraps to the released .2
         let rest: Vec<_> = (0..4).map(|_| ipam.allocate().unwrap()).collect();
         assert_eq!(rest, [4, 5, 6, 2].map(|n| Ipv4Addr::new(10, 244, 0, n)));
-        assert_eq!(ipam.allocate(), Err(Exhausted("10.244.0.0/29".parse().unwrap())));
+        assert_eq!(
+            ipam.allocate(),
+            Err(Exhausted("10.244.0.0/29".parse().unwrap()))
+        );
     }
 
     #[test]

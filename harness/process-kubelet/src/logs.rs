@@ -34,7 +34,10 @@ impl LogQuery {
             return now.checked_sub(span).map(Some).map_err(|e| e.to_string());
         }
         match &self.since_time {
-            Some(text) => text.parse::<Timestamp>().map(Some).map_err(|e| format!("invalid sinceTime {text:?}: {e}")),
+            Some(text) => text
+                .parse::<Timestamp>()
+                .map(Some)
+                .map_err(|e| format!("invalid sinceTime {text:?}: {e}")),
             None => Ok(None),
         }
     }
@@ -64,10 +67,16 @@ pub fn store_line(time: Timestamp, stream: &str, text: &[u8]) -> Vec<u8> {
 }
 
 /// Renders stored lines as `kubectl logs` prints them.
-pub fn render<'a>(lines: impl Iterator<Item = &'a str>, timestamps: bool, since: Option<Timestamp>) -> String {
+pub fn render<'a>(
+    lines: impl Iterator<Item = &'a str>,
+    timestamps: bool,
+    since: Option<Timestamp>,
+) -> String {
     let mut out = String::new();
     for raw in lines {
-        let Some(line) = parse_line(raw) else { continue };
+        let Some(line) = parse_line(raw) else {
+            continue;
+        };
         if let Some(since) = since
             && line.time.parse::<Timestamp>().is_ok_and(|t| t < since)
         {
@@ -87,7 +96,9 @@ pub fn render<'a>(lines: impl Iterator<Item = &'a str>, timestamps: bool, since:
 pub fn select(content: &str, query: &LogQuery, since: Option<Timestamp>) -> String {
     let lines: Vec<&str> = content.lines().collect();
     let skip = match query.tail_lines {
-        Some(n) if n >= 0 => lines.len().saturating_sub(usize::try_from(n).unwrap_or(usize::MAX)),
+        Some(n) if n >= 0 => lines
+            .len()
+            .saturating_sub(usize::try_from(n).unwrap_or(usize::MAX)),
         _ => 0,
     };
     render(lines[skip..].iter().copied(), query.timestamps, since)
@@ -106,7 +117,9 @@ impl ByteBudget {
     /// Cuts `chunk` to the remaining budget and charges it.
     pub fn take(&mut self, mut chunk: Vec<u8>) -> Vec<u8> {
         if let Some(left) = &mut self.0 {
-            let keep = usize::try_from(*left).unwrap_or(usize::MAX).min(chunk.len());
+            let keep = usize::try_from(*left)
+                .unwrap_or(usize::MAX)
+                .min(chunk.len());
             chunk.truncate(keep);
             *left -= keep as u64;
         }
@@ -145,13 +158,29 @@ pub struct LogWriter {
 
 impl LogWriter {
     /// Creates `<dir>/<index>.log` and marks the run as current and running.
-    pub async fn create(dir: &Path, index: u32, state: watch::Sender<LogState>) -> std::io::Result<Self> {
+    pub async fn create(
+        dir: &Path,
+        index: u32,
+        state: watch::Sender<LogState>,
+    ) -> std::io::Result<Self> {
         tokio::fs::create_dir_all(dir).await?;
-        let file = tokio::fs::OpenOptions::new().create(true).append(true).open(log_path(dir, index)).await?;
+        let file = tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log_path(dir, index))
+            .await?;
         state.send_modify(|s| {
-            *s = LogState { current: Some(index), running: true, written: 0, waiting_reason: None };
+            *s = LogState {
+                current: Some(index),
+                running: true,
+                written: 0,
+                waiting_reason: None,
+            };
         });
-        Ok(Self { file: Mutex::new(file), state })
+        Ok(Self {
+            file: Mutex::new(file),
+            state,
+        })
     }
 
     /// Copies lines from `source` until it closes.
@@ -206,47 +235,87 @@ mod tests {
         }))
         .unwrap();
         assert!(q.follow && q.timestamps && !q.previous);
-        assert_eq!((q.tail_lines, q.since_seconds, q.limit_bytes), (Some(5), Some(10), Some(100)));
+        assert_eq!(
+            (q.tail_lines, q.since_seconds, q.limit_bytes),
+            (Some(5), Some(10), Some(100))
+        );
     }
 
     #[test]
     fn stores_and_parses_lines() {
         let time: Timestamp = "2026-01-01T00:00:01Z".parse().unwrap();
         let stored = store_line(time, "stdout", b"hello world\n");
-        assert_eq!(stored, b"2026-01-01T00:00:01.000000000Z stdout hello world\n");
+        assert_eq!(
+            stored,
+            b"2026-01-01T00:00:01.000000000Z stdout hello world\n"
+        );
         let text = std::str::from_utf8(&stored).unwrap().trim_end();
         assert_eq!(
             parse_line(text),
-            Some(LogLine { time: "2026-01-01T00:00:01.000000000Z", stream: "stdout", text: "hello world" })
+            Some(LogLine {
+                time: "2026-01-01T00:00:01.000000000Z",
+                stream: "stdout",
+                text: "hello world"
+            })
         );
         let empty = store_line(time, "stderr", b"\n");
-        assert_eq!(parse_line(std::str::from_utf8(&empty).unwrap().trim_end_matches('\n')).unwrap().text, "");
+        assert_eq!(
+            parse_line(std::str::from_utf8(&empty).unwrap().trim_end_matches('\n'))
+                .unwrap()
+                .text,
+            ""
+        );
     }
 
     #[test]
     fn select_plain_and_timestamps() {
-        assert_eq!(select(FILE, &LogQuery::default(), None), "one\ntwo\nthree words\n");
-        let q = LogQuery { timestamps: true, tail_lines: Some(1), ..Default::default() };
-        assert_eq!(select(FILE, &q, None), "2026-01-01T00:00:03.000000000Z three words\n");
+        assert_eq!(
+            select(FILE, &LogQuery::default(), None),
+            "one\ntwo\nthree words\n"
+        );
+        let q = LogQuery {
+            timestamps: true,
+            tail_lines: Some(1),
+            ..Default::default()
+        };
+        assert_eq!(
+            select(FILE, &q, None),
+            "2026-01-01T00:00:03.000000000Z three words\n"
+        );
     }
 
     #[test]
     fn tail_zero_and_oversized() {
-        let zero = LogQuery { tail_lines: Some(0), ..Default::default() };
+        let zero = LogQuery {
+            tail_lines: Some(0),
+            ..Default::default()
+        };
         assert_eq!(select(FILE, &zero, None), "");
-        let big = LogQuery { tail_lines: Some(100), ..Default::default() };
+        let big = LogQuery {
+            tail_lines: Some(100),
+            ..Default::default()
+        };
         assert_eq!(select(FILE, &big, None), "one\ntwo\nthree words\n");
     }
 
     #[test]
     fn since_filters_old_lines() {
-        let q = LogQuery { since_time: Some("2026-01-01T00:00:02Z".into()), ..Default::default() };
+        let q = LogQuery {
+            since_time: Some("2026-01-01T00:00:02Z".into()),
+            ..Default::default()
+        };
         let since = q.since(Timestamp::now()).unwrap();
         assert_eq!(select(FILE, &q, since), "two\nthree words\n");
         let now: Timestamp = "2026-01-01T00:00:04Z".parse().unwrap();
-        let q = LogQuery { since_seconds: Some(1), ..Default::default() };
+        let q = LogQuery {
+            since_seconds: Some(1),
+            ..Default::default()
+        };
         assert_eq!(select(FILE, &q, q.since(now).unwrap()), "three words\n");
-        let bad = LogQuery { since_time: Some("yesterday".into()), ..Default::default() };
+        let bad = LogQuery {
+            since_time: Some("yesterday".into()),
+            ..Default::default()
+        };
         assert!(bad.since(now).is_err());
     }
 
@@ -269,10 +338,15 @@ mod tests {
         let writer = LogWriter::create(dir.path(), 3, tx).await.unwrap();
         assert_eq!(rx.borrow().current, Some(3));
         assert!(rx.borrow().running);
-        writer.pump(&b"first\nsecond without newline"[..], "stdout").await;
+        writer
+            .pump(&b"first\nsecond without newline"[..], "stdout")
+            .await;
         writer.finish().await;
         let content = std::fs::read_to_string(log_path(dir.path(), 3)).unwrap();
-        assert_eq!(select(&content, &LogQuery::default(), None), "first\nsecond without newline\n");
+        assert_eq!(
+            select(&content, &LogQuery::default(), None),
+            "first\nsecond without newline\n"
+        );
         let state = rx.borrow().clone();
         assert!(!state.running);
         assert_eq!(state.written, content.len() as u64);

@@ -3,8 +3,8 @@
 use std::net::Ipv4Addr;
 
 use k8s_openapi::api::core::v1::{
-    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus,
-    HostIP, PodCondition, PodIP, PodStatus,
+    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
+    ContainerStatus, HostIP, PodCondition, PodIP, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -13,8 +13,14 @@ use serde_json::Value;
 /// What a container is doing right now.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RunState {
-    Waiting { reason: String, message: Option<String> },
-    Running { started_at: Timestamp, pid: u32 },
+    Waiting {
+        reason: String,
+        message: Option<String>,
+    },
+    Running {
+        started_at: Timestamp,
+        pid: u32,
+    },
     Terminated(Termination),
 }
 
@@ -31,7 +37,11 @@ pub struct Termination {
 impl Termination {
     /// `Completed` for exit 0, `Error` otherwise (as the kubelet reports).
     pub fn reason(&self) -> &'static str {
-        if self.exit_code == 0 { "Completed" } else { "Error" }
+        if self.exit_code == 0 {
+            "Completed"
+        } else {
+            "Error"
+        }
     }
 }
 
@@ -96,19 +106,41 @@ pub fn phase(containers: &[ContainerView], restart_policy: &str) -> &'static str
 pub fn build_status(view: &PodView<'_>) -> PodStatus {
     let phase = phase(view.containers, view.restart_policy);
     let terminal = matches!(phase, "Succeeded" | "Failed");
-    let unready: Vec<&str> = view.containers.iter().filter(|c| !c.ready).map(|c| c.name.as_str()).collect();
+    let unready: Vec<&str> = view
+        .containers
+        .iter()
+        .filter(|c| !c.ready)
+        .map(|c| c.name.as_str())
+        .collect();
     let all_ready = unready.is_empty() && !view.containers.is_empty();
-    let not_ready_reason = if terminal { "PodCompleted" } else { "ContainersNotReady" };
-    let not_ready_message = (!terminal).then(|| format!("containers with unready status: [{}]", unready.join(" ")));
+    let not_ready_reason = if terminal {
+        "PodCompleted"
+    } else {
+        "ContainersNotReady"
+    };
+    let not_ready_message =
+        (!terminal).then(|| format!("containers with unready status: [{}]", unready.join(" ")));
     let readiness = |kind: &str| {
         if all_ready && !terminal {
             condition(view, kind, true, None, None)
         } else {
-            condition(view, kind, false, Some(not_ready_reason), not_ready_message.clone())
+            condition(
+                view,
+                kind,
+                false,
+                Some(not_ready_reason),
+                not_ready_message.clone(),
+            )
         }
     };
     let mut conditions = vec![
-        condition(view, "PodReadyToStartContainers", view.sandbox_ready, None, None),
+        condition(
+            view,
+            "PodReadyToStartContainers",
+            view.sandbox_ready,
+            None,
+            None,
+        ),
         condition(view, "Initialized", true, None, None),
         readiness("Ready"),
         readiness("ContainersReady"),
@@ -116,7 +148,12 @@ pub fn build_status(view: &PodView<'_>) -> PodStatus {
     ];
     let ours: Vec<String> = conditions.iter().map(|c| c.type_.clone()).collect();
     if let Some(previous) = view.previous {
-        for foreign in previous.conditions.iter().flatten().filter(|c| !ours.contains(&c.type_)) {
+        for foreign in previous
+            .conditions
+            .iter()
+            .flatten()
+            .filter(|c| !ours.contains(&c.type_))
+        {
             conditions.push(foreign.clone());
         }
     }
@@ -135,7 +172,13 @@ pub fn build_status(view: &PodView<'_>) -> PodStatus {
     }
 }
 
-fn condition(view: &PodView<'_>, kind: &str, ok: bool, reason: Option<&str>, message: Option<String>) -> PodCondition {
+fn condition(
+    view: &PodView<'_>,
+    kind: &str,
+    ok: bool,
+    reason: Option<&str>,
+    message: Option<String>,
+) -> PodCondition {
     let status = if ok { "True" } else { "False" };
     let previous = view
         .previous
@@ -170,7 +213,12 @@ fn container_status(c: &ContainerView) -> ContainerStatus {
         started: Some(started),
         restart_count: c.restart_count,
         state: Some(container_state(&c.state)),
-        last_state: Some(c.last_termination.as_ref().map(terminated_state).unwrap_or_default()),
+        last_state: Some(
+            c.last_termination
+                .as_ref()
+                .map(terminated_state)
+                .unwrap_or_default(),
+        ),
         ..Default::default()
     }
 }
@@ -183,11 +231,16 @@ pub fn container_id(pid: u32) -> String {
 fn container_state(state: &RunState) -> ContainerState {
     match state {
         RunState::Waiting { reason, message } => ContainerState {
-            waiting: Some(ContainerStateWaiting { reason: Some(reason.clone()), message: message.clone() }),
+            waiting: Some(ContainerStateWaiting {
+                reason: Some(reason.clone()),
+                message: message.clone(),
+            }),
             ..Default::default()
         },
         RunState::Running { started_at, .. } => ContainerState {
-            running: Some(ContainerStateRunning { started_at: Some(Time(*started_at)) }),
+            running: Some(ContainerStateRunning {
+                started_at: Some(Time(*started_at)),
+            }),
             ..Default::default()
         },
         RunState::Terminated(t) => terminated_state(t),
@@ -213,10 +266,16 @@ fn terminated_state(t: &Termination) -> ContainerState {
 /// name every variant (absent ones as `null`) so a merge never keeps a stale variant.
 pub fn merge_patch(status: &PodStatus) -> Value {
     let mut json = serde_json::to_value(status).expect("PodStatus serializes");
-    if let Some(statuses) = json.get_mut("containerStatuses").and_then(Value::as_array_mut) {
+    if let Some(statuses) = json
+        .get_mut("containerStatuses")
+        .and_then(Value::as_array_mut)
+    {
         for cs in statuses {
             for key in ["state", "lastState"] {
-                let state = cs.as_object_mut().expect("container status is an object").entry(key);
+                let state = cs
+                    .as_object_mut()
+                    .expect("container status is an object")
+                    .entry(key);
                 let state = state.or_insert_with(|| Value::Object(Default::default()));
                 if let Some(map) = state.as_object_mut() {
                     for variant in ["waiting", "running", "terminated"] {
@@ -242,7 +301,10 @@ mod tests {
             name: name.into(),
             image: format!("img/{name}"),
             image_id: format!("local://img/{name}"),
-            state: RunState::Running { started_at: ts(100), pid: 42 },
+            state: RunState::Running {
+                started_at: ts(100),
+                pid: 42,
+            },
             last_termination: None,
             restart_count: 0,
             ready,
@@ -265,7 +327,10 @@ mod tests {
 
     fn waiting(name: &str, reason: &str, crashed_before: bool) -> ContainerView {
         ContainerView {
-            state: RunState::Waiting { reason: reason.into(), message: None },
+            state: RunState::Waiting {
+                reason: reason.into(),
+                message: None,
+            },
             last_termination: crashed_before.then(|| Termination {
                 exit_code: 1,
                 signal: None,
@@ -293,14 +358,32 @@ mod tests {
     }
 
     fn cond<'a>(status: &'a PodStatus, kind: &str) -> &'a PodCondition {
-        status.conditions.as_ref().unwrap().iter().find(|c| c.type_ == kind).unwrap()
+        status
+            .conditions
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|c| c.type_ == kind)
+            .unwrap()
     }
 
     #[test]
     fn phase_rules() {
         assert_eq!(phase(&[running("a", true)], "Always"), "Running");
-        assert_eq!(phase(&[running("a", true), waiting("b", "ErrImagePull", false)], "Always"), "Pending");
-        assert_eq!(phase(&[running("a", true), waiting("b", "CrashLoopBackOff", true)], "Always"), "Running");
+        assert_eq!(
+            phase(
+                &[running("a", true), waiting("b", "ErrImagePull", false)],
+                "Always"
+            ),
+            "Pending"
+        );
+        assert_eq!(
+            phase(
+                &[running("a", true), waiting("b", "CrashLoopBackOff", true)],
+                "Always"
+            ),
+            "Running"
+        );
         assert_eq!(phase(&[exited("a", 0)], "Never"), "Succeeded");
         assert_eq!(phase(&[exited("a", 0), exited("b", 2)], "Never"), "Failed");
         assert_eq!(phase(&[exited("a", 2)], "OnFailure"), "Running");
@@ -317,7 +400,13 @@ mod tests {
         assert_eq!(status.pod_ip.as_deref(), Some("10.244.0.2"));
         assert_eq!(status.pod_ips.as_ref().unwrap()[0].ip, "10.244.0.2");
         assert_eq!(status.host_ips.as_ref().unwrap()[0].ip, "10.244.0.1");
-        for kind in ["PodScheduled", "PodReadyToStartContainers", "Initialized", "ContainersReady", "Ready"] {
+        for kind in [
+            "PodScheduled",
+            "PodReadyToStartContainers",
+            "Initialized",
+            "ContainersReady",
+            "Ready",
+        ] {
             assert_eq!(cond(&status, kind).status, "True", "{kind}");
         }
         let cs = &status.container_statuses.as_ref().unwrap()[0];
@@ -333,20 +422,32 @@ mod tests {
         let ready = cond(&first, "Ready");
         assert_eq!(ready.status, "False");
         assert_eq!(ready.reason.as_deref(), Some("ContainersNotReady"));
-        assert_eq!(ready.message.as_deref(), Some("containers with unready status: [b]"));
+        assert_eq!(
+            ready.message.as_deref(),
+            Some("containers with unready status: [b]")
+        );
 
         let mut later = view(&containers, Some(&first));
         later.now = ts(300);
         let second = build_status(&later);
-        assert_eq!(cond(&second, "Ready").last_transition_time, Some(Time(ts(200))));
+        assert_eq!(
+            cond(&second, "Ready").last_transition_time,
+            Some(Time(ts(200)))
+        );
 
         let all_ready = [running("a", true), running("b", true)];
         let mut flipped = view(&all_ready, Some(&second));
         flipped.now = ts(400);
         let third = build_status(&flipped);
         assert_eq!(cond(&third, "Ready").status, "True");
-        assert_eq!(cond(&third, "Ready").last_transition_time, Some(Time(ts(400))));
-        assert_eq!(cond(&third, "PodScheduled").last_transition_time, Some(Time(ts(200))));
+        assert_eq!(
+            cond(&third, "Ready").last_transition_time,
+            Some(Time(ts(400)))
+        );
+        assert_eq!(
+            cond(&third, "PodScheduled").last_transition_time,
+            Some(Time(ts(200)))
+        );
     }
 
     #[test]
@@ -371,9 +472,20 @@ mod tests {
         v.restart_policy = "Never";
         let status = build_status(&v);
         assert_eq!(status.phase.as_deref(), Some("Succeeded"));
-        assert_eq!(cond(&status, "Ready").reason.as_deref(), Some("PodCompleted"));
-        let term = status.container_statuses.unwrap()[0].state.clone().unwrap().terminated.unwrap();
-        assert_eq!((term.exit_code, term.reason.as_deref()), (0, Some("Completed")));
+        assert_eq!(
+            cond(&status, "Ready").reason.as_deref(),
+            Some("PodCompleted")
+        );
+        let term = status.container_statuses.unwrap()[0]
+            .state
+            .clone()
+            .unwrap()
+            .terminated
+            .unwrap();
+        assert_eq!(
+            (term.exit_code, term.reason.as_deref()),
+            (0, Some("Completed"))
+        );
     }
 
     #[test]
