@@ -1,0 +1,138 @@
+//! Locating (and if needed building) the upstream control-plane binaries.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context as _, bail};
+
+/// Env var naming a directory with prebuilt binaries; skips the build script.
+pub const BIN_DIR_ENV: &str = "GOMICRO_CONTROLPLANE_BIN_DIR";
+
+/// Every binary the local backend needs in its bin dir.
+pub const REQUIRED_BINARIES: [&str; 5] = [
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubectl",
+];
+
+/// The build script, found relative to this crate in the workspace.
+pub fn build_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ci/controlplane/build.sh")
+}
+
+/// Names of required binaries missing (or not executable) in `bin_dir`.
+pub fn missing_binaries(bin_dir: &Path) -> Vec<&'static str> {
+    use std::os::unix::fs::PermissionsExt as _;
+    REQUIRED_BINARIES
+        .into_iter()
+        .filter(|name| {
+            !std::fs::metadata(bin_dir.join(name))
+                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// Checks that `bin_dir` holds every required binary.
+pub fn check_binaries(bin_dir: &Path) -> anyhow::Result<()> {
+    let missing = missing_binaries(bin_dir);
+    if !missing.is_empty() {
+        bail!(
+            "control-plane binaries missing in {}: {} (build them with {})",
+            bin_dir.display(),
+            missing.join(", "),
+            build_script().display()
+        );
+    }
+    Ok(())
+}
+
+/// Runs `ci/controlplane/build.sh` (progress on stderr; a cold build takes many minutes,
+/// cached builds return at once) and returns the bin dir it prints as its last stdout line.
+/// With `GOMICRO_CONTROLPLANE_BIN_DIR` set, checks and returns that directory instead.
+pub fn ensure_binaries() -> anyhow::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os(BIN_DIR_ENV) {
+        let dir = PathBuf::from(dir);
+        check_binaries(&dir).with_context(|| format!("{BIN_DIR_ENV} is set"))?;
+        return Ok(dir);
+    }
+    let script = build_script();
+    if !script.is_file() {
+        bail!(
+            "control-plane build script not found at {} (run from a checkout of the repository \
+             or set {BIN_DIR_ENV})",
+            script.display()
+        );
+    }
+    let output = Command::new("bash")
+        .arg(&script)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("running bash {}", script.display()))?;
+    match output.status.code() {
+        Some(0) => {}
+        Some(2) => bail!(
+            "the Go toolchain is missing: `bash {}` needs `go` (>= 1.25) on PATH to build the \
+             control plane",
+            script.display()
+        ),
+        _ => bail!(
+            "building the control plane failed: `bash {}` exited with {} (its output is above)",
+            script.display(),
+            output.status
+        ),
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let dir = last_line(&stdout)
+        .map(PathBuf::from)
+        .with_context(|| format!("`bash {}` printed no bin dir", script.display()))?;
+    check_binaries(&dir)?;
+    Ok(dir)
+}
+
+fn last_line(text: &str) -> Option<&str> {
+    text.lines().map(str::trim).rfind(|l| !l.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_line_skips_trailing_blank_lines() {
+        assert_eq!(last_line("x\n/bin/dir\n\n"), Some("/bin/dir"));
+        assert_eq!(last_line("\n"), None);
+    }
+
+    #[test]
+    fn missing_binaries_reports_absent_and_non_executable_files() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        for name in REQUIRED_BINARIES {
+            std::fs::write(dir.path().join(name), "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(
+                dir.path().join(name),
+                std::fs::Permissions::from_mode(0o755),
+            )
+            .unwrap();
+        }
+        assert!(missing_binaries(dir.path()).is_empty());
+        std::fs::remove_file(dir.path().join("etcd")).unwrap();
+        std::fs::set_permissions(
+            dir.path().join("kubectl"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        assert_eq!(missing_binaries(dir.path()), vec!["etcd", "kubectl"]);
+        let err = check_binaries(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("etcd, kubectl"), "{err}");
+    }
+
+    #[test]
+    fn build_script_is_in_the_workspace() {
+        assert!(build_script().is_file(), "{}", build_script().display());
+    }
+}

@@ -1,0 +1,302 @@
+//! The control-plane components: binary names, command-line flags and health endpoints.
+
+use std::fmt;
+use std::path::Path;
+
+use crate::layout::{
+    API_SERVER_PORT, CONTROLLER_MANAGER_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, NODE_IP,
+    SCHEDULER_PORT, SERVICE_ACCOUNT_ISSUER, SERVICE_CIDR, StateLayout,
+};
+
+/// A control-plane process of the local cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Component {
+    /// etcd (storage).
+    Etcd,
+    /// kube-apiserver.
+    ApiServer,
+    /// kube-controller-manager.
+    ControllerManager,
+    /// kube-scheduler.
+    Scheduler,
+}
+
+impl Component {
+    /// All components in start order (stop in reverse).
+    pub const ALL: [Component; 4] = [
+        Component::Etcd,
+        Component::ApiServer,
+        Component::ControllerManager,
+        Component::Scheduler,
+    ];
+
+    /// Binary (and log/pid file) name.
+    pub fn binary_name(self) -> &'static str {
+        match self {
+            Component::Etcd => "etcd",
+            Component::ApiServer => "kube-apiserver",
+            Component::ControllerManager => "kube-controller-manager",
+            Component::Scheduler => "kube-scheduler",
+        }
+    }
+
+    /// The component a binary name belongs to.
+    pub fn from_binary_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.binary_name() == name)
+    }
+
+    /// URL polled until the component is ready.
+    pub fn health_url(self) -> String {
+        match self {
+            Component::Etcd => format!("http://127.0.0.1:{ETCD_CLIENT_PORT}/health"),
+            Component::ApiServer => format!("https://{NODE_IP}:{API_SERVER_PORT}/readyz"),
+            Component::ControllerManager => {
+                format!("https://127.0.0.1:{CONTROLLER_MANAGER_PORT}/healthz")
+            }
+            Component::Scheduler => format!("https://127.0.0.1:{SCHEDULER_PORT}/healthz"),
+        }
+    }
+
+    /// Command-line flags for this component with files from `layout`.
+    pub fn args(self, layout: &StateLayout) -> Vec<String> {
+        match self {
+            Component::Etcd => etcd_args(layout),
+            Component::ApiServer => api_server_args(layout),
+            Component::ControllerManager => controller_manager_args(layout),
+            Component::Scheduler => scheduler_args(layout),
+        }
+    }
+}
+
+impl fmt::Display for Component {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.binary_name())
+    }
+}
+
+fn flag(name: &str, value: impl fmt::Display) -> String {
+    format!("--{name}={value}")
+}
+
+fn path_flag(name: &str, path: &Path) -> String {
+    flag(name, path.display())
+}
+
+fn etcd_args(layout: &StateLayout) -> Vec<String> {
+    let client = format!("http://127.0.0.1:{ETCD_CLIENT_PORT}");
+    let peer = format!("http://127.0.0.1:{ETCD_PEER_PORT}");
+    vec![
+        flag("name", "gmc-etcd"),
+        path_flag("data-dir", &layout.etcd_data_dir()),
+        flag("listen-client-urls", &client),
+        flag("advertise-client-urls", &client),
+        flag("listen-peer-urls", &peer),
+        flag("initial-advertise-peer-urls", &peer),
+        flag("initial-cluster", format!("gmc-etcd={peer}")),
+        flag("initial-cluster-state", "new"),
+        // Test data only: skipping fsync makes start-up and writes much faster.
+        flag("unsafe-no-fsync", true),
+        flag("log-level", "warn"),
+    ]
+}
+
+fn api_server_args(layout: &StateLayout) -> Vec<String> {
+    vec![
+        flag("etcd-servers", format!("http://127.0.0.1:{ETCD_CLIENT_PORT}")),
+        flag("bind-address", NODE_IP),
+        flag("secure-port", API_SERVER_PORT),
+        flag("advertise-address", NODE_IP),
+        path_flag("cert-dir", &layout.pki_dir()),
+        path_flag("tls-cert-file", &layout.pki("apiserver.crt")),
+        path_flag("tls-private-key-file", &layout.pki("apiserver.key")),
+        path_flag("client-ca-file", &layout.pki("ca.crt")),
+        path_flag("token-auth-file", &layout.token_file()),
+        flag("authorization-mode", "Node,RBAC"),
+        flag("enable-admission-plugins", "NodeRestriction"),
+        flag("service-account-issuer", SERVICE_ACCOUNT_ISSUER),
+        path_flag("service-account-signing-key-file", &layout.pki("sa.key")),
+        path_flag("service-account-key-file", &layout.pki("sa.pub")),
+        flag("service-cluster-ip-range", SERVICE_CIDR),
+        flag("kubelet-preferred-address-types", "InternalIP"),
+        path_flag("kubelet-certificate-authority", &layout.pki("ca.crt")),
+        path_flag(
+            "kubelet-client-certificate",
+            &layout.pki("apiserver-kubelet-client.crt"),
+        ),
+        path_flag(
+            "kubelet-client-key",
+            &layout.pki("apiserver-kubelet-client.key"),
+        ),
+        flag("allow-privileged", true),
+        flag("profiling", false),
+        flag("v", 1),
+    ]
+}
+
+/// Flags shared by the controller manager and the scheduler: loopback health endpoint with
+/// our certificate (so nothing is written to /var/run/kubernetes), no leader election.
+fn loopback_component_args(layout: &StateLayout, user: &str, port: u16) -> Vec<String> {
+    vec![
+        path_flag("kubeconfig", &layout.kubeconfig(user)),
+        flag("leader-elect", false),
+        flag("bind-address", "127.0.0.1"),
+        flag("secure-port", port),
+        path_flag("cert-dir", &layout.pki_dir()),
+        path_flag("tls-cert-file", &layout.pki("apiserver.crt")),
+        path_flag("tls-private-key-file", &layout.pki("apiserver.key")),
+        flag("profiling", false),
+        flag("v", 1),
+    ]
+}
+
+fn controller_manager_args(layout: &StateLayout) -> Vec<String> {
+    let mut args =
+        loopback_component_args(layout, "controller-manager", CONTROLLER_MANAGER_PORT);
+    args.extend([
+        flag("use-service-account-credentials", true),
+        path_flag("service-account-private-key-file", &layout.pki("sa.key")),
+        path_flag("root-ca-file", &layout.pki("ca.crt")),
+        path_flag("cluster-signing-cert-file", &layout.pki("ca.crt")),
+        path_flag("cluster-signing-key-file", &layout.pki("ca.key")),
+        flag("controllers", "*"),
+        // With per-controller ServiceAccount credentials the manager makes ~100 requests
+        // while it starts; the default client limit (20 qps, burst 30) makes that take
+        // seconds. A one-node test cluster has no load to protect.
+        flag("kube-api-qps", 200),
+        flag("kube-api-burst", 400),
+    ]);
+    args
+}
+
+fn scheduler_args(layout: &StateLayout) -> Vec<String> {
+    loopback_component_args(layout, "scheduler", SCHEDULER_PORT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout() -> StateLayout {
+        StateLayout::new(Path::new("/s"))
+    }
+
+    fn value<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+        let prefix = format!("--{name}=");
+        let mut found = args.iter().filter_map(|a| a.strip_prefix(&prefix));
+        let first = found.next();
+        assert!(found.next().is_none(), "flag --{name} given twice");
+        first
+    }
+
+    #[test]
+    fn etcd_listens_on_loopback_off_default_ports_without_fsync() {
+        let args = Component::Etcd.args(&layout());
+        assert_eq!(
+            value(&args, "listen-client-urls"),
+            Some("http://127.0.0.1:23790")
+        );
+        assert_eq!(
+            value(&args, "listen-peer-urls"),
+            Some("http://127.0.0.1:23800")
+        );
+        assert_eq!(value(&args, "data-dir"), Some("/s/cluster/etcd"));
+        assert_eq!(value(&args, "unsafe-no-fsync"), Some("true"));
+        assert!(args.iter().all(|a| !a.contains("2379/") && !a.contains(":2379,")));
+    }
+
+    #[test]
+    fn api_server_serves_on_the_bridge_with_node_and_rbac_authorization() {
+        let args = Component::ApiServer.args(&layout());
+        assert_eq!(value(&args, "bind-address"), Some("10.244.0.1"));
+        assert_eq!(value(&args, "advertise-address"), Some("10.244.0.1"));
+        assert_eq!(value(&args, "secure-port"), Some("6443"));
+        assert_eq!(value(&args, "authorization-mode"), Some("Node,RBAC"));
+        assert_eq!(
+            value(&args, "enable-admission-plugins"),
+            Some("NodeRestriction")
+        );
+        assert_eq!(value(&args, "disable-admission-plugins"), None);
+        assert_eq!(value(&args, "service-cluster-ip-range"), Some("10.96.0.0/16"));
+        assert_eq!(
+            value(&args, "service-account-issuer"),
+            Some("https://kubernetes.default.svc.cluster.local")
+        );
+        assert_eq!(
+            value(&args, "service-account-signing-key-file"),
+            Some("/s/cluster/pki/sa.key")
+        );
+        assert_eq!(
+            value(&args, "service-account-key-file"),
+            Some("/s/cluster/pki/sa.pub")
+        );
+        assert_eq!(value(&args, "token-auth-file"), Some("/s/cluster/tokens.csv"));
+        assert_eq!(
+            value(&args, "etcd-servers"),
+            Some("http://127.0.0.1:23790")
+        );
+        assert_eq!(
+            value(&args, "kubelet-preferred-address-types"),
+            Some("InternalIP")
+        );
+        assert_eq!(value(&args, "profiling"), Some("false"));
+    }
+
+    #[test]
+    fn controller_manager_runs_all_default_controllers_as_service_accounts() {
+        let args = Component::ControllerManager.args(&layout());
+        assert_eq!(
+            value(&args, "kubeconfig"),
+            Some("/s/cluster/controller-manager.kubeconfig")
+        );
+        assert_eq!(value(&args, "leader-elect"), Some("false"));
+        assert_eq!(value(&args, "use-service-account-credentials"), Some("true"));
+        assert_eq!(value(&args, "root-ca-file"), Some("/s/cluster/pki/ca.crt"));
+        assert_eq!(value(&args, "controllers"), Some("*"));
+        assert_eq!(value(&args, "bind-address"), Some("127.0.0.1"));
+        assert_eq!(value(&args, "secure-port"), Some("10257"));
+    }
+
+    #[test]
+    fn scheduler_uses_its_own_kubeconfig_on_loopback() {
+        let args = Component::Scheduler.args(&layout());
+        assert_eq!(
+            value(&args, "kubeconfig"),
+            Some("/s/cluster/scheduler.kubeconfig")
+        );
+        assert_eq!(value(&args, "leader-elect"), Some("false"));
+        assert_eq!(value(&args, "bind-address"), Some("127.0.0.1"));
+        assert_eq!(value(&args, "secure-port"), Some("10259"));
+    }
+
+    #[test]
+    fn every_component_mentions_the_state_dir_so_cleanup_can_identify_it() {
+        for component in Component::ALL {
+            assert!(
+                component.args(&layout()).iter().any(|a| a.contains("/s/")),
+                "{component}"
+            );
+        }
+    }
+
+    #[test]
+    fn binary_names_round_trip() {
+        for component in Component::ALL {
+            assert_eq!(
+                Component::from_binary_name(component.binary_name()),
+                Some(component)
+            );
+        }
+        assert_eq!(Component::from_binary_name("kubectl"), None);
+    }
+
+    #[test]
+    fn health_endpoints_are_loopback_or_the_bridge() {
+        for component in Component::ALL {
+            let url = component.health_url();
+            assert!(
+                url.contains("//127.0.0.1:") || url.contains("//10.244.0.1:"),
+                "{url}"
+            );
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! Fixed network parameters of the local cluster and the file layout below its state dir.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+/// Default state directory of the local cluster.
+pub const DEFAULT_STATE_DIR: &str = "/run/gomicro-conformance";
+/// Name of the bridge in the host namespace that pods attach to.
+pub const BRIDGE: &str = "gmc0";
+/// Address of the bridge: the node IP, where the API server and the kubelet listen.
+pub const NODE_IP: Ipv4Addr = Ipv4Addr::new(10, 244, 0, 1);
+/// Prefix length of the bridge subnet (the node's pod CIDR).
+pub const BRIDGE_PREFIX: u8 = 24;
+/// Pod CIDR of the single node.
+pub const NODE_POD_CIDR: &str = "10.244.0.0/24";
+/// Cluster-wide pod CIDR; routed `unreachable` in the host namespace while the cluster runs.
+pub const CLUSTER_POD_CIDR: &str = "10.244.0.0/16";
+/// Service CIDR (ClusterIP allocation only; nothing routes it).
+pub const SERVICE_CIDR: &str = "10.96.0.0/16";
+/// First service IP (the `kubernetes` Service), part of the API server certificate.
+pub const FIRST_SERVICE_IP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 1);
+/// Name of the single Node the process kubelet registers.
+pub const NODE_NAME: &str = "gmc-node";
+/// API server secure port (on [`NODE_IP`]).
+pub const API_SERVER_PORT: u16 = 6443;
+/// etcd client port (loopback, off the default 2379).
+pub const ETCD_CLIENT_PORT: u16 = 23790;
+/// etcd peer port (loopback, off the default 2380).
+pub const ETCD_PEER_PORT: u16 = 23800;
+/// kube-controller-manager health port (loopback).
+pub const CONTROLLER_MANAGER_PORT: u16 = 10257;
+/// kube-scheduler health port (loopback).
+pub const SCHEDULER_PORT: u16 = 10259;
+/// Issuer of ServiceAccount tokens.
+pub const SERVICE_ACCOUNT_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
+/// Machine-wide lock: the bridge, the node IP and the ports are global, so one cluster runs
+/// per machine.
+pub const LOCK_FILE: &str = "/run/lock/gomicro-local-cluster.lock";
+/// Env var that keeps `<state_dir>/logs` after the cluster stops.
+pub const KEEP_LOGS_ENV: &str = "GOMICRO_KEEP_LOGS";
+
+/// The API server URL clients use.
+pub fn api_server_url() -> String {
+    format!("https://{NODE_IP}:{API_SERVER_PORT}")
+}
+
+/// Paths of everything the cluster writes below its state dir.
+#[derive(Debug, Clone)]
+pub struct StateLayout {
+    root: PathBuf,
+}
+
+impl StateLayout {
+    /// Layout rooted at `state_dir`.
+    pub fn new(state_dir: &Path) -> Self {
+        Self {
+            root: state_dir.to_path_buf(),
+        }
+    }
+
+    /// The state dir itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Generated files of the running cluster (PKI, kubeconfigs, etcd data, pid files).
+    pub fn cluster_dir(&self) -> PathBuf {
+        self.root.join("cluster")
+    }
+
+    /// Certificates and keys.
+    pub fn pki_dir(&self) -> PathBuf {
+        self.cluster_dir().join("pki")
+    }
+
+    /// A file in the PKI dir.
+    pub fn pki(&self, file: &str) -> PathBuf {
+        self.pki_dir().join(file)
+    }
+
+    /// The static token file of the API server.
+    pub fn token_file(&self) -> PathBuf {
+        self.cluster_dir().join("tokens.csv")
+    }
+
+    /// The kubeconfig of `user` (`admin`, `controller-manager`, `scheduler`, `node`).
+    pub fn kubeconfig(&self, user: &str) -> PathBuf {
+        self.cluster_dir().join(format!("{user}.kubeconfig"))
+    }
+
+    /// etcd's data dir.
+    pub fn etcd_data_dir(&self) -> PathBuf {
+        self.cluster_dir().join("etcd")
+    }
+
+    /// Pid files of the component processes (read by `cleanup_stale`).
+    pub fn run_dir(&self) -> PathBuf {
+        self.cluster_dir().join("run")
+    }
+
+    /// HOME of the component processes.
+    pub fn home_dir(&self) -> PathBuf {
+        self.cluster_dir().join("home")
+    }
+
+    /// Component log files.
+    pub fn logs_dir(&self) -> PathBuf {
+        self.root.join("logs")
+    }
+
+    /// State dir of the process kubelet.
+    pub fn kubelet_dir(&self) -> PathBuf {
+        self.root.join("kubelet")
+    }
+
+    /// Written by the cluster daemon once the cluster is ready.
+    pub fn cluster_info_file(&self) -> PathBuf {
+        self.root.join("cluster.json")
+    }
+
+    /// Written by the cluster daemon when it starts (identifies it for `down`).
+    pub fn daemon_pid_file(&self) -> PathBuf {
+        self.root.join("daemon.pid")
+    }
+
+    /// stdout/stderr of the cluster daemon.
+    pub fn daemon_log(&self) -> PathBuf {
+        self.root.join("daemon.log")
+    }
+}

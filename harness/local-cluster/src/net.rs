@@ -1,0 +1,95 @@
+//! The cluster's host-namespace network: bridge `gmc0` carrying the node IP, and
+//! `unreachable` routes for the pod and service CIDRs so stray traffic fails locally.
+
+use std::process::{Command, Stdio};
+
+use anyhow::{Context as _, bail};
+
+use crate::layout::{BRIDGE, BRIDGE_PREFIX, CLUSTER_POD_CIDR, NODE_IP, SERVICE_CIDR};
+
+/// CIDRs routed `unreachable` while the cluster runs.
+pub const UNREACHABLE_CIDRS: [&str; 2] = [CLUSTER_POD_CIDR, SERVICE_CIDR];
+
+/// Runs `ip args...`; its stdout on success, an error with its stderr otherwise.
+pub fn ip(args: &[&str]) -> anyhow::Result<String> {
+    let output = Command::new("ip")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .context("running `ip` (is iproute2 installed?)")?;
+    if !output.status.success() {
+        bail!(
+            "`ip {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Whether the bridge exists.
+pub fn bridge_exists() -> bool {
+    ip(&["link", "show", "dev", BRIDGE]).is_ok()
+}
+
+/// Our CIDRs among the `unreachable` routes listed by `ip route show type unreachable`.
+pub fn our_unreachable_routes(listing: &str) -> Vec<&'static str> {
+    UNREACHABLE_CIDRS
+        .into_iter()
+        .filter(|cidr| {
+            listing.lines().any(|line| {
+                let mut words = line.split_whitespace();
+                words.next() == Some("unreachable") && words.next() == Some(cidr)
+            })
+        })
+        .collect()
+}
+
+/// Creates the bridge with the node IP and the unreachable routes.
+pub fn setup() -> anyhow::Result<()> {
+    let address = format!("{NODE_IP}/{BRIDGE_PREFIX}");
+    ip(&["link", "add", BRIDGE, "type", "bridge"])?;
+    // Pods and the node talk IPv4 only; keep the bridge quiet on IPv6.
+    let _ = std::fs::write(
+        format!("/proc/sys/net/ipv6/conf/{BRIDGE}/disable_ipv6"),
+        "1",
+    );
+    ip(&["addr", "add", &address, "dev", BRIDGE])?;
+    ip(&["link", "set", BRIDGE, "up"])?;
+    for cidr in UNREACHABLE_CIDRS {
+        ip(&["route", "replace", "unreachable", cidr])?;
+    }
+    Ok(())
+}
+
+/// Removes the bridge and our unreachable routes if present; returns what was removed.
+pub fn teardown() -> anyhow::Result<Vec<String>> {
+    let mut removed = Vec::new();
+    if bridge_exists() {
+        ip(&["link", "delete", BRIDGE])?;
+        removed.push(format!("bridge {BRIDGE}"));
+    }
+    let listing = ip(&["route", "show", "type", "unreachable"])?;
+    for cidr in our_unreachable_routes(&listing) {
+        ip(&["route", "delete", "unreachable", cidr])?;
+        removed.push(format!("unreachable route {cidr}"));
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_only_our_unreachable_routes() {
+        let listing = "unreachable 10.244.0.0/16 \nunreachable 10.1.0.0/16\n";
+        assert_eq!(our_unreachable_routes(listing), vec!["10.244.0.0/16"]);
+        let both = "unreachable 10.96.0.0/16\nunreachable 10.244.0.0/16 metric 5\n";
+        assert_eq!(
+            our_unreachable_routes(both),
+            vec!["10.244.0.0/16", "10.96.0.0/16"]
+        );
+        assert!(our_unreachable_routes("").is_empty());
+    }
+}

@@ -1,0 +1,82 @@
+//! Checks that this machine can run the local cluster, with clear errors when it cannot.
+
+use std::path::Path;
+
+use anyhow::{Context as _, bail};
+
+use crate::binaries::check_binaries;
+use crate::net::ip;
+
+const CAP_NET_ADMIN: u32 = 12;
+const CAP_SYS_ADMIN: u32 = 21;
+
+/// Effective capability bits from the text of `/proc/self/status`.
+pub fn effective_capabilities(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+}
+
+/// Names of the required capabilities missing from `cap_eff`.
+pub fn missing_capabilities(cap_eff: u64) -> Vec<&'static str> {
+    [
+        (CAP_NET_ADMIN, "CAP_NET_ADMIN"),
+        (CAP_SYS_ADMIN, "CAP_SYS_ADMIN"),
+    ]
+    .into_iter()
+    .filter(|(bit, _)| cap_eff & (1u64 << bit) == 0)
+    .map(|(_, name)| name)
+    .collect()
+}
+
+/// Root, capabilities, iproute2, network namespaces and the binaries.
+pub fn check(bin_dir: &Path) -> anyhow::Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!(
+            "the local backend must run as root (it creates a bridge, network namespaces and \
+             mounts); run as root or use the k3s backend"
+        );
+    }
+    let status = std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
+    let cap_eff = effective_capabilities(&status).context("no CapEff in /proc/self/status")?;
+    let missing = missing_capabilities(cap_eff);
+    if !missing.is_empty() {
+        bail!(
+            "the local backend needs {} (e.g. a privileged container or full root)",
+            missing.join(" and ")
+        );
+    }
+    ip(&["-V"]).context("iproute2's `ip` command is required by the local backend")?;
+    let probe = format!("gmc-probe-{}", std::process::id());
+    ip(&["netns", "add", &probe])
+        .context("network namespaces are not supported here (`ip netns add` failed)")?;
+    ip(&["netns", "delete", &probe])
+        .with_context(|| format!("deleting probe network namespace {probe}"))?;
+    check_binaries(bin_dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_effective_capabilities() {
+        let status = "Name:\tx\nCapPrm:\t0000000000000000\nCapEff:\t000001fffeffffff\n";
+        assert_eq!(effective_capabilities(status), Some(0x1fffeffffff));
+        assert_eq!(effective_capabilities("Name: x\n"), None);
+    }
+
+    #[test]
+    fn reports_missing_capabilities() {
+        assert!(missing_capabilities(0x1fffeffffff).is_empty());
+        assert_eq!(
+            missing_capabilities(1 << CAP_NET_ADMIN),
+            vec!["CAP_SYS_ADMIN"]
+        );
+        assert_eq!(
+            missing_capabilities(0),
+            vec!["CAP_NET_ADMIN", "CAP_SYS_ADMIN"]
+        );
+    }
+}
