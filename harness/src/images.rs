@@ -36,7 +36,10 @@ pub fn prepare_local(profile: &Profile) -> Result<ImageMap> {
             None => local.dir.clone().expect("validated: dir or cargoPackage"),
         };
         if !root.is_dir() {
-            bail!("local image {name}: directory {} does not exist", root.display());
+            bail!(
+                "local image {name}: directory {} does not exist",
+                root.display()
+            );
         }
         map.insert(
             name.clone(),
@@ -51,12 +54,9 @@ pub fn prepare_local(profile: &Profile) -> Result<ImageMap> {
     Ok(map)
 }
 
-/// The Docker builds of the profile's images.
+/// The Docker builds of the profile's images (the k3s backend skips builds of images the
+/// engine already has when `HARNESS_SKIP_IMAGE_BUILD=1`, but still imports them).
 pub fn docker_builds(profile: &Profile) -> BTreeMap<String, DockerBuild> {
-    if std::env::var_os("HARNESS_SKIP_IMAGE_BUILD").is_some_and(|v| v == "1") {
-        eprintln!("[images] HARNESS_SKIP_IMAGE_BUILD=1: using images already in the Docker engine");
-        return BTreeMap::new();
-    }
     profile
         .images
         .iter()
@@ -67,14 +67,24 @@ pub fn docker_builds(profile: &Profile) -> BTreeMap<String, DockerBuild> {
 fn cargo_build_release(packages: &[&str]) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(&cargo);
-    command.current_dir(workspace_root()).args(["build", "--release", "--locked"]);
+    command
+        .current_dir(workspace_root())
+        .args(["build", "--release", "--locked"]);
     for package in packages {
         command.args(["-p", package]);
     }
-    eprintln!("[images] cargo build --release -p {}", packages.join(" -p "));
-    let status = command.status().with_context(|| format!("cannot run {cargo}"))?;
+    eprintln!(
+        "[images] cargo build --release -p {}",
+        packages.join(" -p ")
+    );
+    let status = command
+        .status()
+        .with_context(|| format!("cannot run {cargo}"))?;
     if !status.success() {
-        bail!("building the local images failed: cargo build --release -p {} ({status})", packages.join(" -p "));
+        bail!(
+            "building the local images failed: cargo build --release -p {} ({status})",
+            packages.join(" -p ")
+        );
     }
     Ok(())
 }
@@ -88,7 +98,8 @@ fn target_dir() -> PathBuf {
 fn assemble_cargo_image(name: &str, package: &str, local: &LocalImageSource) -> Result<PathBuf> {
     let root = target_dir().join("local-images").join(sanitize(name));
     if root.exists() {
-        std::fs::remove_dir_all(&root).with_context(|| format!("cannot clear {}", root.display()))?;
+        std::fs::remove_dir_all(&root)
+            .with_context(|| format!("cannot clear {}", root.display()))?;
     }
     std::fs::create_dir_all(&root)?;
     let binary = target_dir().join("release").join(package);
@@ -117,7 +128,16 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
 
 /// A directory name for an image reference (`a/b:c` → `a_b_c`).
 fn sanitize(image: &str) -> String {
-    image.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect()
+    image
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -126,6 +146,9 @@ mod tests {
 
     #[test]
     fn image_names_become_flat_directory_names() {
-        assert_eq!(sanitize("gomicro-conformance/token-srv:0.1.0"), "gomicro-conformance_token-srv_0.1.0");
+        assert_eq!(
+            sanitize("gomicro-conformance/token-srv:0.1.0"),
+            "gomicro-conformance_token-srv_0.1.0"
+        );
     }
 }

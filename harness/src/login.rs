@@ -31,7 +31,8 @@ pub async fn http_login_raw(ctx: &Ctx, user: &str, password: &str) -> Result<(u1
         .with_context(|| format!("POST {url}"))?;
     let status = response.status().as_u16();
     let text = response.text().await?;
-    let body = serde_json::from_str(&text).with_context(|| format!("POST {url} answered {status} with non-JSON body {text:?}"))?;
+    let body = serde_json::from_str(&text)
+        .with_context(|| format!("POST {url} answered {status} with non-JSON body {text:?}"))?;
     Ok((status, body))
 }
 
@@ -42,7 +43,8 @@ pub async fn http_login(ctx: &Ctx) -> Result<LoginReply> {
     if status != 200 {
         bail!("HTTP login answered {status}: {body}");
     }
-    serde_json::from_value(body.clone()).with_context(|| format!("HTTP login reply {body} lacks id/userName/token"))
+    serde_json::from_value(body.clone())
+        .with_context(|| format!("HTTP login reply {body} lacks id/userName/token"))
 }
 
 /// Logs the demo user in over gRPC.
@@ -50,42 +52,67 @@ pub async fn grpc_login(ctx: &Ctx) -> Result<LoginReply> {
     let user = &ctx.profile.expectations.demo_user;
     let channel = ctx.grpc_channel(&ctx.profile.services.admin).await?;
     let reply = AuthenticationServiceClient::new(channel)
-        .login(LoginRequest { user_name: user.user_name.clone(), password: user.password.clone() })
+        .login(LoginRequest {
+            user_name: user.user_name.clone(),
+            password: user.password.clone(),
+        })
         .await
         .context("gRPC Login failed")?
         .into_inner();
-    Ok(LoginReply { id: reply.id, user_name: reply.user_name, token: reply.token })
+    Ok(LoginReply {
+        id: reply.id,
+        user_name: reply.user_name,
+        token: reply.token,
+    })
 }
 
 /// Logs in over HTTP when the profile claims it, else over gRPC.
 pub async fn any_login(ctx: &Ctx) -> Result<LoginReply> {
-    if ctx.profile.supports("login-http") { http_login(ctx).await } else { grpc_login(ctx).await }
+    if ctx.profile.supports("login-http") {
+        http_login(ctx).await
+    } else {
+        grpc_login(ctx).await
+    }
 }
 
 /// Verifies a token as CONTRACT.md §5 describes and returns its normalised header and claims.
 pub fn check_token(token: &str, key: &str, user_name: &str, user_id: &str) -> Result<Value> {
     let header = jsonwebtoken::decode_header(token).context("token is not a JWT")?;
     if header.alg != Algorithm::HS256 || header.typ.as_deref() != Some("JWT") {
-        bail!("token header is alg={:?} typ={:?}, expected HS256/JWT", header.alg, header.typ);
+        bail!(
+            "token header is alg={:?} typ={:?}, expected HS256/JWT",
+            header.alg,
+            header.typ
+        );
     }
     let mut validation = Validation::new(Algorithm::HS256);
     validation.required_spec_claims.clear();
     validation.validate_exp = false;
     validation.validate_aud = false;
-    let data = jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, &DecodingKey::from_secret(key.as_bytes()), &validation)
-        .context("token does not verify with the expected key")?;
+    let data = jsonwebtoken::decode::<serde_json::Map<String, Value>>(
+        token,
+        &DecodingKey::from_secret(key.as_bytes()),
+        &validation,
+    )
+    .context("token does not verify with the expected key")?;
     let claims = data.claims;
     let keys: BTreeSet<&str> = claims.keys().map(String::as_str).collect();
     let expected: BTreeSet<&str> = ["iat", "platform", "sub", "uid"].into();
     if keys != expected {
         bail!("token claims are {keys:?}, expected exactly {expected:?} (no exp)");
     }
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs() as i64;
     let iat = claims["iat"].as_i64().context("iat is not an integer")?;
     if (iat - now).abs() > 300 {
         bail!("iat {iat} is more than 5 minutes from now ({now})");
     }
-    for (claim, want) in [("platform", "TOKEN_PLATFORM_WEB"), ("sub", user_name), ("uid", user_id)] {
+    for (claim, want) in [
+        ("platform", "TOKEN_PLATFORM_WEB"),
+        ("sub", user_name),
+        ("uid", user_id),
+    ] {
         if claims[claim] != want {
             bail!("claim {claim} is {}, expected {want:?}", claims[claim]);
         }
@@ -100,8 +127,16 @@ pub fn check_token(token: &str, key: &str, user_name: &str, user_id: &str) -> Re
 pub fn check_reply(ctx: &Ctx, reply: &LoginReply, key: &str) -> Result<Value> {
     let user = &ctx.profile.expectations.demo_user;
     if reply.id != user.id || reply.user_name != user.user_name {
-        bail!("login reply is id={:?} userName={:?}, expected {:?}/{:?}", reply.id, reply.user_name, user.id, user.user_name);
+        bail!(
+            "login reply is id={:?} userName={:?}, expected {:?}/{:?}",
+            reply.id,
+            reply.user_name,
+            user.id,
+            user.user_name
+        );
     }
     let token = check_token(&reply.token, key, &user.user_name, &user.id)?;
-    Ok(json!({ "reply": { "id": reply.id, "userName": reply.user_name, "token": "[token]" }, "token": token }))
+    Ok(
+        json!({ "reply": { "id": reply.id, "userName": reply.user_name, "token": "[token]" }, "token": token }),
+    )
 }

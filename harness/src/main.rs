@@ -13,7 +13,11 @@ use harness::run::{RunOptions, run, write_image_map};
 use harness::{cases, images};
 
 #[derive(Parser)]
-#[command(name = "harness", version, about = "Conformance harness for Go-Micro-style discovery and configuration on Kubernetes")]
+#[command(
+    name = "harness",
+    version,
+    about = "Conformance harness for Go-Micro-style discovery and configuration on Kubernetes"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -58,8 +62,12 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -80,7 +88,13 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
     let profile_or_default = |p: Option<PathBuf>| p.unwrap_or_else(reference_profile_path);
     let exe = std::env::current_exe().context("cannot find the harness executable")?;
     match command {
-        Command::Run { backend, profile, report_dir, keep_cluster, cases } => {
+        Command::Run {
+            backend,
+            profile,
+            report_dir,
+            keep_cluster,
+            cases,
+        } => {
             let options = RunOptions {
                 backend,
                 profile: profile_or_default(profile),
@@ -90,16 +104,28 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
                 harness_exe: exe,
             };
             let report = run(&options).await?;
-            Ok(if report.result == ReportResult::Success { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if report.result == ReportResult::Success {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Up { profile } => {
             let profile = Profile::load(&profile_or_default(profile))?;
             let map = write_image_map(&images::prepare_local(&profile)?)?;
-            let args = vec!["cluster-daemon".into(), "--image-map".into(), map.display().to_string()];
+            let args = vec![
+                "cluster-daemon".into(),
+                "--image-map".into(),
+                map.display().to_string(),
+            ];
             let info = local_cluster::daemon::up(&default_state_dir(), &exe, &args).await?;
             println!("local cluster is up (daemon pid {})", info.pid);
             println!("kubeconfig: {}", info.kubeconfig.display());
-            println!("try: {} --kubeconfig {} get nodes", info.kubectl.display(), info.kubeconfig.display());
+            println!(
+                "try: {} --kubeconfig {} get nodes",
+                info.kubectl.display(),
+                info.kubeconfig.display()
+            );
             println!("stop it with: harness down");
             Ok(ExitCode::SUCCESS)
         }
@@ -115,7 +141,8 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::ClusterDaemon { image_map } => {
-            let text = std::fs::read(&image_map).with_context(|| format!("cannot read {}", image_map.display()))?;
+            let text = std::fs::read(&image_map)
+                .with_context(|| format!("cannot read {}", image_map.display()))?;
             let images = serde_json::from_slice(&text).context("image map is not valid JSON")?;
             let spec = local_cluster::ClusterSpec::with_defaults(images)?;
             local_cluster::daemon::serve(spec).await?;

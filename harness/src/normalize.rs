@@ -5,7 +5,10 @@ use serde_json::{Map, Value, json};
 
 /// `user-srv-5fc4d67dd5-sm9g4` → `user-srv-[hash]`; other names stay.
 pub fn pod_name(name: &str, deployment: &str) -> String {
-    match name.strip_prefix(deployment).and_then(|rest| rest.strip_prefix('-')) {
+    match name
+        .strip_prefix(deployment)
+        .and_then(|rest| rest.strip_prefix('-'))
+    {
         Some(_) => format!("{deployment}-[hash]"),
         None => name.to_string(),
     }
@@ -21,7 +24,9 @@ pub fn instance_id(id: &str, deployment: &str) -> String {
 
 /// `grpc://10.244.0.7:9090` → `grpc://[ip]:9090`.
 pub fn endpoint(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
     let port = rest.rsplit_once(':').map(|(_, p)| p).unwrap_or("");
     format!("{scheme}://[ip]:{port}")
 }
@@ -34,7 +39,12 @@ pub fn resolver_instance(instance: &Value, deployment: &str) -> Value {
             "id" => json!(instance_id(value.as_str().unwrap_or_default(), deployment)),
             "version" => json!("[version]"),
             "endpoints" => Value::Array(
-                value.as_array().into_iter().flatten().map(|e| json!(endpoint(e.as_str().unwrap_or_default()))).collect(),
+                value
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|e| json!(endpoint(e.as_str().unwrap_or_default())))
+                    .collect(),
             ),
             _ => value.clone(),
         };
@@ -49,7 +59,10 @@ mod tests {
 
     #[test]
     fn pod_hashes_and_ips_are_hidden() {
-        assert_eq!(pod_name("user-srv-5fc4d67dd5-sm9g4", "user-srv"), "user-srv-[hash]");
+        assert_eq!(
+            pod_name("user-srv-5fc4d67dd5-sm9g4", "user-srv"),
+            "user-srv-[hash]"
+        );
         assert_eq!(pod_name("other", "user-srv"), "other");
         assert_eq!(
             instance_id("user-srv-5fc4d67dd5-sm9g4.go-micro.user-srv", "user-srv"),

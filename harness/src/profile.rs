@@ -150,7 +150,11 @@ pub struct DemoUser {
 
 impl Default for DemoUser {
     fn default() -> Self {
-        DemoUser { user_name: "thangn".into(), password: "123456".into(), id: "1".into() }
+        DemoUser {
+            user_name: "thangn".into(),
+            password: "123456".into(),
+            id: "1".into(),
+        }
     }
 }
 
@@ -219,16 +223,25 @@ impl Profile {
 
     fn validate(&self) -> Result<()> {
         if self.api_version != PROFILE_API_VERSION {
-            bail!("apiVersion must be {PROFILE_API_VERSION}, found {:?}", self.api_version);
+            bail!(
+                "apiVersion must be {PROFILE_API_VERSION}, found {:?}",
+                self.api_version
+            );
         }
         if self.kind != "Profile" {
             bail!("kind must be Profile, found {:?}", self.kind);
         }
         if self.key_prefix.is_empty() || self.key_prefix.contains('/') {
-            bail!("keyPrefix must be a non-empty label-key prefix without '/', found {:?}", self.key_prefix);
+            bail!(
+                "keyPrefix must be a non-empty label-key prefix without '/', found {:?}",
+                self.key_prefix
+            );
         }
-        let unknown: Vec<&String> =
-            self.features.iter().filter(|f| !KNOWN_FEATURES.contains(&f.as_str())).collect();
+        let unknown: Vec<&String> = self
+            .features
+            .iter()
+            .filter(|f| !KNOWN_FEATURES.contains(&f.as_str()))
+            .collect();
         if !unknown.is_empty() {
             bail!("unknown features {unknown:?}; known features are {KNOWN_FEATURES:?}");
         }
@@ -281,7 +294,11 @@ impl Profile {
 
     /// The three services with a short role name.
     pub fn all_services(&self) -> [(&'static str, &ServiceSpec); 3] {
-        [("token", &self.services.token), ("user", &self.services.user), ("admin", &self.services.admin)]
+        [
+            ("token", &self.services.token),
+            ("user", &self.services.user),
+            ("admin", &self.services.admin),
+        ]
     }
 }
 

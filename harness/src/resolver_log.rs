@@ -15,15 +15,27 @@ pub const KEY_ORDER: [&str; 5] = ["id", "name", "version", "metadata", "endpoint
 pub fn updates(log: &str) -> Result<Vec<Vec<Value>>> {
     let mut out = Vec::new();
     for (number, line) in log.lines().enumerate() {
-        let Some(start) = line.find(UPDATE_MARKER) else { continue };
+        let Some(start) = line.find(UPDATE_MARKER) else {
+            continue;
+        };
         let json = line[start + UPDATE_MARKER.len()..].trim();
-        let value: Value =
-            serde_json::from_str(json).with_context(|| format!("log line {}: update is not JSON: {json}", number + 1))?;
-        let Value::Array(instances) = value else { bail!("log line {}: update is not a JSON array", number + 1) };
+        let value: Value = serde_json::from_str(json)
+            .with_context(|| format!("log line {}: update is not JSON: {json}", number + 1))?;
+        let Value::Array(instances) = value else {
+            bail!("log line {}: update is not a JSON array", number + 1)
+        };
         for instance in &instances {
-            let keys: Vec<&str> = instance.as_object().into_iter().flatten().map(|(k, _)| k.as_str()).collect();
+            let keys: Vec<&str> = instance
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, _)| k.as_str())
+                .collect();
             if keys != KEY_ORDER {
-                bail!("log line {}: instance keys are {keys:?}, expected {KEY_ORDER:?} in that order", number + 1);
+                bail!(
+                    "log line {}: instance keys are {keys:?}, expected {KEY_ORDER:?} in that order",
+                    number + 1
+                );
             }
             if json.contains(": ") || json.contains(", ") {
                 bail!("log line {}: update JSON has whitespace", number + 1);
@@ -44,7 +56,10 @@ pub fn latest_for<'a>(updates: &'a [Vec<Value>], name: &str) -> Option<&'a Vec<V
 
 /// Sorted instance ids of an update.
 pub fn ids(update: &[Value]) -> Vec<String> {
-    let mut ids: Vec<String> = update.iter().filter_map(|i| i["id"].as_str().map(String::from)).collect();
+    let mut ids: Vec<String> = update
+        .iter()
+        .filter_map(|i| i["id"].as_str().map(String::from))
+        .collect();
     ids.sort();
     ids
 }
@@ -63,7 +78,10 @@ mod tests {
     fn parses_updates_per_service() {
         let updates = updates(LOG).unwrap();
         assert_eq!(updates.len(), 2);
-        assert_eq!(ids(latest_for(&updates, "go-micro.user-srv").unwrap()), ["u-1.go-micro.user-srv"]);
+        assert_eq!(
+            ids(latest_for(&updates, "go-micro.user-srv").unwrap()),
+            ["u-1.go-micro.user-srv"]
+        );
         assert!(latest_for(&updates, "go-micro.other").is_none());
     }
 

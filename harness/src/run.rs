@@ -30,7 +30,12 @@ pub struct RunOptions {
 }
 
 /// Starts (or attaches to) a cluster of the requested backend with the profile's images.
-pub async fn start_cluster(backend: BackendKind, profile: &Profile, keep: bool, harness_exe: &Path) -> Result<Cluster> {
+pub async fn start_cluster(
+    backend: BackendKind,
+    profile: &Profile,
+    keep: bool,
+    harness_exe: &Path,
+) -> Result<Cluster> {
     let backend = backend.resolve().await;
     eprintln!("[harness] backend: {}", backend.name());
     let started = Instant::now();
@@ -49,7 +54,9 @@ pub async fn start_cluster(backend: BackendKind, profile: &Profile, keep: bool, 
             let (k3s, client) = k3s::K3sCluster::start(&images::docker_builds(profile)).await?;
             Cluster::new(backend, client, Lifecycle::K3s(Box::new(k3s))).await?
         }
-        BackendKind::Kubeconfig => Cluster::new(backend, kubeconfig::connect().await?, Lifecycle::External).await?,
+        BackendKind::Kubeconfig => {
+            Cluster::new(backend, kubeconfig::connect().await?, Lifecycle::External).await?
+        }
         BackendKind::Auto => unreachable!("resolved above"),
     };
     eprintln!(
@@ -73,7 +80,13 @@ pub fn write_image_map(images: &process_kubelet::ImageMap) -> Result<PathBuf> {
 pub async fn run(options: &RunOptions) -> Result<ConformanceReport> {
     let started = Instant::now();
     let profile = Profile::load(&options.profile)?;
-    let cluster = start_cluster(options.backend, &profile, options.keep_cluster, &options.harness_exe).await?;
+    let cluster = start_cluster(
+        options.backend,
+        &profile,
+        options.keep_cluster,
+        &options.harness_exe,
+    )
+    .await?;
     let backend = cluster.backend().name();
     let version = cluster.kubernetes_version().to_string();
     let client = cluster.client();
@@ -83,14 +96,20 @@ pub async fn run(options: &RunOptions) -> Result<ConformanceReport> {
         Ok(()) => cases::run_all(&ctx, &options.cases).await,
         Err(error) => {
             eprintln!("[harness] deployment failed: {error:#}");
-            failed_all(&ctx, &options.cases, &format!("deployment failed: {error:#}"))
+            failed_all(
+                &ctx,
+                &options.cases,
+                &format!("deployment failed: {error:#}"),
+            )
         }
     };
     let date = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let report = report::build(&profile, backend, &version, &results, date);
     report::write_all(&report, &options.report_dir)?;
     if results.iter().any(|r| r.outcome == Outcome::Failed) {
-        if let Err(error) = report::diagnostics::collect(&client, &profile.namespace, &options.report_dir).await {
+        if let Err(error) =
+            report::diagnostics::collect(&client, &profile.namespace, &options.report_dir).await
+        {
             eprintln!("[report] could not collect diagnostics: {error:#}");
         }
     }
@@ -115,7 +134,11 @@ fn failed_all(ctx: &Ctx, only: &[String], reason: &str) -> Vec<cases::CaseResult
             id: case.id.into(),
             feature: case.feature.into(),
             summary: case.summary.into(),
-            outcome: if ctx.profile.supports(case.feature) { Outcome::Failed } else { Outcome::Skipped },
+            outcome: if ctx.profile.supports(case.feature) {
+                Outcome::Failed
+            } else {
+                Outcome::Skipped
+            },
             reason: Some(reason.to_string()),
             duration: Duration::ZERO,
             observations: serde_json::Value::Null,

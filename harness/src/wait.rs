@@ -13,16 +13,17 @@ where
     Fut: Future<Output = Result<Option<T>>>,
 {
     let start = Instant::now();
-    let mut last_error: Option<anyhow::Error> = None;
     loop {
-        match check().await {
+        let last_error = match check().await {
             Ok(Some(value)) => return Ok(value),
-            Ok(None) => last_error = None,
-            Err(error) => last_error = Some(error),
-        }
+            Ok(None) => None,
+            Err(error) => Some(error),
+        };
         if start.elapsed() >= deadline {
             match last_error {
-                Some(error) => bail!("timed out after {deadline:?} waiting for {what}; last error: {error:#}"),
+                Some(error) => {
+                    bail!("timed out after {deadline:?} waiting for {what}; last error: {error:#}")
+                }
                 None => bail!("timed out after {deadline:?} waiting for {what}"),
             }
         }
@@ -49,9 +50,11 @@ mod tests {
 
     #[tokio::test]
     async fn times_out_with_the_last_error() {
-        let err = wait_until::<(), _, _>(Duration::from_millis(250), "never", || async { bail!("boom") })
-            .await
-            .unwrap_err();
+        let err = wait_until::<(), _, _>(Duration::from_millis(250), "never", || async {
+            bail!("boom")
+        })
+        .await
+        .unwrap_err();
         let text = format!("{err:#}");
         assert!(text.contains("never") && text.contains("boom"), "{text}");
     }

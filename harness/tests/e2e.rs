@@ -25,7 +25,9 @@ fn backend() -> BackendKind {
     match std::env::var("HARNESS_E2E_BACKEND").as_deref() {
         Ok("kubeconfig") => BackendKind::Kubeconfig,
         Ok("local") | Err(_) => BackendKind::Local,
-        Ok(other) => panic!("HARNESS_E2E_BACKEND={other} is not supported by the e2e suite (local or kubeconfig)"),
+        Ok(other) => panic!(
+            "HARNESS_E2E_BACKEND={other} is not supported by the e2e suite (local or kubeconfig)"
+        ),
     }
 }
 
@@ -71,11 +73,19 @@ static SERIAL: Mutex<()> = Mutex::new(());
 #[case::cfg_003("CFG-003")]
 #[case::cfg_004("CFG-004")]
 fn conformance(#[case] id: &str) {
-    let _serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let case = cases::by_id(id).unwrap_or_else(|| panic!("no case {id}"));
     let suite = suite();
     let result = suite.runtime.block_on(cases::run_case(&suite.ctx, &case));
-    assert_eq!(result.outcome, Outcome::Passed, "{id} {}: {}", case.summary, result.reason.unwrap_or_default());
+    assert_eq!(
+        result.outcome,
+        Outcome::Passed,
+        "{id} {}: {}",
+        case.summary,
+        result.reason.unwrap_or_default()
+    );
     insta::assert_json_snapshot!(id, result.observations);
 }
 
@@ -83,6 +93,10 @@ fn conformance(#[case] id: &str) {
 fn every_case_has_an_e2e_test() {
     let source = include_str!("e2e.rs");
     for case in cases::all() {
-        assert!(source.contains(&format!("(\"{}\")", case.id)), "case {} has no e2e test", case.id);
+        assert!(
+            source.contains(&format!("(\"{}\")", case.id)),
+            "case {} has no e2e test",
+            case.id
+        );
     }
 }

@@ -28,25 +28,50 @@ fn profile() -> Profile {
 fn sample() -> Vec<CaseResult> {
     vec![
         result("REG-001", "registration", Outcome::Passed, None),
-        result("RES-001", "resolver", Outcome::Failed, Some("latest update lists [] but ready pods are [\"a\"]")),
-        result("LOGIN-005", "cors", Outcome::Skipped, Some("feature cors is not declared by the profile")),
+        result(
+            "RES-001",
+            "resolver",
+            Outcome::Failed,
+            Some("latest update lists [] but ready pods are [\"a\"]"),
+        ),
+        result(
+            "LOGIN-005",
+            "cors",
+            Outcome::Skipped,
+            Some("feature cors is not declared by the profile"),
+        ),
     ]
 }
 
 #[test]
 fn conformance_report_yaml() {
-    let report = report::build(&profile(), "local", "v1.35.4", &sample(), "2026-11-25T00:00:00Z".into());
+    let report = report::build(
+        &profile(),
+        "local",
+        "v1.35.4",
+        &sample(),
+        "2026-11-25T00:00:00Z".into(),
+    );
     assert_eq!(report.result, ReportResult::Partial);
     insta::assert_yaml_snapshot!(report);
 }
 
 #[test]
 fn all_three_reports_are_written_with_reasons() {
-    let report = report::build(&profile(), "local", "v1.35.4", &sample(), "2026-11-25T00:00:00Z".into());
+    let report = report::build(
+        &profile(),
+        "local",
+        "v1.35.4",
+        &sample(),
+        "2026-11-25T00:00:00Z".into(),
+    );
     let dir = tempfile::tempdir().unwrap();
     report::write_all(&report, dir.path()).unwrap();
     let junit = std::fs::read_to_string(dir.path().join(report::JUNIT_FILE)).unwrap();
-    assert!(junit.contains("tests=\"3\"") && junit.contains("failures=\"1\""), "{junit}");
+    assert!(
+        junit.contains("tests=\"3\"") && junit.contains("failures=\"1\""),
+        "{junit}"
+    );
     assert!(junit.contains("latest update lists"), "{junit}");
     let summary = std::fs::read_to_string(dir.path().join(report::SUMMARY_FILE)).unwrap();
     insta::assert_snapshot!(summary);
@@ -59,6 +84,12 @@ fn all_passing_declared_features_is_success() {
     let results = vec![result("REG-001", "registration", Outcome::Passed, None)];
     let mut profile = profile();
     profile.features = ["registration".to_string()].into();
-    let report = report::build(&profile, "local", "v1.35.4", &results, "2026-11-25T00:00:00Z".into());
+    let report = report::build(
+        &profile,
+        "local",
+        "v1.35.4",
+        &results,
+        "2026-11-25T00:00:00Z".into(),
+    );
     assert_eq!(report.result, ReportResult::Success);
 }

@@ -66,7 +66,12 @@ async fn token_pods_identity(ctx: &Ctx) -> Result<Vec<(String, String, i32)>> {
     Ok(pods
         .iter()
         .map(|p| {
-            let restarts = p.status.as_ref().and_then(|s| s.container_statuses.as_ref()).map(|c| c.iter().map(|c| c.restart_count).sum()).unwrap_or(0);
+            let restarts = p
+                .status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .map(|c| c.iter().map(|c| c.restart_count).sum())
+                .unwrap_or(0);
             (p.name_any(), p.uid().unwrap_or_default(), restarts)
         })
         .collect())
@@ -74,10 +79,14 @@ async fn token_pods_identity(ctx: &Ctx) -> Result<Vec<(String, String, i32)>> {
 
 /// Waits until a login's token verifies with `key`.
 async fn wait_signed_with(ctx: &Ctx, key: &str) -> Result<Value> {
-    wait_until(DEADLINE, "a login token signed with the new key", || async {
-        let reply = any_login(ctx).await?;
-        Ok(check_reply(ctx, &reply, key).ok())
-    })
+    wait_until(
+        DEADLINE,
+        "a login token signed with the new key",
+        || async {
+            let reply = any_login(ctx).await?;
+            Ok(check_reply(ctx, &reply, key).ok())
+        },
+    )
     .await
 }
 
@@ -90,15 +99,22 @@ async fn set_api_key(ctx: &Ctx, key: &str) -> Result<()> {
 
 /// Runs `body`, then puts token-srv's ConfigMap back as the manifests have it and waits until the
 /// original key signs again.
-async fn restoring_token_config<F: std::future::Future<Output = Result<Value>>>(ctx: &Ctx, body: F) -> Result<Value> {
+async fn restoring_token_config<F: std::future::Future<Output = Result<Value>>>(
+    ctx: &Ctx,
+    body: F,
+) -> Result<Value> {
     let result = body.await;
     let restored = async {
         let manifests = deploy::load_manifests(&ctx.profile.manifests)?;
         let token_map: Vec<_> = manifests
             .into_iter()
             .filter(|m| {
-                m.object.types.as_ref().is_some_and(|t| t.kind == "ConfigMap")
-                    && m.object.metadata.name.as_deref() == Some(ctx.profile.services.token.config_map.as_str())
+                m.object
+                    .types
+                    .as_ref()
+                    .is_some_and(|t| t.kind == "ConfigMap")
+                    && m.object.metadata.name.as_deref()
+                        == Some(ctx.profile.services.token.config_map.as_str())
             })
             .collect();
         deploy::apply(&ctx.client(), &token_map).await?;
@@ -111,7 +127,10 @@ async fn restoring_token_config<F: std::future::Future<Output = Result<Value>>>(
 }
 
 fn fresh_key(tag: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
     format!("conformance-{tag}-{nanos:08x}")
 }
 
@@ -138,20 +157,35 @@ async fn malformed_update_rejected(ctx: &Ctx) -> Result<Value> {
     let before_log = ctx.logs(&pod).await?;
     restoring_token_config(ctx, async {
         configmap::set_entry(ctx, token, CONFIG_KEY, "auth: [unclosed\n  api_key: {").await?;
-        let rejection = wait_until(DEADLINE, "token-srv to report the rejected update", || async {
-            let log = ctx.logs(&pod).await?;
-            let new = log.get(before_log.len()..).unwrap_or(&log);
-            Ok(new.lines().find(|l| l.contains("config update rejected")).map(String::from))
-        })
+        let rejection = wait_until(
+            DEADLINE,
+            "token-srv to report the rejected update",
+            || async {
+                let log = ctx.logs(&pod).await?;
+                let new = log.get(before_log.len()..).unwrap_or(&log);
+                Ok(new
+                    .lines()
+                    .find(|l| l.contains("config update rejected"))
+                    .map(String::from))
+            },
+        )
         .await?;
-        if !rejection.contains(&format!("{}/{}/{CONFIG_KEY}", ctx.namespace(), token.config_map)) {
+        if !rejection.contains(&format!(
+            "{}/{}/{CONFIG_KEY}",
+            ctx.namespace(),
+            token.config_map
+        )) {
             bail!("the rejection does not name the entry: {rejection}");
         }
         // The last good configuration keeps serving.
         let reply = any_login(ctx).await?;
         let checked = check_reply(ctx, &reply, &ctx.profile.expectations.api_key)
             .context("after a malformed update, tokens no longer verify with the last good key")?;
-        if pods::ready_pods(&ctx.client(), ctx.namespace(), token).await?.iter().any(|p| p.uid() != pod.uid()) {
+        if pods::ready_pods(&ctx.client(), ctx.namespace(), token)
+            .await?
+            .iter()
+            .any(|p| p.uid() != pod.uid())
+        {
             bail!("token-srv pod was replaced after the malformed update");
         }
         Ok(json!({ "rejectionLogged": true, "stillServing": checked }))

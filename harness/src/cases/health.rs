@@ -8,8 +8,10 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-use tonic_reflection::pb::v1::{ServerReflectionRequest, server_reflection_client::ServerReflectionClient};
-use tonic_reflection::pb::v1alpha as v1alpha;
+use tonic_reflection::pb::v1::{
+    ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+};
+use tonic_reflection::pb::v1alpha;
 
 use super::{Case, Ctx, case_fn};
 
@@ -35,13 +37,18 @@ async fn health_serving(ctx: &Ctx) -> Result<Value> {
     for (role, service) in ctx.profile.all_services() {
         let mut client = HealthClient::new(ctx.grpc_channel(service).await?);
         let status = client
-            .check(HealthCheckRequest { service: String::new() })
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
             .await
             .with_context(|| format!("{}: health check failed", service.name))?
             .into_inner()
             .status();
         if status != ServingStatus::Serving {
-            bail!("{}: health status is {status:?}, expected SERVING", service.name);
+            bail!(
+                "{}: health status is {status:?}, expected SERVING",
+                service.name
+            );
         }
         observed.insert(role, status.as_str_name());
     }
@@ -61,18 +68,26 @@ async fn reflection_lists_services(ctx: &Ctx) -> Result<Value> {
     let mut observed = BTreeMap::new();
     for (role, service) in ctx.profile.all_services() {
         let channel = ctx.grpc_channel(service).await?;
-        let v1 = list_services_v1(channel.clone()).await.with_context(|| format!("{}: reflection v1", service.name))?;
-        let alpha =
-            list_services_v1alpha(channel).await.with_context(|| format!("{}: reflection v1alpha", service.name))?;
+        let v1 = list_services_v1(channel.clone())
+            .await
+            .with_context(|| format!("{}: reflection v1", service.name))?;
+        let alpha = list_services_v1alpha(channel)
+            .await
+            .with_context(|| format!("{}: reflection v1alpha", service.name))?;
         for (version, listed) in [("v1", &v1), ("v1alpha", &alpha)] {
             for wanted in [api_service(role), "grpc.health.v1.Health"] {
                 if !listed.iter().any(|s| s == wanted) {
-                    bail!("{}: reflection {version} does not list {wanted} (lists {listed:?})", service.name);
+                    bail!(
+                        "{}: reflection {version} does not list {wanted} (lists {listed:?})",
+                        service.name
+                    );
                 }
             }
         }
-        let mut relevant: Vec<&String> =
-            v1.iter().filter(|s| s.as_str() == api_service(role) || s.as_str() == "grpc.health.v1.Health").collect();
+        let mut relevant: Vec<&String> = v1
+            .iter()
+            .filter(|s| s.as_str() == api_service(role) || s.as_str() == "grpc.health.v1.Health")
+            .collect();
         relevant.sort();
         observed.insert(role, relevant.into_iter().cloned().collect::<Vec<_>>());
     }
@@ -85,10 +100,18 @@ async fn list_services_v1(channel: tonic::transport::Channel) -> Result<Vec<Stri
         host: String::new(),
         message_request: Some(MessageRequest::ListServices(String::new())),
     };
-    let mut responses = client.server_reflection_info(tokio_stream::once(request)).await?.into_inner();
-    let response = responses.message().await?.context("no reflection response")?;
+    let mut responses = client
+        .server_reflection_info(tokio_stream::once(request))
+        .await?
+        .into_inner();
+    let response = responses
+        .message()
+        .await?
+        .context("no reflection response")?;
     match response.message_response {
-        Some(MessageResponse::ListServicesResponse(list)) => Ok(list.service.into_iter().map(|s| s.name).collect()),
+        Some(MessageResponse::ListServicesResponse(list)) => {
+            Ok(list.service.into_iter().map(|s| s.name).collect())
+        }
         other => bail!("unexpected reflection response {other:?}"),
     }
 }
@@ -101,10 +124,18 @@ async fn list_services_v1alpha(channel: tonic::transport::Channel) -> Result<Vec
         host: String::new(),
         message_request: Some(AlphaRequest::ListServices(String::new())),
     };
-    let mut responses = client.server_reflection_info(tokio_stream::once(request)).await?.into_inner();
-    let response = responses.message().await?.context("no reflection response")?;
+    let mut responses = client
+        .server_reflection_info(tokio_stream::once(request))
+        .await?
+        .into_inner();
+    let response = responses
+        .message()
+        .await?
+        .context("no reflection response")?;
     match response.message_response {
-        Some(AlphaResponse::ListServicesResponse(list)) => Ok(list.service.into_iter().map(|s| s.name).collect()),
+        Some(AlphaResponse::ListServicesResponse(list)) => {
+            Ok(list.service.into_iter().map(|s| s.name).collect())
+        }
         other => bail!("unexpected reflection response {other:?}"),
     }
 }

@@ -57,9 +57,13 @@ async fn grpc_login_works(ctx: &Ctx) -> Result<Value> {
 /// Checks `{"code":<status>,"reason":..,"message":..,"metadata":{}}`.
 fn check_error_shape(status: u16, body: &Value) -> Result<()> {
     if body["code"].as_u64() != Some(status as u64) {
-        bail!("error body code is {}, expected the HTTP status {status}: {body}", body["code"]);
+        bail!(
+            "error body code is {}, expected the HTTP status {status}: {body}",
+            body["code"]
+        );
     }
-    if !body["reason"].is_string() || !body["message"].is_string() || !body["metadata"].is_object() {
+    if !body["reason"].is_string() || !body["message"].is_string() || !body["metadata"].is_object()
+    {
         bail!("error body lacks reason/message strings or a metadata object: {body}");
     }
     Ok(())
@@ -74,21 +78,37 @@ async fn wrong_password_error_shape(ctx: &Ctx) -> Result<Value> {
     }
     check_error_shape(status, &body)?;
     if body["reason"] != "USER_NOT_FOUND" || body["message"] != "User not found" {
-        bail!("wrong password gave reason {} message {}, expected USER_NOT_FOUND / User not found", body["reason"], body["message"]);
+        bail!(
+            "wrong password gave reason {} message {}, expected USER_NOT_FOUND / User not found",
+            body["reason"],
+            body["message"]
+        );
     }
     let mut observed = json!({ "http": { "status": status, "body": body } });
     if ctx.profile.supports("login-grpc") {
         let channel = ctx.grpc_channel(&ctx.profile.services.admin).await?;
         let status = AuthenticationServiceClient::new(channel)
-            .login(LoginRequest { user_name: user.user_name.clone(), password: "definitely-wrong".into() })
+            .login(LoginRequest {
+                user_name: user.user_name.clone(),
+                password: "definitely-wrong".into(),
+            })
             .await
             .err()
             .context("gRPC Login with a wrong password succeeded")?;
-        let expected = if expected_status == 401 { tonic::Code::Unauthenticated } else { tonic::Code::Unknown };
+        let expected = if expected_status == 401 {
+            tonic::Code::Unauthenticated
+        } else {
+            tonic::Code::Unknown
+        };
         if status.code() != expected || !status.message().contains("User not found") {
-            bail!("gRPC wrong password gave {:?} {:?}, expected {expected:?} with 'User not found'", status.code(), status.message());
+            bail!(
+                "gRPC wrong password gave {:?} {:?}, expected {expected:?} with 'User not found'",
+                status.code(),
+                status.message()
+            );
         }
-        observed["grpc"] = json!({ "code": format!("{:?}", status.code()), "message": status.message() });
+        observed["grpc"] =
+            json!({ "code": format!("{:?}", status.code()), "message": status.message() });
     }
     Ok(observed)
 }
@@ -97,10 +117,18 @@ async fn bad_bodies_rejected(ctx: &Ctx) -> Result<Value> {
     let url = format!("{}/admin/v1/login", ctx.admin_http_base().await?);
     let bodies: [(&str, &str, &str); 5] = [
         ("not-json", "application/json", "{\"userName\": "),
-        ("wrong-types", "application/json", "{\"userName\": 1, \"password\": [true]}"),
+        (
+            "wrong-types",
+            "application/json",
+            "{\"userName\": 1, \"password\": [true]}",
+        ),
         ("empty", "application/json", ""),
         ("array", "application/json", "[]"),
-        ("wrong-content-type", "text/plain", "userName=thangn&password=123456"),
+        (
+            "wrong-content-type",
+            "text/plain",
+            "userName=thangn&password=123456",
+        ),
     ];
     let mut observed = serde_json::Map::new();
     for (label, content_type, body) in bodies {
@@ -117,12 +145,18 @@ async fn bad_bodies_rejected(ctx: &Ctx) -> Result<Value> {
         if !(400..500).contains(&status) {
             bail!("{label} body answered {status}, expected 4xx: {text}");
         }
-        let json: Value = serde_json::from_str(&text).with_context(|| format!("{label}: error body is not JSON: {text:?}"))?;
+        let json: Value = serde_json::from_str(&text)
+            .with_context(|| format!("{label}: error body is not JSON: {text:?}"))?;
         check_error_shape(status, &json).with_context(|| label.to_string())?;
-        observed.insert(label.into(), json!({ "status": status, "reason": json["reason"] }));
+        observed.insert(
+            label.into(),
+            json!({ "status": status, "reason": json["reason"] }),
+        );
     }
     // The service is still alive and serving.
-    http_login(ctx).await.context("a valid login after the bad bodies failed")?;
+    http_login(ctx)
+        .await
+        .context("a valid login after the bad bodies failed")?;
     Ok(Value::Object(observed))
 }
 
@@ -130,7 +164,12 @@ async fn bad_bodies_rejected(ctx: &Ctx) -> Result<Value> {
 async fn cors_config(ctx: &Ctx) -> Result<(Vec<String>, Vec<String>)> {
     let tree = crate::configmap::service_config(ctx, &ctx.profile.services.admin).await?;
     let list = |key: &str| -> Vec<String> {
-        tree["server"]["http"][key].as_array().into_iter().flatten().filter_map(|v| v.as_str().map(String::from)).collect()
+        tree["server"]["http"][key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect()
     };
     Ok((list("origins"), list("methods")))
 }
@@ -141,9 +180,16 @@ async fn cors_follows_config(ctx: &Ctx) -> Result<Value> {
     let expected_origin = if origins.iter().any(|o| o == "*") {
         "*".to_string()
     } else {
-        origins.first().cloned().context("the admin config allows no origin; nothing to check")?
+        origins
+            .first()
+            .cloned()
+            .context("the admin config allows no origin; nothing to check")?
     };
-    let request_origin = if expected_origin == "*" { origin.to_string() } else { expected_origin.clone() };
+    let request_origin = if expected_origin == "*" {
+        origin.to_string()
+    } else {
+        expected_origin.clone()
+    };
     let url = format!("{}/admin/v1/login", ctx.admin_http_base().await?);
     let preflight = ctx
         .http()
@@ -157,16 +203,25 @@ async fn cors_follows_config(ctx: &Ctx) -> Result<Value> {
         bail!("CORS preflight answered {}", preflight.status());
     }
     let header = |response: &reqwest::Response, name| {
-        response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
     };
     let allow_origin = header(&preflight, ACCESS_CONTROL_ALLOW_ORIGIN);
     if allow_origin != expected_origin {
-        bail!("preflight Access-Control-Allow-Origin is {allow_origin:?}, expected {expected_origin:?}");
+        bail!(
+            "preflight Access-Control-Allow-Origin is {allow_origin:?}, expected {expected_origin:?}"
+        );
     }
     let allow_methods = header(&preflight, ACCESS_CONTROL_ALLOW_METHODS).to_uppercase();
     for method in &methods {
         if !allow_methods.contains(&method.to_uppercase()) {
-            bail!("preflight Access-Control-Allow-Methods {allow_methods:?} lacks configured {method}");
+            bail!(
+                "preflight Access-Control-Allow-Methods {allow_methods:?} lacks configured {method}"
+            );
         }
     }
     let user = &ctx.profile.expectations.demo_user;
@@ -179,7 +234,11 @@ async fn cors_follows_config(ctx: &Ctx) -> Result<Value> {
         .await?;
     let actual_origin = header(&actual, ACCESS_CONTROL_ALLOW_ORIGIN);
     if actual_origin != expected_origin {
-        bail!("login response Access-Control-Allow-Origin is {actual_origin:?}, expected {expected_origin:?}");
+        bail!(
+            "login response Access-Control-Allow-Origin is {actual_origin:?}, expected {expected_origin:?}"
+        );
     }
-    Ok(json!({ "preflight": { "allowOrigin": allow_origin, "methodsConfigured": methods }, "response": { "allowOrigin": actual_origin } }))
+    Ok(
+        json!({ "preflight": { "allowOrigin": allow_origin, "methodsConfigured": methods }, "response": { "allowOrigin": actual_origin } }),
+    )
 }

@@ -36,7 +36,9 @@ pub struct Case {
 /// Wraps an `async fn(&Ctx) -> Result<Value>` as a [`CaseFn`].
 macro_rules! case_fn {
     ($body:path) => {{
-        fn run(ctx: &$crate::context::Ctx) -> futures::future::BoxFuture<'_, anyhow::Result<serde_json::Value>> {
+        fn run(
+            ctx: &$crate::context::Ctx,
+        ) -> futures::future::BoxFuture<'_, anyhow::Result<serde_json::Value>> {
             Box::pin($body(ctx))
         }
         run as $crate::cases::CaseFn
@@ -105,7 +107,10 @@ pub async fn run_case(ctx: &Ctx, case: &Case) -> CaseResult {
         observations: serde_json::Value::Null,
     };
     if !ctx.profile.supports(case.feature) {
-        result.reason = Some(format!("feature {} is not declared by the profile", case.feature));
+        result.reason = Some(format!(
+            "feature {} is not declared by the profile",
+            case.feature
+        ));
         return result;
     }
     eprintln!("[case] {} {} ...", case.id, case.summary);
@@ -133,7 +138,11 @@ pub async fn run_case(ctx: &Ctx, case: &Case) -> CaseResult {
         "[case] {} {word} in {:.1} s{}",
         case.id,
         result.duration.as_secs_f64(),
-        result.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
+        result
+            .reason
+            .as_deref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default()
     );
     result
 }
@@ -162,10 +171,18 @@ mod tests {
         ids.dedup();
         assert_eq!(ids.len(), cases.len(), "duplicate case IDs");
         for case in &cases {
-            assert!(KNOWN_FEATURES.contains(&case.feature), "{} has unknown feature {}", case.id, case.feature);
+            assert!(
+                KNOWN_FEATURES.contains(&case.feature),
+                "{} has unknown feature {}",
+                case.id,
+                case.feature
+            );
             let prefix = case.id.split('-').next().unwrap();
             assert!(
-                ["REG", "DISC", "RES", "CFG", "LOGIN", "HEALTH", "RBAC", "FAULT", "BAD"].contains(&prefix),
+                [
+                    "REG", "DISC", "RES", "CFG", "LOGIN", "HEALTH", "RBAC", "FAULT", "BAD"
+                ]
+                .contains(&prefix),
                 "{}",
                 case.id
             );

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+};
 use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::{Value, json};
@@ -51,12 +53,23 @@ fn expectations(namespace: &str) -> Vec<(&'static str, &'static str, String, boo
     ]
 }
 
-async fn allowed(ctx: &Ctx, user: &str, groups: &[String], verb: &str, resource: &str, namespace: &str) -> Result<bool> {
+async fn allowed(
+    ctx: &Ctx,
+    user: &str,
+    groups: &[String],
+    verb: &str,
+    resource: &str,
+    namespace: &str,
+) -> Result<bool> {
     let (resource, subresource) = match resource.split_once('/') {
         Some((r, s)) => (r, Some(s.to_string())),
         None => (resource, None),
     };
-    let group = if resource == "deployments" { "apps" } else { "" };
+    let group = if resource == "deployments" {
+        "apps"
+    } else {
+        ""
+    };
     let review = SubjectAccessReview {
         spec: SubjectAccessReviewSpec {
             user: Some(user.into()),
@@ -74,22 +87,40 @@ async fn allowed(ctx: &Ctx, user: &str, groups: &[String], verb: &str, resource:
         ..Default::default()
     };
     let api: Api<SubjectAccessReview> = Api::all(ctx.client());
-    let answer = api.create(&PostParams::default(), &review).await.context("creating a SubjectAccessReview")?;
+    let answer = api
+        .create(&PostParams::default(), &review)
+        .await
+        .context("creating a SubjectAccessReview")?;
     Ok(answer.status.map(|s| s.allowed).unwrap_or(false))
 }
 
 async fn service_account_rights(ctx: &Ctx) -> Result<Value> {
     let ns = ctx.namespace();
     let user = format!("system:serviceaccount:{ns}:{}", ctx.profile.service_account);
-    let groups = vec!["system:serviceaccounts".to_string(), format!("system:serviceaccounts:{ns}"), "system:authenticated".into()];
+    let groups = vec![
+        "system:serviceaccounts".to_string(),
+        format!("system:serviceaccounts:{ns}"),
+        "system:authenticated".into(),
+    ];
     let mut rows = Vec::new();
     let mut wrong = Vec::new();
     for (verb, resource, namespace, expected) in expectations(ns) {
         let got = allowed(ctx, &user, &groups, verb, resource, &namespace).await?;
-        let scope = if namespace.is_empty() { "all namespaces".to_string() } else { namespace.replace(ns, "[namespace]") };
+        let scope = if namespace.is_empty() {
+            "all namespaces".to_string()
+        } else {
+            namespace.replace(ns, "[namespace]")
+        };
         rows.push(json!({ "verb": verb, "resource": resource, "scope": scope, "allowed": got }));
         if got != expected {
-            wrong.push(format!("{verb} {resource} in {}: allowed={got}, expected {expected}", if namespace.is_empty() { "all namespaces" } else { &namespace }));
+            wrong.push(format!(
+                "{verb} {resource} in {}: allowed={got}, expected {expected}",
+                if namespace.is_empty() {
+                    "all namespaces"
+                } else {
+                    &namespace
+                }
+            ));
         }
     }
     if !wrong.is_empty() {
@@ -110,50 +141,82 @@ async fn without_rbac_fails_clearly(ctx: &Ctx) -> Result<Value> {
     let probe_ns = format!("conformance-rbac-{}", std::process::id());
     let namespaces: Api<Namespace> = Api::all(ctx.client());
     namespaces
-        .create(&PostParams::default(), &serde_json::from_value(json!({ "metadata": { "name": probe_ns } }))?)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({ "metadata": { "name": probe_ns } }))?,
+        )
         .await
         .with_context(|| format!("creating namespace {probe_ns}"))?;
     let result = async {
         let accounts: Api<ServiceAccount> = Api::namespaced(ctx.client(), &probe_ns);
-        accounts.create(&PostParams::default(), &serde_json::from_value(json!({ "metadata": { "name": "no-rbac" } }))?).await?;
+        accounts
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({ "metadata": { "name": "no-rbac" } }))?,
+            )
+            .await?;
         let mut spec = template.spec.context("token template has no pod spec")?;
         spec.service_account_name = Some("no-rbac".into());
         spec.restart_policy = Some("Never".into());
         let mut labels = template.metadata.and_then(|m| m.labels).unwrap_or_default();
         labels.retain(|k, _| k == "app");
         let pod = Pod {
-            metadata: kube::api::ObjectMeta { name: Some("token-without-rbac".into()), labels: Some(labels), ..Default::default() },
+            metadata: kube::api::ObjectMeta {
+                name: Some("token-without-rbac".into()),
+                labels: Some(labels),
+                ..Default::default()
+            },
             spec: Some(spec),
             ..Default::default()
         };
         let pods: Api<Pod> = Api::namespaced(ctx.client(), &probe_ns);
         // The service account may take a moment to be usable for token requests.
-        wait_until(Duration::from_secs(30), "the probe pod to be created", || async {
-            Ok(pods.create(&PostParams::default(), &pod).await.ok().map(|_| ()))
-        })
+        wait_until(
+            Duration::from_secs(30),
+            "the probe pod to be created",
+            || async {
+                Ok(pods
+                    .create(&PostParams::default(), &pod)
+                    .await
+                    .ok()
+                    .map(|_| ()))
+            },
+        )
         .await?;
-        let exit = wait_until(Duration::from_secs(90), "the service without RBAC to exit", || async {
-            let pod = pods.get("token-without-rbac").await?;
-            let terminated = pod
-                .status
-                .and_then(|s| s.container_statuses)
-                .and_then(|c| c.into_iter().next())
-                .and_then(|c| c.state)
-                .and_then(|s| s.terminated);
-            Ok(terminated.map(|t| t.exit_code))
-        })
+        let exit = wait_until(
+            Duration::from_secs(90),
+            "the service without RBAC to exit",
+            || async {
+                let pod = pods.get("token-without-rbac").await?;
+                let terminated = pod
+                    .status
+                    .and_then(|s| s.container_statuses)
+                    .and_then(|c| c.into_iter().next())
+                    .and_then(|c| c.state)
+                    .and_then(|s| s.terminated);
+                Ok(terminated.map(|t| t.exit_code))
+            },
+        )
         .await?;
         if exit == 0 {
             bail!("the service without RBAC exited with status 0, expected a failure");
         }
         let log = pods.logs("token-without-rbac", &Default::default()).await?;
         let lower = log.to_lowercase();
-        if !(lower.contains("forbidden") || lower.contains("403")) || !(lower.contains("configmaps") || lower.contains("pods")) {
-            bail!("the startup error does not name the refusal (403/forbidden and the resource): {}", log.lines().rev().take(5).collect::<Vec<_>>().join(" | "));
+        if !(lower.contains("forbidden") || lower.contains("403"))
+            || !(lower.contains("configmaps") || lower.contains("pods"))
+        {
+            bail!(
+                "the startup error does not name the refusal (403/forbidden and the resource): {}",
+                log.lines().rev().take(5).collect::<Vec<_>>().join(" | ")
+            );
         }
         Ok(json!({ "exitedWithError": true, "namesRefusal": true }))
     }
     .await;
-    namespaces.delete(&probe_ns, &DeleteParams::default()).await.ok();
+    namespaces
+        .delete(&probe_ns, &DeleteParams::default())
+        .await
+        .ok();
     result
 }

@@ -48,11 +48,17 @@ async fn pods_carry_registration(ctx: &Ctx) -> Result<Value> {
                     continue;
                 }
                 if labels.get(key) != Some(value) {
-                    bail!("pod {}: label {key}={value} of the pod template was changed or removed", pod.name_any());
+                    bail!(
+                        "pod {}: label {key}={value} of the pod template was changed or removed",
+                        pod.name_any()
+                    );
                 }
             }
             let annotation = |suffix: &str| -> Value {
-                pod.annotations().get(&profile.key(suffix)).and_then(|v| serde_json::from_str(v).ok()).unwrap_or(Value::Null)
+                pod.annotations()
+                    .get(&profile.key(suffix))
+                    .and_then(|v| serde_json::from_str(v).ok())
+                    .unwrap_or(Value::Null)
             };
             observed.insert(
                 role,
@@ -77,7 +83,11 @@ async fn pods_carry_registration(ctx: &Ctx) -> Result<Value> {
 async fn template_labels(ctx: &Ctx, deployment: &str) -> Result<BTreeMap<String, String>> {
     let api: Api<Deployment> = Api::namespaced(ctx.client(), ctx.namespace());
     let deployment = api.get(deployment).await?;
-    Ok(deployment.spec.and_then(|s| s.template.metadata).and_then(|m| m.labels).unwrap_or_default())
+    Ok(deployment
+        .spec
+        .and_then(|s| s.template.metadata)
+        .and_then(|m| m.labels)
+        .unwrap_or_default())
 }
 
 async fn deregisters_before_deletion(ctx: &Ctx) -> Result<Value> {
@@ -101,16 +111,26 @@ async fn deregisters_before_deletion(ctx: &Ctx) -> Result<Value> {
         let labels = p.labels();
         let annotations = p.annotations();
         labels.get(&id_key).is_some_and(String::is_empty)
-            && labels.get(&profile.key("app")).is_some_and(String::is_empty)
-            && labels.get(&profile.key("version")).is_some_and(String::is_empty)
-            && annotations.get(&profile.key("metadata")).is_some_and(|v| v == "{}")
-            && annotations.get(&profile.key("protocols")).is_some_and(|v| v == "{}")
+            && labels
+                .get(&profile.key("app"))
+                .is_some_and(String::is_empty)
+            && labels
+                .get(&profile.key("version"))
+                .is_some_and(String::is_empty)
+            && annotations
+                .get(&profile.key("metadata"))
+                .is_some_and(|v| v == "{}")
+            && annotations
+                .get(&profile.key("protocols"))
+                .is_some_and(|v| v == "{}")
     };
     let mut seen_deregistered = false;
     let outcome = tokio::time::timeout(Duration::from_secs(60), async {
         while let Some(event) = events.next().await {
             match event? {
-                Event::Apply(p) | Event::InitApply(p) if deregistered(&p) => seen_deregistered = true,
+                Event::Apply(p) | Event::InitApply(p) if deregistered(&p) => {
+                    seen_deregistered = true
+                }
                 Event::Delete(_) => return Ok::<bool, anyhow::Error>(seen_deregistered),
                 _ => {}
             }
@@ -120,10 +140,18 @@ async fn deregisters_before_deletion(ctx: &Ctx) -> Result<Value> {
     .await
     .with_context(|| format!("pod {name} was not deleted within 60 s"))??;
     // Leave the cluster as found: the Deployment replaces the pod.
-    deploy::wait_rolled_out(&ctx.client(), ctx.namespace(), &service.deployment, Duration::from_secs(90)).await?;
+    deploy::wait_rolled_out(
+        &ctx.client(),
+        ctx.namespace(),
+        &service.deployment,
+        Duration::from_secs(90),
+    )
+    .await?;
     pods::wait_registered(&ctx.client(), profile, service, Duration::from_secs(60)).await?;
     if !outcome {
-        bail!("pod {name} disappeared without the deregistration PATCH (labels \"\" and annotations {{}}) being observed");
+        bail!(
+            "pod {name} disappeared without the deregistration PATCH (labels \"\" and annotations {{}}) being observed"
+        );
     }
     Ok(json!({ "deregisteredBeforeDeletion": true, "keys": {
         id_key: "", profile.key("app"): "", profile.key("version"): "",

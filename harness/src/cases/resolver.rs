@@ -64,26 +64,38 @@ async fn admin_log(ctx: &Ctx) -> Result<String> {
 
 /// Waits until admin-srv's latest update for `service` lists exactly its Ready pods (at least `min`).
 async fn wait_in_sync(ctx: &Ctx, service: &ServiceSpec, count: usize) -> Result<Vec<Value>> {
-    wait_until(DEADLINE, &format!("admin-srv's resolver to list {count} ready {} instance(s)", service.name), || async {
-        let expected = ready_ids(ctx, service).await?;
-        if expected.len() != count {
-            bail!("{} ready pods, waiting for {count}", expected.len());
-        }
-        let updates = resolver_log::updates(&admin_log(ctx).await?)?;
-        let Some(latest) = resolver_log::latest_for(&updates, &service.name) else {
-            bail!("no resolver update for {} yet", service.name);
-        };
-        let listed = resolver_log::ids(latest);
-        if listed != expected {
-            bail!("latest update lists {listed:?}, ready pods are {expected:?}");
-        }
-        Ok(Some(latest.clone()))
-    })
+    wait_until(
+        DEADLINE,
+        &format!(
+            "admin-srv's resolver to list {count} ready {} instance(s)",
+            service.name
+        ),
+        || async {
+            let expected = ready_ids(ctx, service).await?;
+            if expected.len() != count {
+                bail!("{} ready pods, waiting for {count}", expected.len());
+            }
+            let updates = resolver_log::updates(&admin_log(ctx).await?)?;
+            let Some(latest) = resolver_log::latest_for(&updates, &service.name) else {
+                bail!("no resolver update for {} yet", service.name);
+            };
+            let listed = resolver_log::ids(latest);
+            if listed != expected {
+                bail!("latest update lists {listed:?}, ready pods are {expected:?}");
+            }
+            Ok(Some(latest.clone()))
+        },
+    )
     .await
 }
 
 fn normalised(update: &[Value], service: &ServiceSpec) -> Value {
-    json!(update.iter().map(|i| normalize::resolver_instance(i, &service.deployment)).collect::<Vec<_>>())
+    json!(
+        update
+            .iter()
+            .map(|i| normalize::resolver_instance(i, &service.deployment))
+            .collect::<Vec<_>>()
+    )
 }
 
 async fn lists_ready_instances(ctx: &Ctx) -> Result<Value> {
@@ -98,19 +110,42 @@ async fn lists_ready_instances(ctx: &Ctx) -> Result<Value> {
 
 async fn scale(ctx: &Ctx, service: &ServiceSpec, replicas: i32) -> Result<()> {
     let api: Api<Deployment> = Api::namespaced(ctx.client(), ctx.namespace());
-    api.patch(&service.deployment, &PatchParams::default(), &Patch::Merge(json!({ "spec": { "replicas": replicas } })))
-        .await
-        .with_context(|| format!("scaling {} to {replicas}", service.deployment))?;
-    deploy::wait_rolled_out(&ctx.client(), ctx.namespace(), &service.deployment, DEADLINE).await?;
+    api.patch(
+        &service.deployment,
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "spec": { "replicas": replicas } })),
+    )
+    .await
+    .with_context(|| format!("scaling {} to {replicas}", service.deployment))?;
+    deploy::wait_rolled_out(
+        &ctx.client(),
+        ctx.namespace(),
+        &service.deployment,
+        DEADLINE,
+    )
+    .await?;
     // Terminating pods count until they are gone.
-    wait_until(DEADLINE, &format!("{} to have exactly {replicas} pods", service.deployment), || async {
-        Ok((pods::all_pods(&ctx.client(), ctx.namespace(), service).await?.len() == replicas as usize).then_some(()))
-    })
+    wait_until(
+        DEADLINE,
+        &format!("{} to have exactly {replicas} pods", service.deployment),
+        || async {
+            Ok((pods::all_pods(&ctx.client(), ctx.namespace(), service)
+                .await?
+                .len()
+                == replicas as usize)
+                .then_some(()))
+        },
+    )
     .await
 }
 
 /// Runs `body`, then scales `service` back to `replicas` whatever happened.
-async fn restoring_scale<F: std::future::Future<Output = Result<Value>>>(ctx: &Ctx, service: &ServiceSpec, replicas: i32, body: F) -> Result<Value> {
+async fn restoring_scale<F: std::future::Future<Output = Result<Value>>>(
+    ctx: &Ctx,
+    service: &ServiceSpec,
+    replicas: i32,
+    body: F,
+) -> Result<Value> {
     let result = body.await;
     let restored = scale(ctx, service, replicas).await;
     let value = result?;
@@ -139,11 +174,14 @@ async fn deleted_pod_leaves(ctx: &Ctx) -> Result<Value> {
     let old: Pod = ctx.ready_pods(user).await?.remove(0);
     let old_id = format!("{}.{}", old.name_any(), user.name);
     let api: Api<Pod> = Api::namespaced(ctx.client(), ctx.namespace());
-    api.delete(&old.name_any(), &DeleteParams::default()).await?;
+    api.delete(&old.name_any(), &DeleteParams::default())
+        .await?;
     deploy::wait_rolled_out(&ctx.client(), ctx.namespace(), &user.deployment, DEADLINE).await?;
-    wait_until(DEADLINE, &format!("pod {} to be gone", old.name_any()), || async {
-        Ok(api.get_opt(&old.name_any()).await?.is_none().then_some(()))
-    })
+    wait_until(
+        DEADLINE,
+        &format!("pod {} to be gone", old.name_any()),
+        || async { Ok(api.get_opt(&old.name_any()).await?.is_none().then_some(())) },
+    )
     .await?;
     pods::wait_registered(&ctx.client(), &ctx.profile, user, DEADLINE).await?;
     let update = wait_in_sync(ctx, user, 1).await?;
@@ -155,18 +193,31 @@ async fn deleted_pod_leaves(ctx: &Ctx) -> Result<Value> {
 
 async fn empty_list_never_applied(ctx: &Ctx) -> Result<Value> {
     let user = &ctx.profile.services.user;
-    let before = admin_log(ctx).await?.lines().filter(|l| l.contains(ZERO_MARKER)).count();
+    let before = admin_log(ctx)
+        .await?
+        .lines()
+        .filter(|l| l.contains(ZERO_MARKER))
+        .count();
     let observed = restoring_scale(ctx, user, 1, async {
         scale(ctx, user, 0).await?;
-        wait_until(DEADLINE, "admin-srv to refuse the empty user-srv list", || async {
-            let count = admin_log(ctx).await?.lines().filter(|l| l.contains(ZERO_MARKER)).count();
-            Ok((count > before).then_some(()))
-        })
+        wait_until(
+            DEADLINE,
+            "admin-srv to refuse the empty user-srv list",
+            || async {
+                let count = admin_log(ctx)
+                    .await?
+                    .lines()
+                    .filter(|l| l.contains(ZERO_MARKER))
+                    .count();
+                Ok((count > before).then_some(()))
+            },
+        )
         .await?;
         let mut observed = json!({ "refusedLogged": true });
         if ctx.profile.supports("login-http") {
             let demo = &ctx.profile.expectations.demo_user;
-            let (status, body) = crate::login::http_login_raw(ctx, &demo.user_name, &demo.password).await?;
+            let (status, body) =
+                crate::login::http_login_raw(ctx, &demo.user_name, &demo.password).await?;
             if status != 504 {
                 bail!("login with no user-srv instance answered {status}, expected 504: {body}");
             }

@@ -7,7 +7,8 @@ pub async fn connect() -> Result<kube::Client> {
     let config = kube::Config::infer().await.context(
         "backend kubeconfig: no usable kubeconfig (set KUBECONFIG, or use --backend local / k3s)",
     )?;
-    let client = kube::Client::try_from(config).context("backend kubeconfig: cannot build a client")?;
+    let client =
+        kube::Client::try_from(config).context("backend kubeconfig: cannot build a client")?;
     client
         .apiserver_version()
         .await

@@ -34,7 +34,10 @@ impl LocalBackend {
     }
 
     /// Starts (or reuses) a `harness up` daemon through `harness_exe` and attaches to it.
-    pub async fn up(harness_exe: &Path, image_map_file: &Path) -> Result<(LocalBackend, kube::Client)> {
+    pub async fn up(
+        harness_exe: &Path,
+        image_map_file: &Path,
+    ) -> Result<(LocalBackend, kube::Client)> {
         let args = vec![
             "cluster-daemon".to_string(),
             "--image-map".to_string(),
@@ -82,9 +85,11 @@ impl LocalBackend {
 pub async fn client_for(kubeconfig: &Path) -> Result<kube::Client> {
     let kubeconfig_text = kube::config::Kubeconfig::read_from(kubeconfig)
         .with_context(|| format!("cannot read kubeconfig {}", kubeconfig.display()))?;
-    let config =
-        kube::Config::from_custom_kubeconfig(kubeconfig_text, &kube::config::KubeConfigOptions::default())
-            .await
-            .with_context(|| format!("kubeconfig {} is unusable", kubeconfig.display()))?;
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig_text,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .with_context(|| format!("kubeconfig {} is unusable", kubeconfig.display()))?;
     Ok(kube::Client::try_from(config)?)
 }

@@ -79,13 +79,23 @@ pub enum Lifecycle {
 
 impl Cluster {
     /// Wraps a started backend.
-    pub async fn new(backend: BackendKind, client: kube::Client, lifecycle: Lifecycle) -> Result<Cluster> {
+    pub async fn new(
+        backend: BackendKind,
+        client: kube::Client,
+        lifecycle: Lifecycle,
+    ) -> Result<Cluster> {
         let version = client.apiserver_version().await?;
         let access = match backend {
             BackendKind::Local => PodAccess::Direct,
             _ => PodAccess::Forward(port_forward::PortForwarder::new(client.clone())),
         };
-        Ok(Cluster { backend, client, kubernetes_version: version.git_version, access, lifecycle })
+        Ok(Cluster {
+            backend,
+            client,
+            kubernetes_version: version.git_version,
+            access,
+            lifecycle,
+        })
     }
 
     /// The concrete backend in use.
@@ -104,7 +114,13 @@ impl Cluster {
     }
 
     /// An address on which the harness reaches `port` of a pod.
-    pub async fn pod_addr(&self, namespace: &str, pod: &str, pod_ip: &str, port: u16) -> Result<SocketAddr> {
+    pub async fn pod_addr(
+        &self,
+        namespace: &str,
+        pod: &str,
+        pod_ip: &str,
+        port: u16,
+    ) -> Result<SocketAddr> {
         match &self.access {
             PodAccess::Direct => Ok(SocketAddr::new(pod_ip.parse()?, port)),
             PodAccess::Forward(forwarder) => forwarder.local_addr(namespace, pod, port).await,

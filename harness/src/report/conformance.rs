@@ -75,15 +75,26 @@ pub struct CaseEntry {
 }
 
 /// Builds the report from case results.
-pub fn build(profile: &Profile, backend: &str, kubernetes_version: &str, results: &[CaseResult], date: String) -> ConformanceReport {
+pub fn build(
+    profile: &Profile,
+    backend: &str,
+    kubernetes_version: &str,
+    results: &[CaseResult],
+    date: String,
+) -> ConformanceReport {
     let mut by_feature: BTreeMap<&str, Vec<&CaseResult>> = BTreeMap::new();
     for result in results {
-        by_feature.entry(result.feature.as_str()).or_default().push(result);
+        by_feature
+            .entry(result.feature.as_str())
+            .or_default()
+            .push(result);
     }
     let mut features = Vec::new();
     let mut total = Statistics::default();
     for feature in KNOWN_FEATURES {
-        let Some(cases) = by_feature.get(feature) else { continue };
+        let Some(cases) = by_feature.get(feature) else {
+            continue;
+        };
         let declared = profile.supports(feature);
         let mut statistics = Statistics::default();
         for case in cases {
@@ -121,7 +132,10 @@ pub fn build(profile: &Profile, backend: &str, kubernetes_version: &str, results
         });
     }
     let declared: Vec<&FeatureReport> = features.iter().filter(|f| f.declared).collect();
-    let failed = declared.iter().filter(|f| f.result == ReportResult::Failure).count();
+    let failed = declared
+        .iter()
+        .filter(|f| f.result == ReportResult::Failure)
+        .count();
     let result = match (failed, declared.len()) {
         (0, n) if n > 0 => ReportResult::Success,
         (f, n) if f < n => ReportResult::Partial,

@@ -17,14 +17,33 @@ pub async fn collect(client: &kube::Client, namespace: &str, dir: &Path) -> Resu
     let pod_list = pods.list(&ListParams::default()).await?.items;
     for pod in &pod_list {
         for container in pod.spec.iter().flat_map(|s| s.containers.iter()) {
-            let params = LogParams { container: Some(container.name.clone()), ..Default::default() };
-            let text = pods.logs(&pod.name_any(), &params).await.unwrap_or_else(|e| format!("<logs unavailable: {e}>"));
-            std::fs::write(out.join("logs").join(format!("{}_{}.log", pod.name_any(), container.name)), text)?;
+            let params = LogParams {
+                container: Some(container.name.clone()),
+                ..Default::default()
+            };
+            let text = pods
+                .logs(&pod.name_any(), &params)
+                .await
+                .unwrap_or_else(|e| format!("<logs unavailable: {e}>"));
+            std::fs::write(
+                out.join("logs")
+                    .join(format!("{}_{}.log", pod.name_any(), container.name)),
+                text,
+            )?;
         }
     }
-    let deployments = Api::<Deployment>::namespaced(client.clone(), namespace).list(&ListParams::default()).await?.items;
-    let config_maps = Api::<ConfigMap>::namespaced(client.clone(), namespace).list(&ListParams::default()).await?.items;
-    let events = Api::<Event>::namespaced(client.clone(), namespace).list(&ListParams::default()).await?.items;
+    let deployments = Api::<Deployment>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default())
+        .await?
+        .items;
+    let config_maps = Api::<ConfigMap>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default())
+        .await?
+        .items;
+    let events = Api::<Event>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default())
+        .await?
+        .items;
     write_yaml(&out.join("pods.yaml"), &strip(pod_list))?;
     write_yaml(&out.join("deployments.yaml"), &strip(deployments))?;
     write_yaml(&out.join("configmaps.yaml"), &strip(config_maps))?;

@@ -14,13 +14,25 @@ pub fn render(report: &ConformanceReport) -> String {
         ReportResult::Failure => "failure",
         ReportResult::Skipped => "skipped",
     };
-    let _ = writeln!(out, "## Conformance: {} {} — {verdict}\n", report.implementation.project, report.implementation.version);
+    let _ = writeln!(
+        out,
+        "## Conformance: {} {} — {verdict}\n",
+        report.implementation.project, report.implementation.version
+    );
     let _ = writeln!(
         out,
         "Backend `{}`, Kubernetes `{}`, profile `{}`. Passed {}, failed {}, skipped {}.\n",
-        report.backend, report.kubernetes_version, report.profile, report.statistics.passed, report.statistics.failed, report.statistics.skipped
+        report.backend,
+        report.kubernetes_version,
+        report.profile,
+        report.statistics.passed,
+        report.statistics.failed,
+        report.statistics.skipped
     );
-    let _ = writeln!(out, "| Feature | Result | Case | Outcome | Reason |\n|---|---|---|---|---|");
+    let _ = writeln!(
+        out,
+        "| Feature | Result | Case | Outcome | Reason |\n|---|---|---|---|---|"
+    );
     for feature in &report.features {
         for case in &feature.cases {
             let outcome = match case.result {
@@ -28,8 +40,17 @@ pub fn render(report: &ConformanceReport) -> String {
                 Outcome::Failed => "**failed**",
                 Outcome::Skipped => "skipped",
             };
-            let reason = case.reason.as_deref().unwrap_or("").replace('|', "\\|").replace('\n', " ");
-            let _ = writeln!(out, "| {} | {:?} | {} | {outcome} | {reason} |", feature.name, feature.result, case.id);
+            let reason = case
+                .reason
+                .as_deref()
+                .unwrap_or("")
+                .replace('|', "\\|")
+                .replace('\n', " ");
+            let _ = writeln!(
+                out,
+                "| {} | {:?} | {} | {outcome} | {reason} |",
+                feature.name, feature.result, case.id
+            );
         }
     }
     out
