@@ -27,7 +27,10 @@ async fn main() -> anyhow::Result<()> {
     }
     times.sort();
     let median: Duration = times[times.len() / 2];
-    let all: Vec<String> = times.iter().map(|t| format!("{:.2}", t.as_secs_f64())).collect();
+    let all: Vec<String> = times
+        .iter()
+        .map(|t| format!("{:.2}", t.as_secs_f64()))
+        .collect();
     println!(
         "start to node Ready over {runs} runs: median {:.2} s (sorted: {} s)",
         median.as_secs_f64(),

@@ -203,7 +203,9 @@ mod tests {
         // The token is a SecretString; read it through AuthInfo's serialised form.
         let user_json = serde_json::to_value(user).unwrap();
         assert_eq!(user_json["token"], p.scheduler.token.as_str());
-        assert_eq!(kc.contexts[0].context.as_ref().unwrap().user.as_deref(), Some("scheduler"));
+        assert_eq!(
+            kc.contexts[0].context.as_ref().unwrap().user.as_deref(),
+            Some("scheduler")
+        );
     }
-
 }

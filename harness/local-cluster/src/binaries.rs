@@ -93,6 +93,38 @@ pub fn ensure_binaries() -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
+/// Where `build.sh` caches the binaries of the pinned versions (whether built or not),
+/// computed like the script does: `$GOMICRO_CACHE_DIR` or `$XDG_CACHE_HOME/gomicro-conformance`
+/// or `~/.cache/gomicro-conformance`, then `controlplane/kubernetes-<v>_etcd-<v>/bin`.
+pub fn cached_bin_dir() -> Option<PathBuf> {
+    let versions = std::fs::read_to_string(build_script().with_file_name("versions.env")).ok()?;
+    let env = |key: &str| {
+        std::env::var_os(key)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let cache = env("GOMICRO_CACHE_DIR").or_else(|| {
+        let base = env("XDG_CACHE_HOME").or_else(|| Some(env("HOME")?.join(".cache")))?;
+        Some(base.join("gomicro-conformance"))
+    })?;
+    Some(cache.join(bin_dir_name(&versions)?))
+}
+
+/// `controlplane/kubernetes-<v>_etcd-<v>/bin` from the text of `versions.env`.
+fn bin_dir_name(versions: &str) -> Option<String> {
+    let value = |key: &str| {
+        versions
+            .lines()
+            .find_map(|line| line.trim().strip_prefix(key)?.strip_prefix('='))
+            .map(str::trim)
+    };
+    Some(format!(
+        "controlplane/kubernetes-{}_etcd-{}/bin",
+        value("KUBERNETES_VERSION")?,
+        value("ETCD_VERSION")?
+    ))
+}
+
 fn last_line(text: &str) -> Option<&str> {
     text.lines().map(str::trim).rfind(|l| !l.is_empty())
 }
@@ -100,6 +132,16 @@ fn last_line(text: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bin_dir_name_follows_the_pinned_versions() {
+        let versions = "# pins\nKUBERNETES_VERSION=v1.35.4\nETCD_VERSION=v3.6.16\n";
+        assert_eq!(
+            bin_dir_name(versions).as_deref(),
+            Some("controlplane/kubernetes-v1.35.4_etcd-v3.6.16/bin")
+        );
+        assert_eq!(bin_dir_name("KUBERNETES_VERSION=v1\n"), None);
+    }
 
     #[test]
     fn last_line_skips_trailing_blank_lines() {

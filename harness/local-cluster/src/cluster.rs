@@ -99,7 +99,10 @@ impl LocalCluster {
         let lock = ClusterLock::acquire(&lock_file(), layout.root())?;
         let leftovers = cleanup_stale_locked(layout.root())?;
         if !leftovers.is_empty() {
-            eprintln!("[local] removed leftovers of an earlier run: {}", leftovers.join(", "));
+            eprintln!(
+                "[local] removed leftovers of an earlier run: {}",
+                leftovers.join(", ")
+            );
         }
         remove_generated_files(&layout, false)?;
         for dir in [layout.pki_dir(), layout.run_dir(), layout.logs_dir()] {
@@ -132,7 +135,10 @@ impl LocalCluster {
             }
             Err(err) => {
                 let logs = cluster.layout.logs_dir();
-                eprintln!("[local] start failed; tearing down (component logs: {})", logs.display());
+                eprintln!(
+                    "[local] start failed; tearing down (component logs: {})",
+                    logs.display()
+                );
                 if let Err(stop_err) = cluster.shutdown().await {
                     eprintln!("[local] teardown after the failed start: {stop_err:#}");
                 }
@@ -158,7 +164,11 @@ impl LocalCluster {
         let scheduler = self.launch(Component::Scheduler).await?;
         let node_client = client_from_kubeconfig(&self.layout.kubeconfig("node")).await?;
         let config = kubelet::config(&self.layout, NODE_NAME, pki, images);
-        self.kubelet = Some(KubeletTask::start(node_client, config, self.failures.clone()));
+        self.kubelet = Some(KubeletTask::start(
+            node_client,
+            config,
+            self.failures.clone(),
+        ));
         let admin = self.client().await?;
         futures::try_join!(
             self.wait_process(&controller_manager, phase),
@@ -431,7 +441,10 @@ mod tests {
 
     #[test]
     fn node_readiness_needs_ready_true() {
-        assert!(node_is_ready(Some(&node(&[("MemoryPressure", "False"), ("Ready", "True")]))));
+        assert!(node_is_ready(Some(&node(&[
+            ("MemoryPressure", "False"),
+            ("Ready", "True")
+        ]))));
         assert!(!node_is_ready(Some(&node(&[("Ready", "False")]))));
         assert!(!node_is_ready(Some(&node(&[]))));
         assert!(!node_is_ready(None));

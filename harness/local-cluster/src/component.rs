@@ -102,7 +102,10 @@ fn etcd_args(layout: &StateLayout) -> Vec<String> {
 
 fn api_server_args(layout: &StateLayout) -> Vec<String> {
     vec![
-        flag("etcd-servers", format!("http://127.0.0.1:{ETCD_CLIENT_PORT}")),
+        flag(
+            "etcd-servers",
+            format!("http://127.0.0.1:{ETCD_CLIENT_PORT}"),
+        ),
         flag("bind-address", NODE_IP),
         flag("secure-port", API_SERVER_PORT),
         flag("advertise-address", NODE_IP),
@@ -150,8 +153,7 @@ fn loopback_component_args(layout: &StateLayout, user: &str, port: u16) -> Vec<S
 }
 
 fn controller_manager_args(layout: &StateLayout) -> Vec<String> {
-    let mut args =
-        loopback_component_args(layout, "controller-manager", CONTROLLER_MANAGER_PORT);
+    let mut args = loopback_component_args(layout, "controller-manager", CONTROLLER_MANAGER_PORT);
     args.extend([
         flag("use-service-account-credentials", true),
         path_flag("service-account-private-key-file", &layout.pki("sa.key")),
@@ -201,7 +203,10 @@ mod tests {
         );
         assert_eq!(value(&args, "data-dir"), Some("/s/cluster/etcd"));
         assert_eq!(value(&args, "unsafe-no-fsync"), Some("true"));
-        assert!(args.iter().all(|a| !a.contains("2379/") && !a.contains(":2379,")));
+        assert!(
+            args.iter()
+                .all(|a| !a.contains("2379/") && !a.contains(":2379,"))
+        );
     }
 
     #[test]
@@ -216,7 +221,10 @@ mod tests {
             Some("NodeRestriction")
         );
         assert_eq!(value(&args, "disable-admission-plugins"), None);
-        assert_eq!(value(&args, "service-cluster-ip-range"), Some("10.96.0.0/16"));
+        assert_eq!(
+            value(&args, "service-cluster-ip-range"),
+            Some("10.96.0.0/16")
+        );
         assert_eq!(
             value(&args, "service-account-issuer"),
             Some("https://kubernetes.default.svc.cluster.local")
@@ -229,11 +237,11 @@ mod tests {
             value(&args, "service-account-key-file"),
             Some("/s/cluster/pki/sa.pub")
         );
-        assert_eq!(value(&args, "token-auth-file"), Some("/s/cluster/tokens.csv"));
         assert_eq!(
-            value(&args, "etcd-servers"),
-            Some("http://127.0.0.1:23790")
+            value(&args, "token-auth-file"),
+            Some("/s/cluster/tokens.csv")
         );
+        assert_eq!(value(&args, "etcd-servers"), Some("http://127.0.0.1:23790"));
         assert_eq!(
             value(&args, "kubelet-preferred-address-types"),
             Some("InternalIP")
@@ -249,7 +257,10 @@ mod tests {
             Some("/s/cluster/controller-manager.kubeconfig")
         );
         assert_eq!(value(&args, "leader-elect"), Some("false"));
-        assert_eq!(value(&args, "use-service-account-credentials"), Some("true"));
+        assert_eq!(
+            value(&args, "use-service-account-credentials"),
+            Some("true")
+        );
         assert_eq!(value(&args, "root-ca-file"), Some("/s/cluster/pki/ca.crt"));
         assert_eq!(value(&args, "controllers"), Some("*"));
         assert_eq!(value(&args, "bind-address"), Some("127.0.0.1"));

@@ -140,7 +140,11 @@ pub fn status(state_dir: &Path) -> Option<ClusterInfo> {
     info.is_live().then_some(info)
 }
 
-fn spawn_detached(layout: &StateLayout, exe: &Path, args: &[String]) -> anyhow::Result<std::process::Child> {
+fn spawn_detached(
+    layout: &StateLayout,
+    exe: &Path,
+    args: &[String],
+) -> anyhow::Result<std::process::Child> {
     let log = OpenOptions::new()
         .create(true)
         .write(true)
@@ -157,7 +161,9 @@ fn spawn_detached(layout: &StateLayout, exe: &Path, args: &[String]) -> anyhow::
     // SAFETY: setsid(2) is async-signal-safe.
     unsafe {
         std::os::unix::process::CommandExt::pre_exec(&mut command, || {
-            nix::unistd::setsid().map(drop).map_err(std::io::Error::from)
+            nix::unistd::setsid()
+                .map(drop)
+                .map_err(std::io::Error::from)
         });
     }
     command
@@ -268,12 +274,18 @@ mod tests {
             kubectl: "/kubectl".into(),
             api_server: "https://10.244.0.1:6443".into(),
         };
-        write_atomically(&layout.cluster_info_file(), &serde_json::to_string(&info).unwrap())
-            .unwrap();
+        write_atomically(
+            &layout.cluster_info_file(),
+            &serde_json::to_string(&info).unwrap(),
+        )
+        .unwrap();
         assert_eq!(status(dir.path()), Some(info.clone()));
         info.pid_start_time += 1;
-        write_atomically(&layout.cluster_info_file(), &serde_json::to_string(&info).unwrap())
-            .unwrap();
+        write_atomically(
+            &layout.cluster_info_file(),
+            &serde_json::to_string(&info).unwrap(),
+        )
+        .unwrap();
         assert_eq!(status(dir.path()), None, "a reused pid is not our daemon");
     }
 

@@ -18,7 +18,9 @@ pub fn config(layout: &StateLayout, node_name: &str, pki: &Pki, images: ImageMap
     KubeletConfig {
         node_name: node_name.to_string(),
         node_ip: NODE_IP,
-        pod_cidr: NODE_POD_CIDR.parse().expect("NODE_POD_CIDR is a valid CIDR"),
+        pod_cidr: NODE_POD_CIDR
+            .parse()
+            .expect("NODE_POD_CIDR is a valid CIDR"),
         bridge: BRIDGE.to_string(),
         state_dir: layout.kubelet_dir(),
         images,

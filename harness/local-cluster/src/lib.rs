@@ -23,7 +23,9 @@ mod probe;
 mod process;
 mod procfs;
 
-pub use binaries::{BIN_DIR_ENV, REQUIRED_BINARIES, build_script, check_binaries, ensure_binaries};
+pub use binaries::{
+    BIN_DIR_ENV, REQUIRED_BINARIES, build_script, cached_bin_dir, check_binaries, ensure_binaries,
+};
 pub use cleanup::cleanup_stale;
 pub use cluster::{ClusterSpec, LocalCluster};
 pub use component::Component;

@@ -93,7 +93,10 @@ mod tests {
             .to_string();
         assert!(err.contains("another local cluster"), "{err}");
         assert!(err.contains("/state/a"), "{err}");
-        assert!(err.contains(&format!("pid {}", std::process::id())), "{err}");
+        assert!(
+            err.contains(&format!("pid {}", std::process::id())),
+            "{err}"
+        );
         drop(first);
         ClusterLock::acquire(&file, Path::new("/state/b")).unwrap();
     }

@@ -102,7 +102,9 @@ pub(crate) fn leaf_params(
 
 fn issue(params: &CertificateParams, ca: &Issuer<'_, KeyPair>) -> anyhow::Result<CertPair> {
     let key = new_key()?;
-    let cert = params.signed_by(&key, ca).context("signing a certificate")?;
+    let cert = params
+        .signed_by(&key, ca)
+        .context("signing a certificate")?;
     Ok(CertPair {
         cert_pem: cert.pem(),
         key_pem: key.serialize_pem(),
@@ -237,7 +239,10 @@ mod tests {
             assert!(pair.key_pem.starts_with("-----BEGIN PRIVATE KEY-----"));
         }
         assert_ne!(pki.ca.key_pem, pki.api_server.key_pem);
-        assert!(pki.service_account_pub_pem.starts_with("-----BEGIN PUBLIC KEY-----"));
+        assert!(
+            pki.service_account_pub_pem
+                .starts_with("-----BEGIN PUBLIC KEY-----")
+        );
     }
 
     #[test]
@@ -247,11 +252,19 @@ mod tests {
         let layout = StateLayout::new(dir.path());
         Pki::generate("n1").unwrap().write(&layout).unwrap();
         let mode = |f: &str| {
-            std::fs::metadata(layout.pki(f)).unwrap().permissions().mode() & 0o777
+            std::fs::metadata(layout.pki(f))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
         };
         assert_eq!(mode("ca.key"), 0o600);
         assert_eq!(mode("sa.key"), 0o600);
         assert_eq!(mode("ca.crt"), 0o644);
-        assert!(std::fs::read_to_string(layout.pki("sa.pub")).unwrap().contains("PUBLIC KEY"));
+        assert!(
+            std::fs::read_to_string(layout.pki("sa.pub"))
+                .unwrap()
+                .contains("PUBLIC KEY")
+        );
     }
 }

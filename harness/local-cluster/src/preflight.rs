@@ -38,7 +38,8 @@ pub fn check(bin_dir: &Path) -> anyhow::Result<()> {
              mounts); run as root or use the k3s backend"
         );
     }
-    let status = std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
+    let status =
+        std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
     let cap_eff = effective_capabilities(&status).context("no CapEff in /proc/self/status")?;
     let missing = missing_capabilities(cap_eff);
     if !missing.is_empty() {

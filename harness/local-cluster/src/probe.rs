@@ -101,8 +101,14 @@ mod tests {
 
     #[test]
     fn recognises_healthy_bodies() {
-        assert!(healthy_body(Component::Etcd, r#"{"health":"true","reason":""}"#));
-        assert!(!healthy_body(Component::Etcd, r#"{"health":"false","reason":"x"}"#));
+        assert!(healthy_body(
+            Component::Etcd,
+            r#"{"health":"true","reason":""}"#
+        ));
+        assert!(!healthy_body(
+            Component::Etcd,
+            r#"{"health":"false","reason":"x"}"#
+        ));
         assert!(healthy_body(Component::ApiServer, "ok"));
         assert!(!healthy_body(Component::ApiServer, "[-]etcd failed"));
     }

@@ -112,9 +112,8 @@ fn command(launch: &Launch) -> anyhow::Result<Command> {
         .kill_on_drop(false);
     // SAFETY: the closure only calls prctl(2), which is async-signal-safe.
     unsafe {
-        command.pre_exec(|| {
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)
-        });
+        command
+            .pre_exec(|| nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from));
     }
     Ok(command)
 }
@@ -282,7 +281,10 @@ mod tests {
     #[test]
     fn pid_file_round_trips() {
         let text = pid_file_contents(42, Path::new("/bin/etcd"));
-        assert_eq!(parse_pid_file(&text), Some((42, PathBuf::from("/bin/etcd"))));
+        assert_eq!(
+            parse_pid_file(&text),
+            Some((42, PathBuf::from("/bin/etcd")))
+        );
         assert_eq!(parse_pid_file("x\n/bin/etcd\n"), None);
         assert_eq!(parse_pid_file("42\n"), None);
     }
@@ -314,16 +316,27 @@ mod tests {
         // Wait for the script to reach `exec sleep` (its argv changes).
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while procfs::cmdline(pid).is_some_and(|argv| argv[0] != "sleep") {
-            assert!(std::time::Instant::now() < deadline, "script did not exec sleep");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "script did not exec sleep"
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let log = std::fs::read_to_string(&launch.log).unwrap();
         // cargo runs tests with CARGO_* variables set: none may reach the child.
         assert!(!log.contains("CARGO_"), "{log}");
-        assert!(log.contains(&format!("HOME={}", launch.home.display())), "{log}");
+        assert!(
+            log.contains(&format!("HOME={}", launch.home.display())),
+            "{log}"
+        );
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
         let after_name = &stat[stat.rfind(')').unwrap() + 1..];
-        let pgrp: i32 = after_name.split_whitespace().nth(2).unwrap().parse().unwrap();
+        let pgrp: i32 = after_name
+            .split_whitespace()
+            .nth(2)
+            .unwrap()
+            .parse()
+            .unwrap();
         assert_eq!(pgrp, pid, "child must lead its own process group");
         process.terminate(Duration::from_secs(5)).await;
         assert!(!procfs::is_alive(pid));
@@ -339,13 +352,17 @@ mod tests {
         let _process = ManagedProcess::launch(&spawner, &launch, failures)
             .await
             .unwrap();
-        let report = tokio::time::timeout(Duration::from_secs(10), failed.wait_for(Option::is_some))
-            .await
-            .unwrap()
-            .unwrap()
-            .clone()
-            .unwrap();
-        assert!(report.contains("kube-scheduler exited unexpectedly"), "{report}");
+        let report =
+            tokio::time::timeout(Duration::from_secs(10), failed.wait_for(Option::is_some))
+                .await
+                .unwrap()
+                .unwrap()
+                .clone()
+                .unwrap();
+        assert!(
+            report.contains("kube-scheduler exited unexpectedly"),
+            "{report}"
+        );
         assert!(report.contains("boom-from-child"), "{report}");
     }
 
@@ -354,11 +371,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let spawner = Spawner::start().unwrap();
         let (failures, _) = watch::channel(None);
-        let process = ManagedProcess::launch(&spawner, &sleeper(dir.path(), "exec sleep 30"), failures)
-            .await
-            .unwrap();
+        let process =
+            ManagedProcess::launch(&spawner, &sleeper(dir.path(), "exec sleep 30"), failures)
+                .await
+                .unwrap();
         let pid = process.pid;
         drop(spawner);
-        assert!(procfs::wait_gone(pid, Duration::from_secs(10)).await, "child survived");
+        assert!(
+            procfs::wait_gone(pid, Duration::from_secs(10)).await,
+            "child survived"
+        );
     }
 }

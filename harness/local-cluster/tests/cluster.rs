@@ -31,7 +31,7 @@ fn skip_reason() -> Option<String> {
     }
     let bin_dir = std::env::var_os(local_cluster::BIN_DIR_ENV)
         .map(PathBuf::from)
-        .or_else(|| default_bin_dir());
+        .or_else(local_cluster::cached_bin_dir);
     match bin_dir {
         Some(dir) if local_cluster::check_binaries(&dir).is_ok() => None,
         _ => Some(format!(
@@ -39,29 +39,6 @@ fn skip_reason() -> Option<String> {
             local_cluster::build_script().display()
         )),
     }
-}
-
-/// The build script's cache dir, without running the build.
-fn default_bin_dir() -> Option<PathBuf> {
-    let versions = std::fs::read_to_string(
-        local_cluster::build_script().with_file_name("versions.env"),
-    )
-    .ok()?;
-    let value = |key: &str| {
-        versions
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{key}=")))
-            .map(str::trim)
-            .map(str::to_string)
-    };
-    let cache = std::env::var_os("GOMICRO_CACHE_DIR")
-        .map(PathBuf::from)
-        .or_else(|| Some(PathBuf::from(std::env::var_os("HOME")?).join(".cache/gomicro-conformance")))?;
-    Some(cache.join(format!(
-        "controlplane/kubernetes-{}_etcd-{}/bin",
-        value("KUBERNETES_VERSION")?,
-        value("ETCD_VERSION")?
-    )))
 }
 
 fn sleeper_image(dir: &Path) -> ImageMap {
@@ -126,7 +103,10 @@ async fn ready_pod(pods: &Api<Pod>, except: Option<&str>) -> Pod {
         if let Some(pod) = found {
             return pod;
         }
-        assert!(Instant::now() < deadline, "no Ready sleeper pod within {TIMEOUT:?}");
+        assert!(
+            Instant::now() < deadline,
+            "no Ready sleeper pod within {TIMEOUT:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -183,7 +163,10 @@ fn netns_names() -> BTreeSet<String> {
 }
 
 fn gmc_links() -> Vec<String> {
-    let out = Command::new("ip").args(["-o", "link", "show"]).output().unwrap();
+    let out = Command::new("ip")
+        .args(["-o", "link", "show"])
+        .output()
+        .unwrap();
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.split(": ").nth(1))
@@ -206,7 +189,12 @@ fn processes_mentioning(text: &str) -> Vec<String> {
     std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().chars().all(|c| c.is_ascii_digit()))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .chars()
+                .all(|c| c.is_ascii_digit())
+        })
         .filter_map(|e| {
             let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
             let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
@@ -228,7 +216,11 @@ async fn check_deployment_lifecycle(cluster: &LocalCluster, client: Client) {
     let first = ready_pod(&pods, None).await;
     let name = first.metadata.name.clone().unwrap();
     let ip = pod_ip(&first);
-    assert_eq!(ip.octets()[..3], [10, 244, 0], "pod IP {ip} outside 10.244.0.0/24");
+    assert_eq!(
+        ip.octets()[..3],
+        [10, 244, 0],
+        "pod IP {ip} outside 10.244.0.0/24"
+    );
     let rollout = await_condition(deployments.clone(), "sleeper", |d: Option<&Deployment>| {
         d.and_then(|d| d.status.as_ref())
             .and_then(|s| s.available_replicas)
@@ -284,7 +276,10 @@ async fn local_cluster_runs_a_deployment_and_leaves_nothing_behind() {
     };
     let started = Instant::now();
     let cluster = LocalCluster::start(spec).await.unwrap();
-    eprintln!("[e2e] cluster ready in {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "[e2e] cluster ready in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     assert_eq!(cluster.api_server_url(), "https://10.244.0.1:6443");
     let (ok, nodes) = kubectl(&cluster, &["get", "nodes", "-o", "name"]);
     assert!(ok && nodes.contains("node/"), "{nodes}");
@@ -297,7 +292,11 @@ async fn local_cluster_runs_a_deployment_and_leaves_nothing_behind() {
     assert_eq!(gmc_links(), Vec::<String>::new(), "gmc* links remain");
     let leaked: Vec<String> = netns_names().difference(&netns_before).cloned().collect();
     assert!(leaked.is_empty(), "gmc-* netns remain: {leaked:?}");
-    assert_eq!(mounts_below(STATE_DIR), Vec::<String>::new(), "mounts remain");
+    assert_eq!(
+        mounts_below(STATE_DIR),
+        Vec::<String>::new(),
+        "mounts remain"
+    );
     assert_eq!(
         processes_mentioning(STATE_DIR),
         Vec::<String>::new(),
