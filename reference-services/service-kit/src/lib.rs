@@ -33,7 +33,7 @@ pub use address::host_ip;
 pub use cli::{Cli, DEFAULT_CONF_DIR};
 pub use instance::{VERSION, service_instance};
 pub use logging::init_tracing;
-pub use service::{Context, Servers, ServiceSpec, run};
+pub use service::{Context, Servers, ServiceSpec, Validator, run};
 pub use settings::{ConfigExt, listen_addr, parse_duration};
 
 #[cfg(target_env = "musl")]

@@ -23,13 +23,16 @@ const CONFIG_DEBOUNCE: Duration = Duration::from_millis(100);
 /// Upper bound of the graceful stop of the servers.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A check of the merged configuration tree; `Err` carries the reason.
+pub type Validator = fn(&Value) -> Result<(), String>;
+
 /// Static description of a service.
 #[derive(Clone, Copy)]
 pub struct ServiceSpec {
     /// Registered service name, e.g. `go-micro.token-srv`.
     pub name: &'static str,
     /// Check of the merged configuration tree, run at start and on every update.
-    pub validator: Option<fn(&Value) -> Result<(), String>>,
+    pub validator: Option<Validator>,
 }
 
 /// What a service gets to build its handlers.
@@ -112,10 +115,7 @@ where
 }
 
 /// Loads the local directory and checks it with the service's validator.
-fn load_config(
-    dir: &Path,
-    validator: Option<fn(&Value) -> Result<(), String>>,
-) -> anyhow::Result<Config> {
+fn load_config(dir: &Path, validator: Option<Validator>) -> anyhow::Result<Config> {
     let config = Config::from_dir(dir)
         .with_context(|| format!("cannot load the configuration directory {}", dir.display()))?;
     if let Some(validate) = validator {

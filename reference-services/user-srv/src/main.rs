@@ -16,7 +16,7 @@ async fn main() -> ExitCode {
     };
     gomicro_service_kit::run(spec, |_ctx| async move {
         let mut grpc = tonic::service::RoutesBuilder::default();
-        grpc.add_service(UserServiceServer::new(service::UserSrv::default()));
+        grpc.add_service(UserServiceServer::new(service::UserSrv));
         Ok(Servers { grpc, http: None })
     })
     .await
