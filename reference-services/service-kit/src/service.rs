@@ -75,10 +75,25 @@ where
             ExitCode::SUCCESS
         }
         Err(error) => {
-            tracing::error!("{} failed: {error:#}", spec.name);
+            tracing::error!("{} failed: {}", spec.name, describe(&error));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The cause chain joined by `: `, skipping causes whose text an outer message already
+/// contains (kube and config errors repeat their sources in their own text).
+fn describe(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain().map(ToString::to_string) {
+        if !text.contains(&cause) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 async fn start_and_serve<F, Fut>(spec: ServiceSpec, build: F) -> anyhow::Result<()>
@@ -256,6 +271,30 @@ async fn serve(
         tracing::warn!("servers did not stop within {STOP_TIMEOUT:?}, exiting anyway");
     }
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Repeating;
+    impl std::fmt::Display for Repeating {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "kubeconfig: file not found: os error 2")
+        }
+    }
+    impl std::error::Error for Repeating {}
+
+    #[test]
+    fn repeated_causes_are_written_once() {
+        let inner = anyhow::Error::new(std::io::Error::other("os error 2")).context(Repeating);
+        let error = inner.context("cannot create the client");
+        assert_eq!(
+            describe(&error),
+            "cannot create the client: kubeconfig: file not found: os error 2"
+        );
+    }
 }
 
 async fn drain(tasks: &mut JoinSet<anyhow::Result<()>>) {
