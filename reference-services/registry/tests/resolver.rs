@@ -116,3 +116,22 @@ async fn removed_instances_leave_the_balancer() {
         .await;
     wait_until("no healthy address remains", &channel, false).await;
 }
+
+#[tokio::test]
+async fn every_update_triggers_an_immediate_recheck() {
+    let (address, reporter) = health_server().await;
+    let (updates, receiver) = mpsc::channel(8);
+    let slow = ResolverOptions {
+        health_interval: Duration::from_secs(3600),
+        ..fast_options()
+    };
+    let channel = channel_from_updates(ReceiverStream::new(receiver), slow);
+    updates.send(vec![instance(address)]).await.unwrap();
+    wait_until("the instance is balanced over", &channel, true).await;
+    reporter
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
+    // The refused empty update still re-checks the kept address, long before the interval.
+    updates.send(vec![]).await.unwrap();
+    wait_until("the failing address is removed", &channel, false).await;
+}

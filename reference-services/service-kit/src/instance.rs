@@ -4,10 +4,11 @@ use std::net::IpAddr;
 
 use gomicro_registry::{PodIdentity, ServiceInstance, format_host};
 
-/// Build version: `GOMICRO_VERSION` at build time, else the crate version.
+/// Build version: `GOMICRO_VERSION` at build time when set and not empty, else the crate
+/// version.
 pub const VERSION: &str = match option_env!("GOMICRO_VERSION") {
-    Some(version) => version,
-    None => env!("CARGO_PKG_VERSION"),
+    Some(version) if !version.is_empty() => version,
+    _ => env!("CARGO_PKG_VERSION"),
 };
 
 /// The instance of service `name` on `pod`: id `<pod name>.<name>`, version [`VERSION`],

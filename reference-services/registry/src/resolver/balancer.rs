@@ -2,9 +2,11 @@
 //! balancer and health-checks every address before and while it is balanced over.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
+use tokio::sync::Notify;
 use tokio::sync::mpsc::Sender;
 use tokio::task::JoinHandle;
 use tonic::transport::channel::Change;
@@ -37,12 +39,14 @@ async fn apply_updates(
     options: ResolverOptions,
 ) {
     let mut updates = std::pin::pin!(updates);
-    let mut probes: HashMap<String, JoinHandle<()>> = HashMap::new();
+    let mut probes: HashMap<String, Probe> = HashMap::new();
     loop {
         let instances = tokio::select! {
             next = updates.next() => match next { Some(instances) => instances, None => break },
             () = changes.closed() => break,
         };
+        // Any change of the instances may mean a balanced address went away: re-check now.
+        probes.values().for_each(|probe| probe.recheck.notify_one());
         let addresses = grpc_addresses(&instances);
         if addresses.is_empty() {
             tracing::warn!("{}", zero_endpoint_line(&instances));
@@ -55,9 +59,9 @@ async fn apply_updates(
             .collect();
         for address in stale {
             if let Some(probe) = probes.remove(&address) {
-                probe.abort();
+                probe.task.abort();
                 // Wait for the probe to stop so it cannot re-insert the address afterwards.
-                let _ = probe.await;
+                let _ = probe.task.await;
             }
             if changes.send(Change::Remove(address)).await.is_err() {
                 break;
@@ -66,11 +70,26 @@ async fn apply_updates(
         for address in addresses {
             probes
                 .entry(address.clone())
-                .or_insert_with(|| tokio::spawn(probe(address, changes.clone(), options)));
+                .or_insert_with(|| Probe::spawn(address, changes.clone(), options));
         }
         tracing::info!("{}", update_line(&instances));
     }
-    probes.values().for_each(JoinHandle::abort);
+    probes.values().for_each(|probe| probe.task.abort());
+}
+
+/// The health-check task of one address.
+struct Probe {
+    task: JoinHandle<()>,
+    /// Wakes the task for an immediate check.
+    recheck: Arc<Notify>,
+}
+
+impl Probe {
+    fn spawn(address: String, changes: Changes, options: ResolverOptions) -> Probe {
+        let recheck = Arc::new(Notify::new());
+        let task = tokio::spawn(probe(address, changes, options, recheck.clone()));
+        Probe { task, recheck }
+    }
 }
 
 /// Health state of one address as last seen by its probe.
@@ -81,9 +100,9 @@ enum Health {
     Failing,
 }
 
-/// Checks `address` now and every `health_interval`, inserting it into the balancer while
-/// it answers SERVING and removing it while it does not.
-async fn probe(address: String, changes: Changes, options: ResolverOptions) {
+/// Checks `address` now, every `health_interval` and when `recheck` is notified, inserting it
+/// into the balancer while it answers SERVING and removing it while it does not.
+async fn probe(address: String, changes: Changes, options: ResolverOptions, recheck: Arc<Notify>) {
     let endpoint = match Endpoint::from_shared(format!("http://{address}")) {
         Ok(endpoint) => endpoint
             .connect_timeout(options.connect_timeout)
@@ -122,6 +141,7 @@ async fn probe(address: String, changes: Changes, options: ResolverOptions) {
         }
         tokio::select! {
             () = tokio::time::sleep(options.health_interval) => {}
+            () = recheck.notified() => {}
             () = changes.closed() => return,
         }
     }

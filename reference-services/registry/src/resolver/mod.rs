@@ -7,8 +7,11 @@
 //!   and logged as WARN `[resolver] Zero endpoint found,refused to write, instances: <JSON>`;
 //! - every applied update is logged as INFO `[resolver] update instances: <JSON>`;
 //! - health checking: each address is probed with `grpc.health.v1.Health/Check` (service
-//!   `""`) before it joins the balancer and then every [`ResolverOptions::health_interval`];
-//!   an address that stops answering SERVING is taken out until it answers again.
+//!   `""`) before it joins the balancer, then every [`ResolverOptions::health_interval`] and
+//!   right after every instance update (also a refused empty one, so an address whose pod
+//!   went away leaves the balancer at once); an address that stops answering SERVING is
+//!   taken out until it answers again. With no address left, calls wait (callers bound
+//!   them with their timeout).
 //!
 //! `grpcs://` endpoints are not supported (the reference services speak plaintext gRPC).
 
@@ -40,7 +43,7 @@ impl Default for ResolverOptions {
         ResolverOptions {
             connect_timeout: Duration::from_secs(1),
             probe_timeout: Duration::from_secs(1),
-            health_interval: Duration::from_secs(5),
+            health_interval: Duration::from_secs(2),
         }
     }
 }
