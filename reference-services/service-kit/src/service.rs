@@ -273,6 +273,16 @@ async fn serve(
     outcome
 }
 
+async fn drain(tasks: &mut JoinSet<anyhow::Result<()>>) {
+    while let Some(ended) = tasks.join_next().await {
+        match ended {
+            Ok(Err(error)) => tracing::warn!("{error:#}"),
+            Err(join) => tracing::warn!("a server task failed: {join}"),
+            Ok(Ok(())) => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,15 +304,5 @@ mod tests {
             describe(&error),
             "cannot create the client: kubeconfig: file not found: os error 2"
         );
-    }
-}
-
-async fn drain(tasks: &mut JoinSet<anyhow::Result<()>>) {
-    while let Some(ended) = tasks.join_next().await {
-        match ended {
-            Ok(Err(error)) => tracing::warn!("{error:#}"),
-            Err(join) => tracing::warn!("a server task failed: {join}"),
-            Ok(Ok(())) => {}
-        }
     }
 }
