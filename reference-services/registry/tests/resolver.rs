@@ -18,7 +18,7 @@ fn fast_options() -> ResolverOptions {
     ResolverOptions {
         connect_timeout: Duration::from_millis(500),
         probe_timeout: Duration::from_millis(500),
-        health_interval: Duration::from_millis(50),
+        retry_interval: Duration::from_millis(50),
     }
 }
 
@@ -118,20 +118,26 @@ async fn removed_instances_leave_the_balancer() {
 }
 
 #[tokio::test]
-async fn every_update_triggers_an_immediate_recheck() {
+async fn not_serving_and_stopped_servers_leave_at_once() {
     let (address, reporter) = health_server().await;
     let (updates, receiver) = mpsc::channel(8);
     let slow = ResolverOptions {
-        health_interval: Duration::from_secs(3600),
+        retry_interval: Duration::from_secs(3600),
         ..fast_options()
     };
     let channel = channel_from_updates(ReceiverStream::new(receiver), slow);
     updates.send(vec![instance(address)]).await.unwrap();
     wait_until("the instance is balanced over", &channel, true).await;
+    // Pushed by the health watch: no polling interval involved.
     reporter
         .set_service_status("", ServingStatus::NotServing)
         .await;
-    // The refused empty update still re-checks the kept address, long before the interval.
+    wait_until("the NOT_SERVING address is removed", &channel, false).await;
+    reporter
+        .set_service_status("", ServingStatus::Serving)
+        .await;
+    wait_until("the address is back", &channel, true).await;
+    // A refused empty update keeps the address.
     updates.send(vec![]).await.unwrap();
-    wait_until("the failing address is removed", &channel, false).await;
+    assert!(answers(&channel).await);
 }

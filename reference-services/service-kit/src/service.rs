@@ -204,7 +204,7 @@ async fn serve(
         grpc: mut routes,
         http,
     } = servers;
-    let health = grpc::add_standard_services(&mut routes)?;
+    let mut health = grpc::add_standard_services(&mut routes)?;
     let grpc_listener = bind(config, "server.grpc.addr", ":9090").await?;
     let http = match http {
         Some(router) => Some((router, bind(config, "server.http.addr", ":8080").await?)),
@@ -263,6 +263,9 @@ async fn serve(
     health
         .set_service_status("", ServingStatus::NotServing)
         .await;
+    // Dropping the status ends open health watches after they got NOT_SERVING, so they do
+    // not hold the graceful stop open.
+    health.clear_service_status("").await;
     stop.cancel();
     if tokio::time::timeout(STOP_TIMEOUT, drain(&mut tasks))
         .await

@@ -1,9 +1,9 @@
 //! The background task behind a resolver channel: applies instance lists to a tonic
-//! balancer and health-checks every address before and while it is balanced over.
+//! balancer and health-checks every address (grpc.health.v1 `Watch`) before and while it is
+//! balanced over.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use tokio::sync::Notify;
@@ -45,8 +45,10 @@ async fn apply_updates(
             next = updates.next() => match next { Some(instances) => instances, None => break },
             () = changes.closed() => break,
         };
-        // Any change of the instances may mean a balanced address went away: re-check now.
-        probes.values().for_each(|probe| probe.recheck.notify_one());
+        // Addresses waiting to retry their health watch retry now.
+        probes
+            .values()
+            .for_each(|probe| probe.retry_now.notify_one());
         let addresses = grpc_addresses(&instances);
         if addresses.is_empty() {
             tracing::warn!("{}", zero_endpoint_line(&instances));
@@ -77,32 +79,74 @@ async fn apply_updates(
     probes.values().for_each(|probe| probe.task.abort());
 }
 
-/// The health-check task of one address.
+/// The health-watching task of one address.
 struct Probe {
     task: JoinHandle<()>,
-    /// Wakes the task for an immediate check.
-    recheck: Arc<Notify>,
+    /// Cuts short the pause before the next watch attempt.
+    retry_now: Arc<Notify>,
 }
 
 impl Probe {
     fn spawn(address: String, changes: Changes, options: ResolverOptions) -> Probe {
-        let recheck = Arc::new(Notify::new());
-        let task = tokio::spawn(probe(address, changes, options, recheck.clone()));
-        Probe { task, recheck }
+        let retry_now = Arc::new(Notify::new());
+        let task = tokio::spawn(probe(address, changes, options, retry_now.clone()));
+        Probe { task, retry_now }
     }
 }
 
-/// Health state of one address as last seen by its probe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Health {
-    Unprobed,
-    Serving,
-    Failing,
+/// The balancer membership of one address, driven by its health reports.
+struct Membership {
+    address: String,
+    endpoint: Endpoint,
+    changes: Changes,
+    balanced: bool,
+    /// Whether the current failure streak was already logged.
+    failure_logged: bool,
 }
 
-/// Checks `address` now, every `health_interval` and when `recheck` is notified, inserting it
-/// into the balancer while it answers SERVING and removing it while it does not.
-async fn probe(address: String, changes: Changes, options: ResolverOptions, recheck: Arc<Notify>) {
+impl Membership {
+    /// Inserts the address (once). `Err` when the channel is gone.
+    async fn serving(&mut self) -> Result<(), ()> {
+        self.failure_logged = false;
+        if self.balanced {
+            return Ok(());
+        }
+        tracing::info!("[resolver] {} is SERVING, balancing over it", self.address);
+        self.balanced = true;
+        let insert = Change::Insert(self.address.clone(), self.endpoint.clone());
+        self.changes.send(insert).await.map_err(drop)
+    }
+
+    /// Removes the address (if balanced) and logs the first failure of a streak.
+    async fn failing(&mut self, reason: &str) -> Result<(), ()> {
+        if !self.failure_logged {
+            tracing::warn!(
+                "[resolver] {} is not healthy, not balancing over it: {reason}",
+                self.address
+            );
+            self.failure_logged = true;
+        }
+        if !self.balanced {
+            return Ok(());
+        }
+        self.balanced = false;
+        self.changes
+            .send(Change::Remove(self.address.clone()))
+            .await
+            .map_err(drop)
+    }
+}
+
+/// Watches the health of `address` (grpc.health.v1 `Watch`, service `""`): the address is
+/// balanced over while the latest report is SERVING. When the watch cannot be opened, fails
+/// or ends (server stopping), the address is removed and the watch is re-opened after
+/// `retry_interval` or at the next instance update.
+async fn probe(
+    address: String,
+    changes: Changes,
+    options: ResolverOptions,
+    retry_now: Arc<Notify>,
+) {
     let endpoint = match Endpoint::from_shared(format!("http://{address}")) {
         Ok(endpoint) => endpoint
             .connect_timeout(options.connect_timeout)
@@ -113,52 +157,59 @@ async fn probe(address: String, changes: Changes, options: ResolverOptions, rech
         }
     };
     let mut health = HealthClient::new(endpoint.connect_lazy());
-    let mut state = Health::Unprobed;
+    let receiver_gone = changes.clone();
+    let mut membership = Membership {
+        address,
+        endpoint,
+        changes,
+        balanced: false,
+        failure_logged: false,
+    };
     loop {
-        let change = match (check(&mut health, options.probe_timeout).await, state) {
-            (Ok(()), Health::Serving) => None,
-            (Ok(()), _) => {
-                tracing::info!("[resolver] {address} is SERVING, balancing over it");
-                state = Health::Serving;
-                Some(Change::Insert(address.clone(), endpoint.clone()))
-            }
-            (Err(reason), Health::Failing) => {
-                tracing::debug!("[resolver] {address} still failing its health check: {reason}");
-                None
-            }
-            (Err(reason), previous) => {
-                tracing::warn!(
-                    "[resolver] {address} failed its health check, not balancing over it: {reason}"
-                );
-                state = Health::Failing;
-                (previous == Health::Serving).then(|| Change::Remove(address.clone()))
-            }
+        let ended = tokio::select! {
+            ended = watch(&mut health, &mut membership, options) => ended,
+            () = receiver_gone.closed() => return,
         };
-        if let Some(change) = change
-            && changes.send(change).await.is_err()
-        {
+        let Ok(reason) = ended else { return };
+        if membership.failing(&reason).await.is_err() {
             return;
         }
         tokio::select! {
-            () = tokio::time::sleep(options.health_interval) => {}
-            () = recheck.notified() => {}
-            () = changes.closed() => return,
+            () = tokio::time::sleep(options.retry_interval) => {}
+            () = retry_now.notified() => {}
+            () = receiver_gone.closed() => return,
         }
     }
 }
 
-/// One `grpc.health.v1.Health/Check` for service `""`.
-async fn check(health: &mut HealthClient<Channel>, timeout: Duration) -> Result<(), String> {
-    let mut request = tonic::Request::new(HealthCheckRequest {
+/// Follows one health watch; `Ok(reason)` when it could not be opened or ended, `Err` when
+/// the channel is gone.
+async fn watch(
+    health: &mut HealthClient<Channel>,
+    membership: &mut Membership,
+    options: ResolverOptions,
+) -> Result<String, ()> {
+    let request = HealthCheckRequest {
         service: String::new(),
-    });
-    request.set_timeout(timeout);
-    match tokio::time::timeout(timeout, health.check(request)).await {
-        Err(_) => Err(format!("no answer within {timeout:?}")),
-        Ok(Err(status)) => Err(format!("{:?}: {}", status.code(), status.message())),
-        Ok(Ok(reply)) => match reply.get_ref().status() {
-            ServingStatus::Serving => Ok(()),
-            other => Err(format!("status {}", other.as_str_name())),
-        },
+    };
+    let mut stream = match tokio::time::timeout(options.probe_timeout, health.watch(request)).await
+    {
+        Err(_) => return Ok(format!("no answer within {:?}", options.probe_timeout)),
+        Ok(Err(status)) => return Ok(format!("{:?}: {}", status.code(), status.message())),
+        Ok(Ok(response)) => response.into_inner(),
+    };
+    loop {
+        match stream.message().await {
+            Ok(Some(report)) if report.status() == ServingStatus::Serving => {
+                membership.serving().await?
+            }
+            Ok(Some(report)) => {
+                membership
+                    .failing(&format!("status {}", report.status().as_str_name()))
+                    .await?
+            }
+            Ok(None) => return Ok("the health watch ended".into()),
+            Err(status) => return Ok(format!("{:?}: {}", status.code(), status.message())),
+        }
     }
 }

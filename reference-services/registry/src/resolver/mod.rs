@@ -6,12 +6,12 @@
 //! - an update without any such endpoint is not applied (the previous addresses stay)
 //!   and logged as WARN `[resolver] Zero endpoint found,refused to write, instances: <JSON>`;
 //! - every applied update is logged as INFO `[resolver] update instances: <JSON>`;
-//! - health checking: each address is probed with `grpc.health.v1.Health/Check` (service
-//!   `""`) before it joins the balancer, then every [`ResolverOptions::health_interval`] and
-//!   right after every instance update (also a refused empty one, so an address whose pod
-//!   went away leaves the balancer at once); an address that stops answering SERVING is
-//!   taken out until it answers again. With no address left, calls wait (callers bound
-//!   them with their timeout).
+//! - health checking: each address is followed with `grpc.health.v1.Health/Watch` (service
+//!   `""`, the protocol gRPC clients use for client-side health checking) and is balanced
+//!   over only while its latest report is SERVING. A NOT_SERVING report or a watch that
+//!   fails or ends (server stopping, connection lost) takes it out at once; the watch is
+//!   re-opened after [`ResolverOptions::retry_interval`] or at the next instance update.
+//!   With no address left, calls wait: callers bound them with their own timeout.
 //!
 //! `grpcs://` endpoints are not supported (the reference services speak plaintext gRPC).
 
@@ -32,10 +32,10 @@ pub const TARGET_SCHEME: &str = "discovery";
 pub struct ResolverOptions {
     /// Timeout of establishing a connection to an address.
     pub connect_timeout: Duration,
-    /// Timeout of one health check.
+    /// Timeout of opening a health watch.
     pub probe_timeout: Duration,
-    /// Pause between two health checks of the same address.
-    pub health_interval: Duration,
+    /// Pause before re-opening a health watch that failed or ended.
+    pub retry_interval: Duration,
 }
 
 impl Default for ResolverOptions {
@@ -43,7 +43,7 @@ impl Default for ResolverOptions {
         ResolverOptions {
             connect_timeout: Duration::from_secs(1),
             probe_timeout: Duration::from_secs(1),
-            health_interval: Duration::from_secs(2),
+            retry_interval: Duration::from_secs(1),
         }
     }
 }
