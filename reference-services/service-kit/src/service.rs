@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tonic::service::RoutesBuilder;
 use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
 
 use crate::shutdown::Signals;
 use crate::{Cli, ConfigExt, VERSION, grpc, host_ip, init_tracing, listen_addr, service_instance};
@@ -200,52 +201,15 @@ async fn serve(
     servers: Servers,
 ) -> anyhow::Result<()> {
     let mut signals = Signals::install().context("cannot install signal handlers")?;
-    let Servers {
-        grpc: mut routes,
-        http,
-    } = servers;
-    let mut health = grpc::add_standard_services(&mut routes)?;
-    let grpc_listener = bind(config, "server.grpc.addr", ":9090").await?;
-    let http = match http {
-        Some(router) => Some((router, bind(config, "server.http.addr", ":8080").await?)),
-        None => None,
-    };
-    let mut ports = Vec::new();
-    if let Some((_, listener)) = &http {
-        ports.push(("http", listener.local_addr()?.port()));
-    }
-    ports.push(("grpc", grpc_listener.local_addr()?.port()));
-    let instance = service_instance(name, registrar.pod(), host_ip(), &ports);
-
     let stop = CancellationToken::new();
-    let mut tasks = JoinSet::new();
-    let timeout = config.duration_or("server.grpc.timeout", Duration::from_secs(1))?;
-    tracing::info!("gRPC server listening on {}", grpc_listener.local_addr()?);
-    let grpc_stop = stop.clone().cancelled_owned();
-    tasks.spawn(async move {
-        grpc::serve(routes, grpc_listener, timeout, grpc_stop)
-            .await
-            .context("gRPC server failed")
-    });
-    if let Some((router, listener)) = http {
-        tracing::info!("HTTP server listening on {}", listener.local_addr()?);
-        let http_stop = stop.clone().cancelled_owned();
-        tasks.spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(http_stop)
-                .await
-                .context("HTTP server failed")
-        });
-    }
-
+    let (mut tasks, health, ports) = spawn_servers(config, servers, &stop).await?;
+    let instance = service_instance(name, registrar.pod(), host_ip(), &ports);
     if let Err(error) = registrar.register(&instance).await {
         stop.cancel();
         tasks.shutdown().await;
-        return Err(
-            anyhow!(error).context(format!("cannot register {name} on pod {}", registrar.pod()))
-        );
+        let context = format!("cannot register {name} on pod {}", registrar.pod());
+        return Err(anyhow!(error).context(context));
     }
-
     let outcome = tokio::select! {
         signal = signals.recv() => {
             tracing::info!("received {signal}, deregistering and stopping");
@@ -257,6 +221,57 @@ async fn serve(
             Err(join) => anyhow!("a server task panicked: {join}"),
         }),
     };
+    shut_down(&registrar, health, &stop, &mut tasks).await;
+    outcome
+}
+
+type ServerTasks = JoinSet<anyhow::Result<()>>;
+
+/// Binds `server.grpc.addr` (and `server.http.addr` when there is an HTTP router) and
+/// spawns the servers; returns them, the health reporter and the `(scheme, port)` pairs to
+/// register (HTTP first, as Go-Micro lists them).
+async fn spawn_servers(
+    config: &Config,
+    servers: Servers,
+    stop: &CancellationToken,
+) -> anyhow::Result<(ServerTasks, HealthReporter, Vec<(&'static str, u16)>)> {
+    let Servers {
+        grpc: mut routes,
+        http,
+    } = servers;
+    let health = grpc::add_standard_services(&mut routes)?;
+    let timeout = config.duration_or("server.grpc.timeout", Duration::from_secs(1))?;
+    let grpc_listener = bind(config, "server.grpc.addr", ":9090").await?;
+    let mut tasks = JoinSet::new();
+    let mut ports = Vec::new();
+    if let Some(router) = http {
+        let listener = bind(config, "server.http.addr", ":8080").await?;
+        tracing::info!("HTTP server listening on {}", listener.local_addr()?);
+        ports.push(("http", listener.local_addr()?.port()));
+        let http_stop = stop.clone().cancelled_owned();
+        tasks.spawn(async move {
+            let serving = axum::serve(listener, router).with_graceful_shutdown(http_stop);
+            serving.await.context("HTTP server failed")
+        });
+    }
+    tracing::info!("gRPC server listening on {}", grpc_listener.local_addr()?);
+    ports.push(("grpc", grpc_listener.local_addr()?.port()));
+    let grpc_stop = stop.clone().cancelled_owned();
+    tasks.spawn(async move {
+        let serving = grpc::serve(routes, grpc_listener, timeout, grpc_stop);
+        serving.await.context("gRPC server failed")
+    });
+    Ok((tasks, health, ports))
+}
+
+/// Deregisters (bounded by the registrar), reports NOT_SERVING, then stops the servers
+/// gracefully within [`STOP_TIMEOUT`].
+async fn shut_down(
+    registrar: &Registrar,
+    mut health: HealthReporter,
+    stop: &CancellationToken,
+    tasks: &mut ServerTasks,
+) {
     if let Err(error) = registrar.deregister().await {
         tracing::warn!("deregistration failed: {error}");
     }
@@ -267,16 +282,15 @@ async fn serve(
     // not hold the graceful stop open.
     health.clear_service_status("").await;
     stop.cancel();
-    if tokio::time::timeout(STOP_TIMEOUT, drain(&mut tasks))
+    if tokio::time::timeout(STOP_TIMEOUT, drain(tasks))
         .await
         .is_err()
     {
         tracing::warn!("servers did not stop within {STOP_TIMEOUT:?}, exiting anyway");
     }
-    outcome
 }
 
-async fn drain(tasks: &mut JoinSet<anyhow::Result<()>>) {
+async fn drain(tasks: &mut ServerTasks) {
     while let Some(ended) = tasks.join_next().await {
         match ended {
             Ok(Err(error)) => tracing::warn!("{error:#}"),
