@@ -16,6 +16,7 @@ use gomicro_service_kit::{Servers, ServiceSpec};
 async fn main() -> ExitCode {
     let spec = ServiceSpec {
         name: "go-micro.admin-srv",
+        api_packages: &["admin_srv.v1"],
         validator: Some(settings::validate),
     };
     gomicro_service_kit::run(spec, |ctx| async move {

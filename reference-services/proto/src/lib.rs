@@ -10,6 +10,44 @@ include!(concat!(env!("OUT_DIR"), "/gomicro_packages.rs"));
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/gomicro_descriptor.bin"));
 
+/// The encoded descriptor set restricted to the files of `packages` (e.g. a service's own
+/// package and `common.authn`), so reflection lists only what a server serves.
+pub fn file_descriptor_set_of(packages: &[&str]) -> Vec<u8> {
+    use prost::Message;
+    let set = descriptor_lite::RawFileSet::decode(FILE_DESCRIPTOR_SET)
+        .expect("the built-in descriptor set decodes");
+    let file = set
+        .file
+        .into_iter()
+        .filter(|raw| {
+            let header = descriptor_lite::FileHeader::decode(raw.as_slice())
+                .expect("file descriptors decode");
+            packages.contains(&header.package.as_str())
+        })
+        .collect();
+    descriptor_lite::RawFileSet { file }.encode_to_vec()
+}
+
+/// Just enough of `google.protobuf.FileDescriptorSet` to select files without re-encoding
+/// them (each file stays the exact bytes protoc wrote).
+mod descriptor_lite {
+    /// A `FileDescriptorSet` whose files are kept as raw bytes.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct RawFileSet {
+        #[prost(bytes = "vec", repeated, tag = "1")]
+        pub file: Vec<Vec<u8>>,
+    }
+
+    /// The name and package of a `FileDescriptorProto` (other fields skipped).
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct FileHeader {
+        #[prost(string, tag = "1")]
+        pub name: String,
+        #[prost(string, tag = "2")]
+        pub package: String,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -50,9 +88,21 @@ mod tests {
         assert_eq!(token_srv::v1::TokenPlatform::Ios as i32, 3);
     }
 
+    fn packages_of(encoded: &[u8]) -> Vec<String> {
+        let set = descriptor_lite::RawFileSet::decode(encoded).unwrap();
+        set.file
+            .iter()
+            .map(|raw| {
+                descriptor_lite::FileHeader::decode(raw.as_slice())
+                    .unwrap()
+                    .package
+            })
+            .collect()
+    }
+
     #[test]
     fn descriptor_set_lists_all_packages() {
-        let set = prost_types_lite::decode_packages(FILE_DESCRIPTOR_SET);
+        let packages = packages_of(FILE_DESCRIPTOR_SET);
         for package in [
             "common.authn",
             "token_srv.v1",
@@ -60,28 +110,17 @@ mod tests {
             "admin_srv.v1",
         ] {
             assert!(
-                set.iter().any(|p| p == package),
-                "{package} missing from {set:?}"
+                packages.iter().any(|p| p == package),
+                "{package} missing from {packages:?}"
             );
         }
     }
 
-    /// Minimal decoding of FileDescriptorSet.file[].package without prost-types.
-    mod prost_types_lite {
-        #[derive(Clone, PartialEq, prost::Message)]
-        struct FileDescriptorSet {
-            #[prost(message, repeated, tag = "1")]
-            file: Vec<FileDescriptor>,
-        }
-        #[derive(Clone, PartialEq, prost::Message)]
-        struct FileDescriptor {
-            #[prost(string, tag = "2")]
-            package: String,
-        }
-        pub fn decode_packages(bytes: &[u8]) -> Vec<String> {
-            let set: FileDescriptorSet =
-                prost::Message::decode(bytes).expect("valid descriptor set");
-            set.file.into_iter().map(|f| f.package).collect()
-        }
+    #[test]
+    fn descriptor_subset_keeps_only_the_asked_packages() {
+        let subset = file_descriptor_set_of(&["token_srv.v1", "common.authn"]);
+        let mut packages = packages_of(&subset);
+        packages.sort();
+        assert_eq!(packages, ["common.authn", "token_srv.v1"]);
     }
 }

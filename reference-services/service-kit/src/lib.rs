@@ -4,7 +4,7 @@
 //! # use gomicro_service_kit::{ServiceSpec, Servers};
 //! #[tokio::main]
 //! async fn main() -> std::process::ExitCode {
-//!     let spec = ServiceSpec { name: "go-micro.demo-srv", validator: None };
+//!     let spec = ServiceSpec { name: "go-micro.demo-srv", api_packages: &[], validator: None };
 //!     gomicro_service_kit::run(spec, |_ctx| async move {
 //!         Ok(Servers { grpc: tonic::service::RoutesBuilder::default(), http: None })
 //!     })

@@ -32,6 +32,9 @@ pub type Validator = fn(&Value) -> Result<(), String>;
 pub struct ServiceSpec {
     /// Registered service name, e.g. `go-micro.token-srv`.
     pub name: &'static str,
+    /// Proto packages of the served API, listed by reflection (e.g. `["token_srv.v1",
+    /// "common.authn"]`).
+    pub api_packages: &'static [&'static str],
     /// Check of the merged configuration tree, run at start and on every update.
     pub validator: Option<Validator>,
 }
@@ -123,7 +126,7 @@ where
     let servers = build(context)
         .await
         .with_context(|| format!("cannot set up {}", spec.name))?;
-    let outcome = serve(spec.name, &config, Registrar::new(kube, pod), servers).await;
+    let outcome = serve(spec, &config, Registrar::new(kube, pod), servers).await;
     if let Some(watch) = config_watch {
         watch.stop().await;
     }
@@ -195,14 +198,16 @@ async fn bind(config: &Config, path: &str, default: &str) -> anyhow::Result<TcpL
 /// Binds and starts the servers, registers, waits for a signal or a server failure, then
 /// deregisters, reports NOT_SERVING and stops the servers.
 async fn serve(
-    name: &str,
+    ServiceSpec {
+        name, api_packages, ..
+    }: ServiceSpec,
     config: &Config,
     registrar: Registrar,
     servers: Servers,
 ) -> anyhow::Result<()> {
     let mut signals = Signals::install().context("cannot install signal handlers")?;
     let stop = CancellationToken::new();
-    let (mut tasks, health, ports) = spawn_servers(config, servers, &stop).await?;
+    let (mut tasks, health, ports) = spawn_servers(config, servers, api_packages, &stop).await?;
     let instance = service_instance(name, registrar.pod(), host_ip(), &ports);
     if let Err(error) = registrar.register(&instance).await {
         stop.cancel();
@@ -233,13 +238,14 @@ type ServerTasks = JoinSet<anyhow::Result<()>>;
 async fn spawn_servers(
     config: &Config,
     servers: Servers,
+    api_packages: &[&str],
     stop: &CancellationToken,
 ) -> anyhow::Result<(ServerTasks, HealthReporter, Vec<(&'static str, u16)>)> {
     let Servers {
         grpc: mut routes,
         http,
     } = servers;
-    let health = grpc::add_standard_services(&mut routes)?;
+    let health = grpc::add_standard_services(&mut routes, api_packages)?;
     let timeout = config.duration_or("server.grpc.timeout", Duration::from_secs(1))?;
     let grpc_listener = bind(config, "server.grpc.addr", ":9090").await?;
     let mut tasks = JoinSet::new();

@@ -14,6 +14,7 @@ use gomicro_service_kit::{Servers, ServiceSpec};
 async fn main() -> ExitCode {
     let spec = ServiceSpec {
         name: "go-micro.token-srv",
+        api_packages: &["token_srv.v1", "common.authn"],
         validator: Some(settings::validate),
     };
     gomicro_service_kit::run(spec, |ctx| async move {

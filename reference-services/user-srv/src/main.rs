@@ -12,6 +12,7 @@ use gomicro_service_kit::{Servers, ServiceSpec};
 async fn main() -> ExitCode {
     let spec = ServiceSpec {
         name: "go-micro.user-srv",
+        api_packages: &["user_srv.v1"],
         validator: None,
     };
     gomicro_service_kit::run(spec, |_ctx| async move {
