@@ -4,6 +4,7 @@
 //! The flow: [`cluster`] brings up a backend, [`deploy`] applies the profile's manifests,
 //! [`cases`] run against the deployment, and [`report`] writes the results.
 
+pub mod bench;
 pub mod cases;
 pub mod cluster;
 pub mod configmap;

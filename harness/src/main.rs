@@ -51,6 +51,37 @@ enum Command {
     },
     /// Stop the local cluster started by `harness up` and remove everything it left.
     Down,
+    /// Measure an implementation (or several, with ratios) on fresh clusters: start and deploy
+    /// times, registration/resolver/reload latencies, login load, memory, watch traffic.
+    Bench {
+        /// Cluster backend.
+        #[arg(long, value_enum, default_value = "auto")]
+        backend: BackendKind,
+        /// Profiles to measure, in order (repeatable; default: the reference services).
+        #[arg(long = "profile")]
+        profiles: Vec<PathBuf>,
+        /// Where the JSON results go.
+        #[arg(long, default_value = "reports/bench.json")]
+        json: PathBuf,
+        /// Concurrent logins during the load phases.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Longest duration of each load phase (e.g. 10s).
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        load_duration: std::time::Duration,
+        /// Most requests of each load phase.
+        #[arg(long, default_value_t = 500_000)]
+        max_requests: usize,
+        /// Scaling rounds (two new pods each) and config reloads measured.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// Unrelated Pending pods created for the admin-srv memory/traffic figures (0 skips).
+        #[arg(long, default_value_t = 2000)]
+        unrelated_pods: usize,
+        /// Idle and settle window around the unrelated pods (e.g. 10s).
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        window: std::time::Duration,
+    },
     /// List the conformance cases.
     Cases,
     /// Runs a local cluster in the foreground (started by `harness up`).
@@ -132,6 +163,37 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Down => {
             local_cluster::daemon::down(&default_state_dir()).await?;
             println!("local cluster is down");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            backend,
+            profiles,
+            json,
+            concurrency,
+            load_duration,
+            max_requests,
+            rounds,
+            unrelated_pods,
+            window,
+        } => {
+            let profiles = if profiles.is_empty() {
+                vec![reference_profile_path()]
+            } else {
+                profiles
+            };
+            let options = harness::bench::BenchOptions {
+                backend,
+                profiles,
+                json,
+                concurrency,
+                load_duration,
+                max_requests,
+                rounds,
+                unrelated_pods,
+                window,
+                harness_exe: exe,
+            };
+            harness::bench::run(&options).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Cases => {

@@ -192,6 +192,8 @@ pub const KNOWN_FEATURES: &[&str] = &[
     "health",
     "reflection",
     "rbac",
+    "fault-tolerance",
+    "discovery-bad-input",
 ];
 
 impl Profile {

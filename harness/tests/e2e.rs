@@ -72,6 +72,18 @@ static SERIAL: Mutex<()> = Mutex::new(());
 #[case::cfg_002("CFG-002")]
 #[case::cfg_003("CFG-003")]
 #[case::cfg_004("CFG-004")]
+#[case::fault_001("FAULT-001")]
+#[case::fault_002("FAULT-002")]
+#[case::fault_003("FAULT-003")]
+#[case::fault_004("FAULT-004")]
+#[case::fault_005("FAULT-005")]
+#[case::bad_001("BAD-001")]
+#[case::bad_002("BAD-002")]
+#[case::bad_003("BAD-003")]
+#[case::bad_004("BAD-004")]
+#[case::bad_005("BAD-005")]
+#[case::bad_006("BAD-006")]
+#[case::bad_007("BAD-007")]
 fn conformance(#[case] id: &str) {
     let _serial = SERIAL
         .lock()

@@ -15,6 +15,8 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::cleanup::cleanup_stale_locked;
 use crate::cluster::{ClusterSpec, LocalCluster, keep_logs, remove_generated_files};
+use crate::component::Component;
+use crate::control;
 use crate::files::{tail, write_atomically, write_public};
 use crate::layout::StateLayout;
 use crate::lock::{ClusterLock, TryLock, lock_file};
@@ -119,17 +121,38 @@ async fn serve_cluster(
         &layout.cluster_info_file(),
         &serde_json::to_string_pretty(&info)?,
     )?;
+    let control_socket = control::bind(&layout.control_socket())?;
     eprintln!("[local] cluster running; daemon pid {pid}");
-    let outcome = tokio::select! {
-        name = &mut signal => {
-            eprintln!("[local] {} received, stopping", name?);
-            Ok(())
+    let outcome = loop {
+        tokio::select! {
+            name = &mut signal => {
+                eprintln!("[local] {} received, stopping", name?);
+                break Ok(());
+            }
+            err = cluster.failed() => break Err(err.context("the local cluster failed")),
+            accepted = control_socket.accept() => match accepted {
+                Ok((stream, _)) => control::handle(stream, &cluster).await,
+                Err(err) => eprintln!("[local] control socket: {err}"),
+            },
         }
-        err = cluster.failed() => Err(err.context("the local cluster failed")),
     };
+    let _ = std::fs::remove_file(layout.control_socket());
     let _ = std::fs::remove_file(layout.cluster_info_file());
     let stopped = cluster.stop().await;
     outcome.and(stopped)
+}
+
+/// Asks the running daemon of `state_dir` to SIGKILL `component` and start it again; returns
+/// once the component is ready (fault injection from another process).
+pub async fn restart(state_dir: &Path, component: Component) -> anyhow::Result<()> {
+    if status(state_dir).is_none() {
+        bail!(
+            "no cluster daemon runs with state dir {}",
+            state_dir.display()
+        );
+    }
+    let socket = StateLayout::new(state_dir).control_socket();
+    control::send(&socket, control::Request::Restart(component)).await
 }
 
 /// The running daemon cluster of `state_dir`, if its daemon is alive.
@@ -253,6 +276,7 @@ pub async fn down(state_dir: &Path) -> anyhow::Result<()> {
     }
     let _ = std::fs::remove_file(layout.cluster_info_file());
     let _ = std::fs::remove_file(layout.daemon_pid_file());
+    let _ = std::fs::remove_file(layout.control_socket());
     remove_generated_files(&layout, keep_logs())?;
     Ok(())
 }

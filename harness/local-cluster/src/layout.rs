@@ -127,4 +127,9 @@ impl StateLayout {
     pub fn daemon_log(&self) -> PathBuf {
         self.root.join("daemon.log")
     }
+
+    /// The cluster daemon's fault-injection socket (see `daemon::restart`).
+    pub fn control_socket(&self) -> PathBuf {
+        self.root.join("control.sock")
+    }
 }

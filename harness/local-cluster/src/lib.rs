@@ -11,6 +11,7 @@ mod binaries;
 mod cleanup;
 mod cluster;
 mod component;
+mod control;
 pub mod daemon;
 mod files;
 mod kubelet;

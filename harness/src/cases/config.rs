@@ -78,7 +78,7 @@ async fn token_pods_identity(ctx: &Ctx) -> Result<Vec<(String, String, i32)>> {
 }
 
 /// Waits until a login's token verifies with `key`.
-async fn wait_signed_with(ctx: &Ctx, key: &str) -> Result<Value> {
+pub(super) async fn wait_signed_with(ctx: &Ctx, key: &str) -> Result<Value> {
     wait_until(
         DEADLINE,
         "a login token signed with the new key",
@@ -91,7 +91,7 @@ async fn wait_signed_with(ctx: &Ctx, key: &str) -> Result<Value> {
 }
 
 /// Sets token-srv's `auth.api_key` in its ConfigMap.
-async fn set_api_key(ctx: &Ctx, key: &str) -> Result<()> {
+pub(super) async fn set_api_key(ctx: &Ctx, key: &str) -> Result<()> {
     let token = &ctx.profile.services.token;
     let config = configmap::with_api_key(configmap::service_config(ctx, token).await?, key);
     configmap::set_entry(ctx, token, CONFIG_KEY, &configmap::render(&config)).await
@@ -99,7 +99,7 @@ async fn set_api_key(ctx: &Ctx, key: &str) -> Result<()> {
 
 /// Runs `body`, then puts token-srv's ConfigMap back as the manifests have it and waits until the
 /// original key signs again.
-async fn restoring_token_config<F: std::future::Future<Output = Result<Value>>>(
+pub(super) async fn restoring_token_config<F: std::future::Future<Output = Result<Value>>>(
     ctx: &Ctx,
     body: F,
 ) -> Result<Value> {
@@ -126,7 +126,7 @@ async fn restoring_token_config<F: std::future::Future<Output = Result<Value>>>(
     Ok(value)
 }
 
-fn fresh_key(tag: &str) -> String {
+pub(super) fn fresh_key(tag: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())

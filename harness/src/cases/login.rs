@@ -55,7 +55,7 @@ async fn grpc_login_works(ctx: &Ctx) -> Result<Value> {
 }
 
 /// Checks `{"code":<status>,"reason":..,"message":..,"metadata":{}}`.
-fn check_error_shape(status: u16, body: &Value) -> Result<()> {
+pub(super) fn check_error_shape(status: u16, body: &Value) -> Result<()> {
     if body["code"].as_u64() != Some(status as u64) {
         bail!(
             "error body code is {}, expected the HTTP status {status}: {body}",

@@ -3,7 +3,9 @@
 //! A case returns normalised observations (for snapshots and reports) or an error whose text is
 //! the failure reason. Cases that change the cluster restore it before returning, pass or fail.
 
+mod bad;
 mod config;
+mod fault;
 mod health;
 mod login;
 mod rbac;
@@ -55,6 +57,8 @@ pub fn all() -> Vec<Case> {
         rbac::cases(),
         resolver::cases(),
         config::cases(),
+        fault::cases(),
+        bad::cases(),
     ]
     .into_iter()
     .flatten()
@@ -65,6 +69,12 @@ pub fn all() -> Vec<Case> {
 pub fn by_id(id: &str) -> Option<Case> {
     all().into_iter().find(|c| c.id == id)
 }
+
+/// Returned as the error of a case that cannot run here (e.g. it needs a local-only lever
+/// this backend lacks); the case is reported as skipped with this reason.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Skip(pub String);
 
 /// How one case ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -120,7 +130,7 @@ pub async fn run_case(ctx: &Ctx, case: &Case) -> CaseResult {
             result.observations = observations;
         }
         Ok(Err(error)) => {
-            result.outcome = Outcome::Failed;
+            result.outcome = outcome_of_error(&error);
             result.reason = Some(format!("{error:#}"));
         }
         Err(_) => {
@@ -147,6 +157,15 @@ pub async fn run_case(ctx: &Ctx, case: &Case) -> CaseResult {
     result
 }
 
+/// Skipped when a [`Skip`] is anywhere in the error's chain, else failed.
+fn outcome_of_error(error: &anyhow::Error) -> Outcome {
+    if error.chain().any(|cause| cause.is::<Skip>()) {
+        Outcome::Skipped
+    } else {
+        Outcome::Failed
+    }
+}
+
 /// Runs the selected cases (all when `only` is empty) in order.
 pub async fn run_all(ctx: &Ctx, only: &[String]) -> Vec<CaseResult> {
     let mut results = Vec::new();
@@ -162,6 +181,14 @@ pub async fn run_all(ctx: &Ctx, only: &[String]) -> Vec<CaseResult> {
 mod tests {
     use super::*;
     use crate::profile::KNOWN_FEATURES;
+
+    #[test]
+    fn a_skip_under_context_skips_and_other_errors_fail() {
+        let skip = anyhow::Error::new(Skip("needs a local cluster".into())).context("restarting");
+        assert_eq!(outcome_of_error(&skip), Outcome::Skipped);
+        assert_eq!(format!("{skip:#}"), "restarting: needs a local cluster");
+        assert_eq!(outcome_of_error(&anyhow::anyhow!("boom")), Outcome::Failed);
+    }
 
     #[test]
     fn ids_are_unique_and_features_known() {

@@ -47,7 +47,7 @@ pub fn cases() -> Vec<Case> {
 const DEADLINE: Duration = Duration::from_secs(60);
 
 /// Expected ids `<pod>.<name>` of a service's Ready pods.
-async fn ready_ids(ctx: &Ctx, service: &ServiceSpec) -> Result<Vec<String>> {
+pub(super) async fn ready_ids(ctx: &Ctx, service: &ServiceSpec) -> Result<Vec<String>> {
     let mut ids: Vec<String> = pods::ready_pods(&ctx.client(), ctx.namespace(), service)
         .await?
         .iter()
@@ -57,13 +57,17 @@ async fn ready_ids(ctx: &Ctx, service: &ServiceSpec) -> Result<Vec<String>> {
     Ok(ids)
 }
 
-async fn admin_log(ctx: &Ctx) -> Result<String> {
+pub(super) async fn admin_log(ctx: &Ctx) -> Result<String> {
     let admin = ctx.ready_pods(&ctx.profile.services.admin).await?.remove(0);
     ctx.logs(&admin).await
 }
 
 /// Waits until admin-srv's latest update for `service` lists exactly its Ready pods (at least `min`).
-async fn wait_in_sync(ctx: &Ctx, service: &ServiceSpec, count: usize) -> Result<Vec<Value>> {
+pub(super) async fn wait_in_sync(
+    ctx: &Ctx,
+    service: &ServiceSpec,
+    count: usize,
+) -> Result<Vec<Value>> {
     wait_until(
         DEADLINE,
         &format!(
@@ -108,7 +112,7 @@ async fn lists_ready_instances(ctx: &Ctx) -> Result<Value> {
     Ok(json!({ "user": normalised(&user_update, user), "token": normalised(&token_update, token) }))
 }
 
-async fn scale(ctx: &Ctx, service: &ServiceSpec, replicas: i32) -> Result<()> {
+pub(super) async fn scale(ctx: &Ctx, service: &ServiceSpec, replicas: i32) -> Result<()> {
     let api: Api<Deployment> = Api::namespaced(ctx.client(), ctx.namespace());
     api.patch(
         &service.deployment,

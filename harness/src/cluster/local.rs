@@ -48,13 +48,12 @@ impl LocalBackend {
         Ok((LocalBackend::Attached(info), client))
     }
 
-    /// Kills and restarts a control-plane component (owned clusters only).
+    /// Kills and restarts a control-plane component: directly when owned, through the
+    /// daemon's control socket when attached.
     pub async fn restart(&self, component: Component) -> Result<()> {
         match self {
             LocalBackend::Owned(cluster) => cluster.restart(component).await,
-            LocalBackend::Attached(_) => {
-                anyhow::bail!("restarting components needs a cluster owned by this process")
-            }
+            LocalBackend::Attached(_) => daemon::restart(&default_state_dir(), component).await,
         }
     }
 

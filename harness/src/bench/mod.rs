@@ -1,0 +1,244 @@
+//! `harness bench`: performance figures of one or more implementations, each on a fresh
+//! cluster, printed as a table (with ratios against the first profile) and written as JSON.
+//!
+//! Every load is bounded in request count and in time, and goes only to the cluster's own pod
+//! addresses. Figures that need host access to the pods' processes (RSS, network counters,
+//! process start times) are measured on the local backend only.
+
+pub mod load;
+pub mod measure;
+pub mod proc;
+pub mod report;
+pub mod unrelated;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use crate::cluster::local::LocalBackend;
+use crate::cluster::{BackendKind, Cluster, Lifecycle};
+use crate::context::Ctx;
+use crate::profile::Profile;
+use crate::run::{DEPLOY_DEADLINE, start_cluster};
+use crate::{deploy, images};
+use load::Budget;
+use report::{BenchReport, Metrics, ProfileBench};
+
+/// What to measure and how hard.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub backend: BackendKind,
+    /// Profiles benchmarked one after the other, each on its own cluster.
+    pub profiles: Vec<PathBuf>,
+    /// Where the JSON goes.
+    pub json: PathBuf,
+    /// Concurrent logins of the load phases.
+    pub concurrency: usize,
+    /// Longest duration of each load phase.
+    pub load_duration: Duration,
+    /// Most requests of each load phase.
+    pub max_requests: usize,
+    /// Scaling rounds (2 new pods each) and config reloads.
+    pub rounds: usize,
+    /// Unrelated pods created for the admin-srv memory and watch traffic figures (0: skip).
+    pub unrelated_pods: usize,
+    /// Idle and settle window around the unrelated pods.
+    pub window: Duration,
+    /// The `harness` executable (for the local daemon).
+    pub harness_exe: PathBuf,
+}
+
+fn method() -> BTreeMap<&'static str, &'static str> {
+    BTreeMap::from([
+        (
+            "clusterStart",
+            "seconds until the backend's cluster answers (local: control plane + node Ready), images prepared beforehand",
+        ),
+        (
+            "deployToReady",
+            "seconds from applying the manifests until every Deployment rolled out and every pod registered",
+        ),
+        (
+            "registration",
+            "ms from a new user-srv process's start (/proc/<pid>/stat) until the harness's pod watch sees its registration labels; scaling user-srv 1 -> 3 -> 1 per round",
+        ),
+        (
+            "resolverUpdate",
+            "ms from the harness's pod watch seeing a new user-srv pod Ready until the kubelet-captured time of admin-srv's first `[resolver] update instances` line listing it",
+        ),
+        (
+            "configReload",
+            "ms from the ConfigMap update request until the first login whose token verifies with the new auth.api_key (sequential logins)",
+        ),
+        (
+            "loginHttp/loginGrpc",
+            "logins through admin-srv at fixed concurrency, bounded by duration and request count; latency p50/p99 of successful logins",
+        ),
+        (
+            "rss",
+            "VmRSS of each service's container process (first ready pod); under load = peak sampled every 200 ms during the HTTP load",
+        ),
+        (
+            "unrelatedPods",
+            "admin-srv VmRSS before and after creating unrelated Pending pods in another namespace; rx = bytes received by admin-srv's pod network namespace (/proc/<pid>/net/dev, non-loopback), idle window vs creation + settle window",
+        ),
+    ])
+}
+
+fn goals() -> BTreeMap<&'static str, &'static str> {
+    BTreeMap::from([
+        ("resolverUpdateP95", "<= 200 ms"),
+        ("configReloadP95", "<= 300 ms"),
+        ("rssIdlePerService", "<= 15 MiB"),
+        ("adminRssWithUnrelatedPods", "<= +2 MiB"),
+        ("httpLoginsPerSecond", ">= 5000"),
+    ])
+}
+
+/// Runs the bench of every profile, prints the table, writes the JSON.
+pub async fn run(options: &BenchOptions) -> Result<BenchReport> {
+    let mut profiles = Vec::new();
+    for path in &options.profiles {
+        profiles.push(bench_profile(options, path).await?);
+    }
+    let report = BenchReport {
+        date: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        method: method(),
+        goals: goals(),
+        profiles,
+    };
+    println!("{}", report::render_table(&report.profiles));
+    if let Some(dir) = options.json.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(&options.json, serde_json::to_vec_pretty(&report)?)
+        .with_context(|| format!("writing {}", options.json.display()))?;
+    eprintln!("[bench] JSON written to {}", options.json.display());
+    Ok(report)
+}
+
+/// Starts a cluster, timing only the cluster itself (local images are prepared first).
+async fn timed_start(options: &BenchOptions, profile: &Profile) -> Result<(Cluster, Duration)> {
+    let backend = options.backend.resolve().await;
+    if backend == BackendKind::Local {
+        let images = images::prepare_local(profile)?;
+        let started = Instant::now();
+        let (local, client) = LocalBackend::start(images).await?;
+        let cluster = Cluster::new(backend, client, Lifecycle::Local(local)).await?;
+        return Ok((cluster, started.elapsed()));
+    }
+    let started = Instant::now();
+    let cluster = start_cluster(backend, profile, false, &options.harness_exe).await?;
+    Ok((cluster, started.elapsed()))
+}
+
+fn profile_name(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+async fn bench_profile(options: &BenchOptions, path: &Path) -> Result<ProfileBench> {
+    let profile = Profile::load(path)?;
+    eprintln!("[bench] profile {}", path.display());
+    let (cluster, start) = timed_start(options, &profile).await?;
+    let mut bench = ProfileBench {
+        name: profile_name(path),
+        profile: path.display().to_string(),
+        implementation: format!(
+            "{}/{} {}",
+            profile.implementation.organization,
+            profile.implementation.project,
+            profile.implementation.version
+        ),
+        backend: cluster.backend().name().into(),
+        kubernetes_version: cluster.kubernetes_version().into(),
+        metrics: Metrics {
+            cluster_start_s: Some(start.as_secs_f64()),
+            ..Default::default()
+        },
+        errors: Vec::new(),
+    };
+    let ctx = Ctx::new(cluster, profile)?;
+    let deploying = Instant::now();
+    match deploy::deploy(&ctx.client(), &ctx.profile, DEPLOY_DEADLINE).await {
+        Ok(()) => {
+            bench.metrics.deploy_to_ready_s = Some(deploying.elapsed().as_secs_f64());
+            measure_deployed(options, &ctx, &mut bench).await;
+        }
+        Err(error) => bench.errors.push(format!("deployment failed: {error:#}")),
+    }
+    ctx.cluster.shutdown(false).await?;
+    Ok(bench)
+}
+
+/// Records `result` under `what`, or its error in the bench's errors.
+fn record<T>(bench: &mut ProfileBench, what: &str, result: Result<T>) -> Option<T> {
+    match result {
+        Ok(value) => Some(value),
+        Err(error) => {
+            eprintln!("[bench] {what} failed: {error:#}");
+            bench.errors.push(format!("{what}: {error:#}"));
+            None
+        }
+    }
+}
+
+async fn measure_deployed(options: &BenchOptions, ctx: &Ctx, bench: &mut ProfileBench) {
+    eprintln!("[bench] registration and resolver latencies");
+    if let Some((registration, resolver)) = record(
+        bench,
+        "registration/resolver latency",
+        measure::scaling_latencies(ctx, options.rounds).await,
+    ) {
+        bench.metrics.registration = report::Percentiles::of(&registration, 95);
+        bench.metrics.resolver_update = report::Percentiles::of(&resolver, 95);
+    }
+    let Some((http, grpc)) = record(
+        bench,
+        "login targets",
+        measure::login_targets(ctx, options.concurrency).await,
+    ) else {
+        return;
+    };
+    if let Some(target) = http.as_ref().or(grpc.as_ref()) {
+        eprintln!("[bench] config reload latency");
+        let reloads = measure::reload_latencies(ctx, target, options.rounds).await;
+        bench.metrics.config_reload = record(bench, "config reload latency", reloads)
+            .and_then(|r| report::Percentiles::of(&r, 95));
+    }
+    let pids = record(bench, "service processes", measure::service_pids(ctx).await);
+    if let Some(pids) = &pids
+        && let Some(idle) = record(bench, "idle RSS", measure::rss_mib(pids))
+    {
+        bench.metrics.rss_idle_mib = idle;
+    }
+    let budget = Budget {
+        concurrency: options.concurrency,
+        max_requests: options.max_requests,
+        max_duration: options.load_duration,
+    };
+    if let Some(target) = &http {
+        eprintln!("[bench] HTTP login load");
+        let (load, peaks) = measure::login_load(ctx, target, budget, pids.as_ref()).await;
+        bench.metrics.login_http = Some(load);
+        bench.metrics.rss_load_mib = peaks;
+    }
+    if let Some(target) = &grpc {
+        eprintln!("[bench] gRPC login load");
+        bench.metrics.login_grpc = Some(measure::login_load(ctx, target, budget, None).await.0);
+    }
+    if options.unrelated_pods > 0
+        && let Some(admin) = pids.as_ref().and_then(|p| p.get("admin"))
+    {
+        eprintln!(
+            "[bench] admin-srv with {} unrelated pods",
+            options.unrelated_pods
+        );
+        let measured =
+            unrelated::measure(ctx, *admin, options.unrelated_pods, options.window).await;
+        bench.metrics.unrelated_pods = record(bench, "unrelated pods", measured);
+    }
+}

@@ -1,0 +1,140 @@
+//! admin-srv's memory and watch traffic while thousands of unrelated pods exist.
+//!
+//! The pods live in their own namespace and select a node label no node has, so they stay
+//! Pending and nothing runs them. Traffic is what admin-srv's pod network namespace receives
+//! (`/proc/<pid>/net/dev`), which at rest is essentially its watch streams from the API server.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
+use kube::api::{Api, DeleteParams, PostParams};
+use serde_json::json;
+
+use super::proc;
+use super::report::{UnrelatedPods, mib};
+use crate::context::Ctx;
+use crate::wait::wait_until;
+
+/// Namespace holding the unrelated pods.
+pub const NAMESPACE: &str = "bench-unrelated";
+/// Concurrent create requests.
+const CREATE_CONCURRENCY: usize = 16;
+const DEADLINE: Duration = Duration::from_secs(300);
+
+fn pending_pod(index: usize) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": { "name": format!("unrelated-{index:05}"), "labels": { "app": "unrelated" } },
+        "spec": {
+            "automountServiceAccountToken": false,
+            "nodeSelector": { "conformance.gomicro.dev/no-such-node": "true" },
+            "containers": [{ "name": "idle", "image": "unrelated.invalid/idle:0" }],
+        },
+    }))
+    .expect("a static pod shape")
+}
+
+async fn create_namespace(client: &kube::Client) -> Result<()> {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let namespace: Namespace =
+        serde_json::from_value(json!({ "metadata": { "name": NAMESPACE } }))?;
+    namespaces
+        .create(&PostParams::default(), &namespace)
+        .await
+        .with_context(|| format!("creating namespace {NAMESPACE}"))?;
+    // Pods are admitted once the namespace's default ServiceAccount exists.
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), NAMESPACE);
+    wait_until(
+        DEADLINE,
+        "the default ServiceAccount of the bench namespace",
+        || async { Ok(accounts.get_opt("default").await?.map(drop)) },
+    )
+    .await
+}
+
+async fn delete_namespace(client: &kube::Client) -> Result<()> {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    if namespaces.get_opt(NAMESPACE).await?.is_some() {
+        namespaces
+            .delete(NAMESPACE, &DeleteParams::default())
+            .await?;
+    }
+    wait_until(
+        DEADLINE,
+        &format!("namespace {NAMESPACE} to be gone"),
+        || async { Ok(namespaces.get_opt(NAMESPACE).await?.is_none().then_some(())) },
+    )
+    .await
+}
+
+/// Measures admin-srv (host pid `admin_pid`) idle for `window`, then while `count` unrelated
+/// pods are created and for `window` after; removes them again.
+pub async fn measure(
+    ctx: &Ctx,
+    admin_pid: i32,
+    count: usize,
+    window: Duration,
+) -> Result<UnrelatedPods> {
+    let client = ctx.client();
+    let rss_before = mib(proc::rss_bytes(admin_pid)?);
+    let rx_start = proc::netns_rx_bytes(admin_pid)?;
+    tokio::time::sleep(window).await;
+    let rx_idle = proc::netns_rx_bytes(admin_pid)? - rx_start;
+
+    let measured = async {
+        let rx_before = proc::netns_rx_bytes(admin_pid)?;
+        let started = Instant::now();
+        create_namespace(&client).await?;
+        let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
+        futures::stream::iter(0..count)
+            .map(|i| {
+                let pods = pods.clone();
+                async move {
+                    pods.create(&PostParams::default(), &pending_pod(i))
+                        .await
+                        .with_context(|| format!("creating unrelated pod {i}"))
+                }
+            })
+            .buffer_unordered(CREATE_CONCURRENCY)
+            .try_for_each(|_| async { Ok(()) })
+            .await?;
+        let create_s = started.elapsed().as_secs_f64();
+        eprintln!("[bench] {count} unrelated pods created in {create_s:.1} s");
+        tokio::time::sleep(window).await;
+        let rx_with_pods = proc::netns_rx_bytes(admin_pid)? - rx_before;
+        anyhow::Ok(UnrelatedPods {
+            pods: count,
+            create_s,
+            rss_before_mib: rss_before,
+            rss_after_mib: mib(proc::rss_bytes(admin_pid)?),
+            rx_bytes_idle: rx_idle,
+            idle_window_s: window.as_secs_f64(),
+            rx_bytes_with_pods: rx_with_pods,
+            pods_window_s: started.elapsed().as_secs_f64(),
+        })
+    }
+    .await;
+    let cleaned = delete_namespace(&client).await;
+    let result = measured?;
+    cleaned.context("removing the unrelated pods")?;
+    Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unrelated_pods_can_never_be_scheduled_or_carry_tokens() {
+        let pod = pending_pod(7);
+        assert_eq!(pod.metadata.name.as_deref(), Some("unrelated-00007"));
+        let spec = pod.spec.unwrap();
+        assert_eq!(spec.automount_service_account_token, Some(false));
+        assert!(
+            spec.node_selector
+                .unwrap()
+                .contains_key("conformance.gomicro.dev/no-such-node")
+        );
+    }
+}

@@ -1,0 +1,393 @@
+//! FAULT: control-plane restarts, killed pods, rolling restarts under load and ConfigMap bursts,
+//! each ending with nothing lost.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::{Value, json};
+
+use super::config::{fresh_key, restoring_token_config, set_api_key, wait_signed_with};
+use super::resolver::{ready_ids, scale, wait_in_sync};
+use super::{Case, Ctx, Skip, case_fn};
+use crate::bench::load::{self, Budget, Target};
+use crate::bench::proc::{require_container_pid, restart_count};
+use crate::cluster::Component;
+use crate::cluster::local::LocalBackend;
+use crate::configmap::{self, CONFIG_KEY};
+use crate::login::{any_login, check_reply, check_token};
+use crate::profile::ServiceSpec;
+use crate::resolver_log;
+use crate::wait::wait_until;
+use crate::{deploy, pods};
+
+pub fn cases() -> Vec<Case> {
+    vec![
+        Case {
+            id: "FAULT-001",
+            feature: "fault-tolerance",
+            summary: "kube-apiserver killed and restarted: registry and config watches re-list and see a pod and a ConfigMap change made as it comes back",
+            run: case_fn!(api_server_restart),
+        },
+        Case {
+            id: "FAULT-002",
+            feature: "fault-tolerance",
+            summary: "etcd killed and restarted: a pod and a ConfigMap change made afterwards are seen",
+            run: case_fn!(etcd_restart),
+        },
+        Case {
+            id: "FAULT-003",
+            feature: "fault-tolerance",
+            summary: "a SIGKILLed user-srv process is restarted and the resolver converges on it",
+            run: case_fn!(killed_user_pod),
+        },
+        Case {
+            id: "FAULT-004",
+            feature: "fault-tolerance",
+            summary: "a rolling restart of user-srv at 2 replicas under login load loses no login out of at least 1,000",
+            run: case_fn!(rolling_restart_under_load),
+        },
+        Case {
+            id: "FAULT-005",
+            feature: "fault-tolerance",
+            summary: "20 ConfigMap updates within a second: debounced, the last value wins, no half-applied config is served",
+            run: case_fn!(configmap_burst),
+        },
+    ]
+}
+
+const DEADLINE: Duration = Duration::from_secs(60);
+/// Logins the rolling restart must see at least.
+const MIN_LOGINS_DURING_ROLLOUT: usize = 1_000;
+/// Annotation that makes the Deployment roll its pods (as `kubectl rollout restart` does).
+const RESTARTED_AT: &str = "conformance.gomicro.dev/restarted-at";
+/// Updates in the ConfigMap burst, and the time they must fit in.
+const BURST_UPDATES: usize = 20;
+const BURST_WINDOW: Duration = Duration::from_secs(1);
+/// The reference's log line per applied configuration change.
+const RELOAD_MARKER: &str = "config reloaded";
+
+/// The local control plane, or a skip naming what is missing.
+fn levers(ctx: &Ctx, component: Component) -> Result<&LocalBackend> {
+    ctx.cluster.local_levers().ok_or_else(|| {
+        Skip(format!(
+            "restarting {component} needs the local backend (backend here: {})",
+            ctx.cluster.backend().name()
+        ))
+        .into()
+    })
+}
+
+/// Retries `write` until the API server accepts it (it may still be settling after a restart).
+async fn until_accepted<F, Fut>(what: &str, mut write: F) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    wait_until(DEADLINE, what, || {
+        let attempt = write();
+        async move { attempt.await.map(Some) }
+    })
+    .await
+}
+
+async fn delete_pod(ctx: &Ctx, name: &str) -> Result<()> {
+    let api: Api<Pod> = Api::namespaced(ctx.client(), ctx.namespace());
+    api.delete(name, &DeleteParams::default()).await?;
+    Ok(())
+}
+
+async fn wait_pod_gone(ctx: &Ctx, name: &str) -> Result<()> {
+    let api: Api<Pod> = Api::namespaced(ctx.client(), ctx.namespace());
+    wait_until(DEADLINE, &format!("pod {name} to be gone"), || async {
+        Ok(api.get_opt(name).await?.is_none().then_some(()))
+    })
+    .await
+}
+
+/// Kills `component`, and as soon as it is back replaces a user-srv pod and gives token-srv a
+/// new key: both must reach the services through their re-established watches.
+async fn changes_after_restart(ctx: &Ctx, component: Component) -> Result<Value> {
+    let levers = levers(ctx, component)?;
+    let user = &ctx.profile.services.user;
+    let replicas = ready_ids(ctx, user).await?.len();
+    wait_in_sync(ctx, user, replicas).await?;
+    let old = ctx.ready_pods(user).await?.remove(0).name_any();
+    let old_id = format!("{old}.{}", user.name);
+    restoring_token_config(ctx, async {
+        levers
+            .restart(component)
+            .await
+            .with_context(|| format!("restarting {component}"))?;
+        let key = fresh_key("outage");
+        until_accepted("the API server to accept the ConfigMap change", || {
+            set_api_key(ctx, &key)
+        })
+        .await?;
+        until_accepted("the API server to accept the pod deletion", || {
+            delete_pod(ctx, &old)
+        })
+        .await?;
+        wait_pod_gone(ctx, &old).await?;
+        deploy::wait_rolled_out(&ctx.client(), ctx.namespace(), &user.deployment, DEADLINE).await?;
+        pods::wait_registered(&ctx.client(), &ctx.profile, user, DEADLINE).await?;
+        let update = wait_in_sync(ctx, user, replicas).await?;
+        if resolver_log::ids(&update).contains(&old_id) {
+            bail!("the replaced instance {old_id} is still listed after the {component} restart");
+        }
+        wait_signed_with(ctx, &key)
+            .await
+            .with_context(|| format!("the ConfigMap change after the {component} restart"))?;
+        Ok(json!({
+            "restarted": component.binary_name(),
+            "podChangeSeen": true,
+            "configChangeSeen": true,
+        }))
+    })
+    .await
+}
+
+async fn api_server_restart(ctx: &Ctx) -> Result<Value> {
+    changes_after_restart(ctx, Component::ApiServer).await
+}
+
+async fn etcd_restart(ctx: &Ctx) -> Result<Value> {
+    changes_after_restart(ctx, Component::Etcd).await
+}
+
+async fn killed_user_pod(ctx: &Ctx) -> Result<Value> {
+    let user = &ctx.profile.services.user;
+    let replicas = ready_ids(ctx, user).await?.len();
+    let pod = ctx.ready_pods(user).await?.remove(0);
+    let pid = require_container_pid(&pod).map_err(|e| Skip(format!("{e:#}")))?;
+    let restarts = restart_count(&pod);
+    kill(Pid::from_raw(pid), Signal::SIGKILL)
+        .with_context(|| format!("SIGKILL to pid {pid} of pod {}", pod.name_any()))?;
+    let api: Api<Pod> = Api::namespaced(ctx.client(), ctx.namespace());
+    let name = pod.name_any();
+    wait_until(
+        DEADLINE,
+        &format!("pod {name} to run a new, Ready process"),
+        || async {
+            let Some(now) = api.get_opt(&name).await? else {
+                // Not the expected outcome, but a replacement pod converges just as well.
+                return Ok(Some(()));
+            };
+            let fresh = restart_count(&now) > restarts
+                && crate::bench::proc::container_pid(&now).is_some_and(|p| p != pid);
+            Ok((fresh && pods::is_ready(&now)).then_some(()))
+        },
+    )
+    .await?;
+    pods::wait_registered(&ctx.client(), &ctx.profile, user, DEADLINE).await?;
+    wait_in_sync(ctx, user, replicas).await?;
+    let reply = any_login(ctx)
+        .await
+        .context("login after the user-srv process was killed")?;
+    check_reply(ctx, &reply, &ctx.profile.expectations.api_key)?;
+    Ok(json!({ "killedWith": "SIGKILL", "restarted": true, "loginAfter": true }))
+}
+
+/// Sets (or with `None` removes) the restart annotation of a Deployment's pod template.
+async fn set_restarted_at(ctx: &Ctx, service: &ServiceSpec, value: Option<String>) -> Result<()> {
+    let api: Api<Deployment> = Api::namespaced(ctx.client(), ctx.namespace());
+    let patch = json!({ "spec": { "template": { "metadata": { "annotations": { RESTARTED_AT: value } } } } });
+    api.patch(
+        &service.deployment,
+        &PatchParams::default(),
+        &Patch::Merge(patch),
+    )
+    .await
+    .with_context(|| format!("patching the pod template of {}", service.deployment))?;
+    Ok(())
+}
+
+/// A load target for logins through admin-srv: HTTP when claimed, else gRPC.
+async fn login_target(ctx: &Ctx) -> Result<Target> {
+    if ctx.profile.supports("login-http") {
+        Ok(Target::Http {
+            client: ctx.http().clone(),
+            url: format!("{}/admin/v1/login", ctx.admin_http_base().await?),
+        })
+    } else {
+        let channel = ctx.grpc_channel(&ctx.profile.services.admin).await?;
+        Ok(Target::Grpc(
+            gomicro_proto::admin_srv::v1::authentication_service_client::AuthenticationServiceClient::new(channel),
+        ))
+    }
+}
+
+/// Rolls the user-srv pods and waits until only new, registered, resolved pods remain.
+async fn roll(ctx: &Ctx, service: &ServiceSpec, replicas: usize) -> Result<()> {
+    let before: BTreeSet<String> = pods::all_pods(&ctx.client(), ctx.namespace(), service)
+        .await?
+        .iter()
+        .map(|p| p.name_any())
+        .collect();
+    let stamp = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+    set_restarted_at(ctx, service, Some(stamp)).await?;
+    deploy::wait_rolled_out(
+        &ctx.client(),
+        ctx.namespace(),
+        &service.deployment,
+        DEADLINE,
+    )
+    .await?;
+    wait_until(DEADLINE, "the old user-srv pods to be gone", || async {
+        let now = pods::all_pods(&ctx.client(), ctx.namespace(), service).await?;
+        Ok(
+            (now.len() == replicas && now.iter().all(|p| !before.contains(&p.name_any())))
+                .then_some(()),
+        )
+    })
+    .await?;
+    pods::wait_registered(&ctx.client(), &ctx.profile, service, DEADLINE).await?;
+    wait_in_sync(ctx, service, replicas).await?;
+    Ok(())
+}
+
+async fn rolling_restart_under_load(ctx: &Ctx) -> Result<Value> {
+    let user = &ctx.profile.services.user;
+    let body = async {
+        scale(ctx, user, 2).await?;
+        pods::wait_registered(&ctx.client(), &ctx.profile, user, DEADLINE).await?;
+        wait_in_sync(ctx, user, 2).await?;
+        let target = login_target(ctx).await?;
+        let rolled = AtomicBool::new(false);
+        let budget = Budget {
+            concurrency: 4,
+            max_requests: 200_000,
+            max_duration: Duration::from_secs(90),
+        };
+        let keep_going =
+            |started: usize| !rolled.load(Ordering::SeqCst) || started < MIN_LOGINS_DURING_ROLLOUT;
+        let user_credentials = &ctx.profile.expectations.demo_user;
+        let rollout = async {
+            let result = roll(ctx, user, 2).await;
+            rolled.store(true, Ordering::SeqCst);
+            result
+        };
+        let (stats, rolled_out) = tokio::join!(
+            load::run(&target, user_credentials, budget, &keep_going),
+            rollout
+        );
+        rolled_out.context("rolling user-srv")?;
+        let total = stats.succeeded + stats.failed;
+        eprintln!(
+            "[case] FAULT-004 {} logins during the rollout, {} failed",
+            total, stats.failed
+        );
+        if stats.failed > 0 {
+            bail!(
+                "{} of {total} logins failed during the rolling restart; first errors: {:?}",
+                stats.failed,
+                stats.first_errors
+            );
+        }
+        if total < MIN_LOGINS_DURING_ROLLOUT {
+            bail!(
+                "only {total} logins ran within the time budget, at least {MIN_LOGINS_DURING_ROLLOUT} are needed"
+            );
+        }
+        Ok(json!({ "failedLogins": 0, "atLeast": MIN_LOGINS_DURING_ROLLOUT }))
+    };
+    let result = body.await;
+    let restored = async {
+        scale(ctx, user, 1).await?;
+        set_restarted_at(ctx, user, None).await?;
+        scale(ctx, user, 1).await?;
+        pods::wait_registered(&ctx.client(), &ctx.profile, user, DEADLINE).await?;
+        wait_in_sync(ctx, user, 1).await.map(drop)
+    }
+    .await;
+    let value = result?;
+    restored.context("restoring user-srv to one replica of its original template")?;
+    Ok(value)
+}
+
+/// The key among `keys` a login token verifies with.
+fn signing_key<'a>(ctx: &Ctx, token: &str, keys: &'a [String]) -> Option<&'a str> {
+    let user = &ctx.profile.expectations.demo_user;
+    keys.iter()
+        .map(String::as_str)
+        .find(|key| check_token(token, key, &user.user_name, &user.id).is_ok())
+}
+
+async fn configmap_burst(ctx: &Ctx) -> Result<Value> {
+    let token = &ctx.profile.services.token;
+    let base = configmap::service_config(ctx, token).await?;
+    let stem = fresh_key("burst");
+    let burst: Vec<String> = (1..=BURST_UPDATES)
+        .map(|i| format!("{stem}-{i:02}"))
+        .collect();
+    let last = burst.last().cloned().expect("the burst is not empty");
+    let mut known = burst.clone();
+    known.push(ctx.profile.expectations.api_key.clone());
+    if let Some(current) = base["auth"]["api_key"].as_str() {
+        known.push(current.to_string());
+    }
+    let pod = ctx.ready_pods(token).await?.remove(0);
+    let log_before = ctx.logs(&pod).await?.len();
+    let target = login_target(ctx).await?;
+    let demo = &ctx.profile.expectations.demo_user;
+    restoring_token_config(ctx, async {
+        let done = AtomicBool::new(false);
+        let sampler = async {
+            let mut tokens = Vec::new();
+            let started = Instant::now();
+            while !done.load(Ordering::SeqCst) && started.elapsed() < DEADLINE {
+                tokens.push(target.login(demo).await);
+            }
+            tokens
+        };
+        let updates = async {
+            let started = Instant::now();
+            for key in &burst {
+                let config = configmap::with_api_key(base.clone(), key);
+                configmap::set_entry(ctx, token, CONFIG_KEY, &configmap::render(&config)).await?;
+            }
+            let took = started.elapsed();
+            let applied = wait_signed_with(ctx, &last).await;
+            done.store(true, Ordering::SeqCst);
+            applied.context("the last of the burst never took effect")?;
+            anyhow::Ok(took)
+        };
+        let (samples, took) = tokio::join!(sampler, updates);
+        let took = took?;
+        if took > BURST_WINDOW {
+            bail!("the API server needed {took:?} for {BURST_UPDATES} updates, more than {BURST_WINDOW:?}: cannot stage the burst");
+        }
+        for sample in samples {
+            let token = sample.context("a login failed during the ConfigMap burst")?;
+            if signing_key(ctx, &token, &known).is_none() {
+                bail!("during the burst a token was signed with a key no update set (a half-applied config)");
+            }
+        }
+        // The last value stays: no older batch is applied after it.
+        for _ in 0..20 {
+            let token = target.login(demo).await?;
+            if signing_key(ctx, &token, std::slice::from_ref(&last)).is_none() {
+                bail!("after the last update took effect, a token was signed with another key");
+            }
+        }
+        let log = ctx.logs(&pod).await?;
+        let since_burst = log.get(log_before..).unwrap_or(&log);
+        if let Some(rejected) = since_burst.lines().find(|l| l.contains("config update rejected")) {
+            bail!("token-srv rejected an update of the burst: {rejected}");
+        }
+        let reloads = since_burst.lines().filter(|l| l.contains(RELOAD_MARKER)).count();
+        eprintln!("[case] FAULT-005 {BURST_UPDATES} updates in {took:?} gave {reloads} reload(s)");
+        if reloads >= BURST_UPDATES {
+            bail!("{BURST_UPDATES} updates gave {reloads} reloads: the burst was not debounced");
+        }
+        Ok(json!({ "updates": BURST_UPDATES, "debounced": true, "lastValueWins": true, "halfApplied": false }))
+    })
+    .await
+}
