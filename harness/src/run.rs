@@ -48,7 +48,7 @@ pub async fn start_cluster(
             } else {
                 LocalBackend::start(images).await?
             };
-            Cluster::new(backend, client, Lifecycle::Local(local)).await?
+            Cluster::new(backend, client, Lifecycle::Local(Box::new(local))).await?
         }
         BackendKind::K3s => {
             let (k3s, client) = k3s::K3sCluster::start(&images::docker_builds(profile)).await?;
@@ -106,12 +106,12 @@ pub async fn run(options: &RunOptions) -> Result<ConformanceReport> {
     let date = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let report = report::build(&profile, backend, &version, &results, date);
     report::write_all(&report, &options.report_dir)?;
-    if results.iter().any(|r| r.outcome == Outcome::Failed) {
-        if let Err(error) =
+    let failed = results.iter().any(|r| r.outcome == Outcome::Failed);
+    if failed
+        && let Err(error) =
             report::diagnostics::collect(&client, &profile.namespace, &options.report_dir).await
-        {
-            eprintln!("[report] could not collect diagnostics: {error:#}");
-        }
+    {
+        eprintln!("[report] could not collect diagnostics: {error:#}");
     }
     eprintln!(
         "[harness] {:?}: {} passed, {} failed, {} skipped in {:.1} s; reports in {}",

@@ -19,7 +19,7 @@ pub fn default_state_dir() -> PathBuf {
 /// A local cluster, owned or attached.
 pub enum LocalBackend {
     /// Started by this process; stopped by [`LocalBackend::shutdown`].
-    Owned(LocalCluster),
+    Owned(Box<LocalCluster>),
     /// A `harness up` daemon; left running.
     Attached(daemon::ClusterInfo),
 }
@@ -30,7 +30,7 @@ impl LocalBackend {
         let spec = ClusterSpec::with_defaults(images)?;
         let cluster = LocalCluster::start(spec).await?;
         let client = cluster.client().await?;
-        Ok((LocalBackend::Owned(cluster), client))
+        Ok((LocalBackend::Owned(Box::new(cluster)), client))
     }
 
     /// Starts (or reuses) a `harness up` daemon through `harness_exe` and attaches to it.

@@ -70,7 +70,7 @@ pub struct Cluster {
 /// What keeps the cluster alive and how it ends.
 pub enum Lifecycle {
     /// A local cluster owned by this process.
-    Local(local::LocalBackend),
+    Local(Box<local::LocalBackend>),
     /// A k3s container owned by this process.
     K3s(Box<k3s::K3sCluster>),
     /// A cluster this process does not own.
