@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 ensure_nextest
 ensure_controlplane
 
-cleanup() { cargo run --quiet --release -p harness -- down >/dev/null 2>&1 || true; }
+cleanup() { cargo run --quiet -p harness -- down >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 
 profile=default

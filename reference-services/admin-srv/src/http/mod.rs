@@ -25,6 +25,9 @@ use crate::settings::DEFAULT_TIMEOUT;
 /// Largest accepted request body.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
+/// Oversized bodies up to this size are read and dropped before the error is sent.
+const DRAIN_LIMIT: usize = 4 * 1024 * 1024;
+
 #[derive(Clone)]
 struct AppState<A> {
     auth: A,
@@ -106,6 +109,11 @@ async fn parse_login(headers: &HeaderMap, body: Body) -> Result<LoginRequest, Ht
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     if declared.is_some_and(|length| length > BODY_LIMIT) {
+        // Read (and drop) a moderately oversized body before answering, so that a client still
+        // uploading it sees the 400 instead of a connection reset; larger ones are cut off.
+        if declared.is_some_and(|length| length <= DRAIN_LIMIT) {
+            let _ = axum::body::to_bytes(body, DRAIN_LIMIT).await;
+        }
         return Err(too_large());
     }
     let bytes = axum::body::to_bytes(body, BODY_LIMIT)
