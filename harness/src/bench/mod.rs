@@ -126,7 +126,7 @@ async fn timed_start(options: &BenchOptions, profile: &Profile) -> Result<(Clust
         let images = images::prepare_local(profile)?;
         let started = Instant::now();
         let (local, client) = LocalBackend::start(images).await?;
-        let cluster = Cluster::new(backend, client, Lifecycle::Local(local)).await?;
+        let cluster = Cluster::new(backend, client, Lifecycle::Local(Box::new(local))).await?;
         return Ok((cluster, started.elapsed()));
     }
     let started = Instant::now();
