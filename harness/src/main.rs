@@ -45,6 +45,9 @@ enum Command {
     },
     /// Start a local cluster in the background and keep it (local backend).
     Up {
+        /// Cluster backend; only `local` keeps a cluster running in the background.
+        #[arg(long, value_enum, default_value = "local")]
+        backend: BackendKind,
         /// Profile whose local images the cluster can run.
         #[arg(long)]
         profile: Option<PathBuf>,
@@ -141,7 +144,14 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
-        Command::Up { profile } => {
+        Command::Up { backend, profile } => {
+            if backend != BackendKind::Local {
+                anyhow::bail!(
+                    "`harness up` keeps a local cluster running; for {} use `harness run --backend {} --keep-cluster`",
+                    backend.name(),
+                    backend.name()
+                );
+            }
             let profile = Profile::load(&profile_or_default(profile))?;
             let map = write_image_map(&images::prepare_local(&profile)?)?;
             let args = vec![

@@ -323,6 +323,26 @@ mod tests {
     }
 
     #[test]
+    fn broken_example_profiles_load() {
+        let dir = reference_profile_path().parent().unwrap().join("broken");
+        let prefix = Profile::load(&dir.join("wrong-key-prefix.yaml")).unwrap();
+        assert_eq!(prefix.key("id"), "kratos-service-id");
+        let never = Profile::load(&dir.join("never-registers.yaml")).unwrap();
+        let user_image = &never.images["gomicro-conformance/user-srv:0.1.0"];
+        assert!(
+            user_image
+                .local
+                .as_ref()
+                .unwrap()
+                .dir
+                .as_ref()
+                .unwrap()
+                .join("run.sh")
+                .is_file()
+        );
+    }
+
+    #[test]
     fn unknown_feature_is_named() {
         let text = std::fs::read_to_string(reference_profile_path()).unwrap();
         let text = text.replace("  - rbac\n", "  - rbac\n  - teleportation\n");
