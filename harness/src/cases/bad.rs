@@ -290,10 +290,14 @@ async fn foreign_pods(ctx: &Ctx) -> Result<Value> {
         .err()
         .context("the API server accepted a pod with an invalid label value")?;
     let refused_code = match &refused {
-        kube::Error::Api(status) if status.message.contains(&ctx.profile.key("version")) => {
+        kube::Error::Api(status)
+            if status.code == 422 && status.message.contains("metadata.labels") =>
+        {
             status.code
         }
-        other => bail!("the invalid label value was refused without naming the label: {other}"),
+        other => bail!(
+            "the invalid label value was not refused as an invalid metadata.labels value: {other}"
+        ),
     };
 
     let malformed = [
