@@ -13,6 +13,11 @@ ensure_controlplane
 cleanup() { cargo run --quiet -p harness -- down >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 
+# The e2e suite runs the reference services from their release builds; building them here keeps
+# that (long, when cold) build out of the first e2e test's time budget.
+step "cargo build --release (reference services for the e2e suite)"
+cargo build --release --locked -p token-srv -p user-srv -p admin-srv
+
 profile=default
 [ -n "${CI:-}" ] && profile=ci
 step "cargo nextest run --workspace --profile $profile"
