@@ -203,8 +203,16 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
                 window,
                 harness_exe: exe,
             };
-            harness::bench::run(&options).await?;
-            Ok(ExitCode::SUCCESS)
+            let report = harness::bench::run(&options).await?;
+            let unmeasured = report
+                .profiles
+                .iter()
+                .any(|p| p.metrics.cluster_start_s.is_none());
+            Ok(if unmeasured {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Command::Cases => {
             for case in cases::all() {

@@ -101,7 +101,14 @@ fn goals() -> BTreeMap<&'static str, &'static str> {
 pub async fn run(options: &BenchOptions) -> Result<BenchReport> {
     let mut profiles = Vec::new();
     for path in &options.profiles {
-        profiles.push(bench_profile(options, path).await?);
+        let bench = match bench_profile(options, path).await {
+            Ok(bench) => bench,
+            Err(error) => {
+                eprintln!("[bench] {}: {error:#}", path.display());
+                unmeasured(path, format!("{error:#}"))
+            }
+        };
+        profiles.push(bench);
     }
     let report = BenchReport {
         date: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
@@ -132,6 +139,19 @@ async fn timed_start(options: &BenchOptions, profile: &Profile) -> Result<(Clust
     let started = Instant::now();
     let cluster = start_cluster(backend, profile, false, &options.harness_exe).await?;
     Ok((cluster, started.elapsed()))
+}
+
+/// The entry of a profile that could not be measured at all.
+fn unmeasured(path: &Path, error: String) -> ProfileBench {
+    ProfileBench {
+        name: profile_name(path),
+        profile: path.display().to_string(),
+        implementation: String::new(),
+        backend: String::new(),
+        kubernetes_version: String::new(),
+        metrics: Metrics::default(),
+        errors: vec![error],
+    }
 }
 
 fn profile_name(path: &Path) -> String {
