@@ -206,6 +206,35 @@ pub async fn wait_rolled_out(
     .await
 }
 
+/// Scales a Deployment, waits for the rollout and until exactly `replicas` pods exist
+/// (terminating pods count until they are gone).
+pub async fn scale(
+    client: &kube::Client,
+    namespace: &str,
+    service: &crate::profile::ServiceSpec,
+    replicas: i32,
+    deadline: Duration,
+) -> Result<()> {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    api.patch(
+        &service.deployment,
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({ "spec": { "replicas": replicas } })),
+    )
+    .await
+    .with_context(|| format!("scaling {} to {replicas}", service.deployment))?;
+    wait_rolled_out(client, namespace, &service.deployment, deadline).await?;
+    wait_until(
+        deadline,
+        &format!("{} to have exactly {replicas} pods", service.deployment),
+        || async {
+            let all = crate::pods::all_pods(client, namespace, service).await?;
+            Ok((all.len() == replicas as usize).then_some(()))
+        },
+    )
+    .await
+}
+
 /// Whether a Deployment has rolled out all replicas of its current generation.
 pub fn rolled_out(deployment: &Deployment) -> bool {
     let desired = deployment

@@ -7,12 +7,11 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Result, bail};
 use futures::StreamExt;
 use gomicro_proto::admin_srv::v1::authentication_service_client::AuthenticationServiceClient;
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
-use kube::api::{Api, LogParams, Patch, PatchParams};
+use kube::api::{Api, LogParams};
 use kube::runtime::{WatchStreamExt, watcher};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::load::{self, Budget, Target};
 use super::proc;
@@ -108,27 +107,12 @@ async fn timed_updates(ctx: &Ctx) -> Result<Vec<(SystemTime, Vec<Value>)>> {
 /// Scales `service` to `replicas` and waits until every pod is registered and admin-srv's
 /// latest update lists exactly them.
 async fn scale_and_settle(ctx: &Ctx, service: &ServiceSpec, replicas: usize) -> Result<()> {
-    let api: Api<Deployment> = Api::namespaced(ctx.client(), ctx.namespace());
-    api.patch(
-        &service.deployment,
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "spec": { "replicas": replicas } })),
-    )
-    .await?;
-    deploy::wait_rolled_out(
+    deploy::scale(
         &ctx.client(),
         ctx.namespace(),
-        &service.deployment,
+        service,
+        replicas as i32,
         DEADLINE,
-    )
-    .await?;
-    wait_until(
-        DEADLINE,
-        &format!("{replicas} {} pods", service.deployment),
-        || async {
-            let all = pods::all_pods(&ctx.client(), ctx.namespace(), service).await?;
-            Ok((all.len() == replicas).then_some(()))
-        },
     )
     .await?;
     pods::wait_registered(&ctx.client(), &ctx.profile, service, DEADLINE).await?;

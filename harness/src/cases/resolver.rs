@@ -3,10 +3,9 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams};
 use serde_json::{Value, json};
 
 use super::{Case, Ctx, case_fn};
@@ -113,34 +112,7 @@ async fn lists_ready_instances(ctx: &Ctx) -> Result<Value> {
 }
 
 pub(super) async fn scale(ctx: &Ctx, service: &ServiceSpec, replicas: i32) -> Result<()> {
-    let api: Api<Deployment> = Api::namespaced(ctx.client(), ctx.namespace());
-    api.patch(
-        &service.deployment,
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "spec": { "replicas": replicas } })),
-    )
-    .await
-    .with_context(|| format!("scaling {} to {replicas}", service.deployment))?;
-    deploy::wait_rolled_out(
-        &ctx.client(),
-        ctx.namespace(),
-        &service.deployment,
-        DEADLINE,
-    )
-    .await?;
-    // Terminating pods count until they are gone.
-    wait_until(
-        DEADLINE,
-        &format!("{} to have exactly {replicas} pods", service.deployment),
-        || async {
-            Ok((pods::all_pods(&ctx.client(), ctx.namespace(), service)
-                .await?
-                .len()
-                == replicas as usize)
-                .then_some(()))
-        },
-    )
-    .await
+    deploy::scale(&ctx.client(), ctx.namespace(), service, replicas, DEADLINE).await
 }
 
 /// Runs `body`, then scales `service` back to `replicas` whatever happened.
