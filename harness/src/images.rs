@@ -74,9 +74,10 @@ fn cargo_build_release(packages: &[&str]) -> Result<()> {
         command.args(["-p", package]);
     }
     eprintln!(
-        "[images] cargo build --release -p {}",
+        "[images] cargo build --release -p {} (the first build compiles the dependency tree: minutes)",
         packages.join(" -p ")
     );
+    let started = std::time::Instant::now();
     let status = command
         .status()
         .with_context(|| format!("cannot run {cargo}"))?;
@@ -86,6 +87,7 @@ fn cargo_build_release(packages: &[&str]) -> Result<()> {
             packages.join(" -p ")
         );
     }
+    eprintln!("[images] built in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }
 

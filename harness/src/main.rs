@@ -54,6 +54,13 @@ enum Command {
     },
     /// Stop the local cluster started by `harness up` and remove everything it left.
     Down,
+    /// Run the kubectl built with the control plane against the `harness up` cluster
+    /// (e.g. `harness kubectl -- get pods -A`).
+    Kubectl {
+        /// Arguments passed to kubectl as they are.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
     /// Measure an implementation (or several, with ratios) on fresh clusters: start and deploy
     /// times, registration/resolver/reload latencies, login load, memory, watch traffic.
     Bench {
@@ -93,6 +100,27 @@ enum Command {
         #[arg(long)]
         image_map: PathBuf,
     },
+}
+
+/// How the user started this program, for hints they can paste: `cargo run [--release] -p
+/// harness --` under cargo, `harness` when PATH finds this very executable, else its path.
+fn invocation(exe: &std::path::Path) -> String {
+    let under_cargo = std::env::var_os("CARGO").is_some();
+    let profile_dir = exe.parent().and_then(|dir| dir.file_name());
+    match profile_dir.and_then(|dir| dir.to_str()) {
+        Some("release") if under_cargo => return "cargo run --release -p harness --".into(),
+        Some("debug") if under_cargo => return "cargo run -p harness --".into(),
+        _ => {}
+    }
+    let on_path = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path)
+            .any(|dir| std::fs::canonicalize(dir.join("harness")).ok().as_deref() == Some(exe))
+    });
+    if on_path {
+        "harness".into()
+    } else {
+        exe.display().to_string()
+    }
 }
 
 fn main() -> ExitCode {
@@ -159,19 +187,37 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
                 "--image-map".into(),
                 map.display().to_string(),
             ];
+            let started = std::time::Instant::now();
             let info = local_cluster::daemon::up(&default_state_dir(), &exe, &args).await?;
-            println!("local cluster is up (daemon pid {})", info.pid);
-            println!("kubeconfig: {}", info.kubeconfig.display());
+            let me = invocation(&exe);
             println!(
-                "try: {} --kubeconfig {} get nodes",
-                info.kubectl.display(),
-                info.kubeconfig.display()
+                "local cluster is up in {:.1} s (daemon pid {}, API server {})",
+                started.elapsed().as_secs_f64(),
+                info.pid,
+                info.api_server
             );
-            println!("stop it with: harness down");
+            println!("  export KUBECONFIG={}", info.kubeconfig.display());
+            println!("  {} get nodes", info.kubectl.display());
+            println!("  {me} kubectl -- get pods -A      # the same kubectl, kubeconfig set");
+            println!("stop it with:\n  {me} down");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Kubectl { args } => {
+            let Some(info) = local_cluster::daemon::status(&default_state_dir()) else {
+                anyhow::bail!(
+                    "no local cluster is up; start one with `{} up`",
+                    invocation(&exe)
+                );
+            };
+            use std::os::unix::process::CommandExt;
+            let error = std::process::Command::new(&info.kubectl)
+                .env("KUBECONFIG", &info.kubeconfig)
+                .args(args)
+                .exec();
+            Err(anyhow::Error::new(error).context(format!("cannot run {}", info.kubectl.display())))
+        }
         Command::Down => {
-            local_cluster::daemon::down(&default_state_dir()).await?;
+            harness::run::stop_local_daemon().await?;
             println!("local cluster is down");
             Ok(ExitCode::SUCCESS)
         }

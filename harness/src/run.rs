@@ -67,13 +67,33 @@ pub async fn start_cluster(
     Ok(cluster)
 }
 
+/// Where `harness up` leaves the local image map for its daemon.
+fn image_map_path() -> PathBuf {
+    local::default_state_dir().join("image-map.json")
+}
+
 /// Writes the local image map where `harness up` and the daemon can share it.
 pub fn write_image_map(images: &process_kubelet::ImageMap) -> Result<PathBuf> {
     let dir = local::default_state_dir();
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let path = dir.join("image-map.json");
+    let path = image_map_path();
     std::fs::write(&path, serde_json::to_vec_pretty(images)?)?;
     Ok(path)
+}
+
+/// `harness down`: stops the `harness up` cluster, then removes the files the harness itself
+/// left in the state directory, and the directory once empty.
+pub async fn stop_local_daemon() -> Result<()> {
+    let dir = local::default_state_dir();
+    local_cluster::daemon::down(&dir).await?;
+    match std::fs::remove_file(image_map_path()) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(error).context("cannot remove the image map"),
+    }
+    // Only succeeds when empty (kept logs stay, with their directory).
+    let _ = std::fs::remove_dir(&dir);
+    Ok(())
 }
 
 /// Runs the conformance suite and writes the reports; the report says whether it passed.
@@ -90,7 +110,12 @@ pub async fn run(options: &RunOptions) -> Result<ConformanceReport> {
     let backend = cluster.backend().name();
     let version = cluster.kubernetes_version().to_string();
     let client = cluster.client();
+    let deploy_started = Instant::now();
     let deployed = deploy::deploy(&client, &profile, DEPLOY_DEADLINE).await;
+    eprintln!(
+        "[harness] deploy step took {:.1} s",
+        deploy_started.elapsed().as_secs_f64()
+    );
     let ctx = Ctx::new(cluster, profile.clone())?;
     let results = match &deployed {
         Ok(()) => cases::run_all(&ctx, &options.cases).await,

@@ -264,7 +264,7 @@ pub async fn down(state_dir: &Path) -> anyhow::Result<()> {
             procfs::wait_gone(pid, Duration::from_secs(10)).await;
         }
     }
-    let _lock = match ClusterLock::try_acquire(&lock_file(), state_dir)? {
+    let lock = match ClusterLock::try_acquire(&lock_file(), state_dir)? {
         TryLock::Acquired(lock) => lock,
         TryLock::Held(holder) => bail!(
             "a local cluster not started by `harness up` is running ({holder}); stop that process"
@@ -277,8 +277,11 @@ pub async fn down(state_dir: &Path) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(layout.cluster_info_file());
     let _ = std::fs::remove_file(layout.daemon_pid_file());
     let _ = std::fs::remove_file(layout.control_socket());
+    if !keep_logs() {
+        let _ = std::fs::remove_file(layout.daemon_log());
+    }
     remove_generated_files(&layout, keep_logs())?;
-    Ok(())
+    lock.release_and_remove()
 }
 
 #[cfg(test)]

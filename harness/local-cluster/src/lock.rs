@@ -11,6 +11,7 @@ use nix::fcntl::{Flock, FlockArg};
 /// An exclusive `flock` on the lock file, held while a cluster runs; released on drop.
 pub struct ClusterLock {
     _lock: Flock<File>,
+    path: PathBuf,
 }
 
 /// Outcome of trying the lock.
@@ -45,7 +46,10 @@ impl ClusterLock {
                     std::process::id(),
                     state_dir.display()
                 )?;
-                Ok(TryLock::Acquired(Self { _lock: lock }))
+                Ok(TryLock::Acquired(Self {
+                    _lock: lock,
+                    path: lock_file.to_path_buf(),
+                }))
             }
             Err((mut file, Errno::EWOULDBLOCK)) => {
                 let mut holder = String::new();
@@ -67,6 +71,19 @@ impl ClusterLock {
                  first (`harness down`, or end the process holding it)",
                 lock_file.display()
             ),
+        }
+    }
+}
+
+impl ClusterLock {
+    /// Removes the lock file, then releases the lock (`harness down` leaves no file behind).
+    /// Safe because taking the lock never blocks: a process that opened the old file while we
+    /// hold it sees it held, one that comes later creates a new file.
+    pub fn release_and_remove(self) -> anyhow::Result<()> {
+        match std::fs::remove_file(&self.path) {
+            Ok(()) => Ok(()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(error) => Err(error).with_context(|| format!("removing {}", self.path.display())),
         }
     }
 }

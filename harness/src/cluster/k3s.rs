@@ -68,6 +68,24 @@ pub async fn docker_engine_answers() -> bool {
     )
 }
 
+/// Why `auto` cannot use k3s here, or `None` when it can: a Docker engine answers and already
+/// holds the pinned k3s image. `auto` never pulls (a pull would reach a registry; on a closed
+/// machine it would look up an outside name): `--backend k3s` pulls when the image is missing.
+pub async fn unavailable_reason() -> Option<String> {
+    if !docker_engine_answers().await {
+        return Some(format!(
+            "no Docker engine answered within {ENGINE_PROBE_TIMEOUT:?} (DOCKER_HOST or /var/run/docker.sock)"
+        ));
+    }
+    let image = format!("{K3S_IMAGE}:{K3S_TAG}");
+    if !docker_has_image(&image).await {
+        return Some(format!(
+            "the Docker engine does not hold {image}; `docker pull {image}` (or `--backend k3s`, which pulls it) makes auto choose k3s"
+        ));
+    }
+    None
+}
+
 /// A running k3s container with the profile's images imported.
 pub struct K3sCluster {
     container: ContainerAsync<K3s>,

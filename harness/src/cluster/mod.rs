@@ -16,7 +16,7 @@ use anyhow::Result;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum BackendKind {
-    /// k3s when a Docker engine answers, else local.
+    /// k3s when a Docker engine answers and holds the pinned k3s image, else local.
     Auto,
     /// Upstream control plane built from Go modules plus the process kubelet (Linux, root).
     Local,
@@ -27,12 +27,17 @@ pub enum BackendKind {
 }
 
 impl BackendKind {
-    /// Resolves `auto` to a concrete backend.
+    /// Resolves `auto` to a concrete backend, saying why when it falls back to local.
     pub async fn resolve(self) -> BackendKind {
-        match self {
-            BackendKind::Auto if k3s::docker_engine_answers().await => BackendKind::K3s,
-            BackendKind::Auto => BackendKind::Local,
-            other => other,
+        if self != BackendKind::Auto {
+            return self;
+        }
+        match k3s::unavailable_reason().await {
+            None => BackendKind::K3s,
+            Some(reason) => {
+                eprintln!("[harness] backend auto: using local because {reason}");
+                BackendKind::Local
+            }
         }
     }
 

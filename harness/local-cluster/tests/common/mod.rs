@@ -82,11 +82,15 @@ pub fn sleeper_deployment() -> serde_json::Value {
     })
 }
 
-/// Runs kubectl with a scrubbed env; (success, stdout+stderr).
+/// Runs kubectl with a scrubbed env; (success, stdout+stderr). Its discovery cache goes under
+/// cargo's test scratch directory (without HOME kubectl would write `.kube/` into the crate).
 pub fn kubectl(kubectl: &Path, kubeconfig: &Path, args: &[&str]) -> (bool, String) {
+    let cache_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kubectl-cache");
     let output = Command::new(kubectl)
         .arg("--kubeconfig")
         .arg(kubeconfig)
+        .arg("--cache-dir")
+        .arg(&cache_dir)
         .args(args)
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
