@@ -13,11 +13,11 @@ use kube::api::{Api, LogParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::Value;
 
-use super::load::{self, Budget, Target};
-use super::proc;
 use super::report::{LoginLoad, Percentiles, mib};
 use crate::configmap::{self, CONFIG_KEY};
 use crate::context::Ctx;
+use crate::load::{self, Budget, Target};
+use crate::pod_process;
 use crate::profile::ServiceSpec;
 use crate::wait::wait_until;
 use crate::{deploy, pods, resolver_log};
@@ -157,10 +157,10 @@ pub async fn scaling_latencies(ctx: &Ctx, rounds: usize) -> Result<(Vec<f64>, Ve
             eprintln!("[bench] scaling round {round}/{rounds}");
             scale_and_settle(ctx, user, 3).await?;
             for pod in pods::all_pods(&ctx.client(), ctx.namespace(), user).await? {
-                if let Some(pid) = proc::container_pid(&pod) {
+                if let Some(pid) = pod_process::container_pid(&pod) {
                     starts
                         .entry(pod.name_any())
-                        .or_insert(proc::start_time(pid)?);
+                        .or_insert(pod_process::start_time(pid)?);
                 }
             }
             scale_and_settle(ctx, user, 1).await?;
@@ -229,7 +229,7 @@ pub async fn service_pids(ctx: &Ctx) -> Result<BTreeMap<String, i32>> {
     let mut pids = BTreeMap::new();
     for (role, service) in ctx.profile.all_services() {
         let pod = ctx.ready_pods(service).await?.remove(0);
-        pids.insert(role.to_string(), proc::require_container_pid(&pod)?);
+        pids.insert(role.to_string(), pod_process::require_container_pid(&pod)?);
     }
     Ok(pids)
 }
@@ -237,7 +237,7 @@ pub async fn service_pids(ctx: &Ctx) -> Result<BTreeMap<String, i32>> {
 /// RSS in MiB of each pid.
 pub fn rss_mib(pids: &BTreeMap<String, i32>) -> Result<BTreeMap<String, f64>> {
     pids.iter()
-        .map(|(role, pid)| Ok((role.clone(), mib(proc::rss_bytes(*pid)?))))
+        .map(|(role, pid)| Ok((role.clone(), mib(pod_process::rss_bytes(*pid)?))))
         .collect()
 }
 

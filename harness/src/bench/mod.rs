@@ -5,9 +5,7 @@
 //! addresses. Figures that need host access to the pods' processes (RSS, network counters,
 //! process start times) are measured on the local backend only.
 
-pub mod load;
 pub mod measure;
-pub mod proc;
 pub mod report;
 pub mod unrelated;
 
@@ -20,10 +18,10 @@ use anyhow::{Context, Result};
 use crate::cluster::local::LocalBackend;
 use crate::cluster::{BackendKind, Cluster, Lifecycle};
 use crate::context::Ctx;
+use crate::load::Budget;
 use crate::profile::Profile;
 use crate::run::{DEPLOY_DEADLINE, start_cluster};
 use crate::{deploy, images};
-use load::Budget;
 use report::{BenchReport, Metrics, ProfileBench};
 
 /// What to measure and how hard.

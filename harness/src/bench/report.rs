@@ -21,8 +21,8 @@ impl Percentiles {
     pub fn of(samples_ms: &[f64], high_quantile: u8) -> Option<Percentiles> {
         Some(Percentiles {
             samples: samples_ms.len(),
-            p50_ms: super::load::quantile(samples_ms, 0.5)?,
-            high_ms: super::load::quantile(samples_ms, f64::from(high_quantile) / 100.0)?,
+            p50_ms: crate::load::quantile(samples_ms, 0.5)?,
+            high_ms: crate::load::quantile(samples_ms, f64::from(high_quantile) / 100.0)?,
             high_quantile,
         })
     }

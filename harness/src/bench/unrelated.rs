@@ -12,9 +12,9 @@ use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
 
-use super::proc;
 use super::report::{UnrelatedPods, mib};
 use crate::context::Ctx;
+use crate::pod_process;
 use crate::wait::wait_until;
 
 /// Namespace holding the unrelated pods.
@@ -77,13 +77,13 @@ pub async fn measure(
     window: Duration,
 ) -> Result<UnrelatedPods> {
     let client = ctx.client();
-    let rss_before = mib(proc::rss_bytes(admin_pid)?);
-    let rx_start = proc::netns_rx_bytes(admin_pid)?;
+    let rss_before = mib(pod_process::rss_bytes(admin_pid)?);
+    let rx_start = pod_process::netns_rx_bytes(admin_pid)?;
     tokio::time::sleep(window).await;
-    let rx_idle = proc::netns_rx_bytes(admin_pid)? - rx_start;
+    let rx_idle = pod_process::netns_rx_bytes(admin_pid)? - rx_start;
 
     let measured = async {
-        let rx_before = proc::netns_rx_bytes(admin_pid)?;
+        let rx_before = pod_process::netns_rx_bytes(admin_pid)?;
         let started = Instant::now();
         create_namespace(&client).await?;
         let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
@@ -102,12 +102,12 @@ pub async fn measure(
         let create_s = started.elapsed().as_secs_f64();
         eprintln!("[bench] {count} unrelated pods created in {create_s:.1} s");
         tokio::time::sleep(window).await;
-        let rx_with_pods = proc::netns_rx_bytes(admin_pid)? - rx_before;
+        let rx_with_pods = pod_process::netns_rx_bytes(admin_pid)? - rx_before;
         anyhow::Ok(UnrelatedPods {
             pods: count,
             create_s,
             rss_before_mib: rss_before,
-            rss_after_mib: mib(proc::rss_bytes(admin_pid)?),
+            rss_after_mib: mib(pod_process::rss_bytes(admin_pid)?),
             rx_bytes_idle: rx_idle,
             idle_window_s: window.as_secs_f64(),
             rx_bytes_with_pods: rx_with_pods,

@@ -16,9 +16,9 @@ use super::config::restoring_token_config;
 use super::login::check_error_shape;
 use super::resolver::{admin_log, ready_ids, wait_in_sync};
 use super::{Case, Ctx, case_fn};
-use crate::bench::proc::restart_count;
 use crate::configmap::{self, CONFIG_KEY};
 use crate::login::{any_login, check_reply, grpc_login, http_login};
+use crate::pod_process::restart_count;
 use crate::profile::ServiceSpec;
 use crate::wait::wait_until;
 

@@ -17,12 +17,12 @@ use serde_json::{Value, json};
 use super::config::{fresh_key, restoring_token_config, set_api_key, wait_signed_with};
 use super::resolver::{ready_ids, scale, wait_in_sync};
 use super::{Case, Ctx, Skip, case_fn};
-use crate::bench::load::{self, Budget, Target};
-use crate::bench::proc::{require_container_pid, restart_count};
 use crate::cluster::Component;
 use crate::cluster::local::LocalBackend;
 use crate::configmap::{self, CONFIG_KEY};
+use crate::load::{self, Budget, Target};
 use crate::login::{any_login, check_reply, check_token};
+use crate::pod_process::{require_container_pid, restart_count};
 use crate::profile::ServiceSpec;
 use crate::resolver_log;
 use crate::wait::wait_until;
@@ -181,7 +181,7 @@ async fn killed_user_pod(ctx: &Ctx) -> Result<Value> {
                 return Ok(Some(()));
             };
             let fresh = restart_count(&now) > restarts
-                && crate::bench::proc::container_pid(&now).is_some_and(|p| p != pid);
+                && crate::pod_process::container_pid(&now).is_some_and(|p| p != pid);
             Ok((fresh && pods::is_ready(&now)).then_some(()))
         },
     )

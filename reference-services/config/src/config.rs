@@ -4,17 +4,13 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::Api;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::configmap::{self, ConfigMapData, ConfigMapId};
 use crate::sources::{Built, Sources, Validator, changed_keys, parse_all, parse_configmap};
-use crate::watch::{Reloader, WatchHandle};
 use crate::{ConfigError, Entry, RemoteSettings, local, path};
 
 /// The merged configuration: local files, then ConfigMaps, kept up to date by a watch.
@@ -82,28 +78,6 @@ impl Config {
         RemoteSettings::from_tree(&self.snapshot())
     }
 
-    /// Lists the selected ConfigMaps once and merges them over the local tree (every entry must
-    /// parse and the result must pass the validator, else nothing changes and the error is
-    /// returned), then watches the same selectors in a background task that applies later
-    /// changes after `debounce` of quiet (see [`crate::watch`]). Call it once per `Config`.
-    pub async fn attach_configmaps(
-        &self,
-        client: kube::Client,
-        settings: &RemoteSettings,
-        debounce: Duration,
-    ) -> Result<WatchHandle, ConfigError> {
-        let api: Api<ConfigMap> = Api::namespaced(client, &settings.namespace);
-        let listed = configmap::list(&api, settings).await?;
-        self.replace_configmaps(&listed)?;
-        let reloader = Reloader::new(self.clone(), settings.namespace.clone());
-        Ok(WatchHandle::spawn(
-            api,
-            configmap::watcher_config(settings),
-            reloader,
-            debounce,
-        ))
-    }
-
     /// The merged tree with placeholders resolved.
     pub fn snapshot(&self) -> Arc<Value> {
         self.inner.snapshot.borrow().clone()
@@ -158,7 +132,7 @@ impl Config {
     }
 
     /// Replaces all ConfigMap sources at once; any error leaves the state unchanged.
-    fn replace_configmaps(
+    pub(crate) fn replace_configmaps(
         &self,
         listed: &BTreeMap<ConfigMapId, ConfigMapData>,
     ) -> Result<bool, ConfigError> {

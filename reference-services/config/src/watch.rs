@@ -10,6 +10,8 @@
 //!
 //! [`run`] feeds a stream of events into a reloader and flushes once `debounce` passes without
 //! a new event, or at the latest `10 × debounce` after the first event of the batch.
+//! [`Config::attach_configmaps`] starts it for a [`Config`]; the configuration itself knows
+//! nothing of watches.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::pin::pin;
@@ -22,9 +24,9 @@ use kube::runtime::{WatchStreamExt, watcher};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::Config;
 use crate::config::ApplyOutcome;
-use crate::configmap::{ConfigMapData, ConfigMapId, data_of};
+use crate::configmap::{self, ConfigMapData, ConfigMapId, data_of};
+use crate::{Config, ConfigError, RemoteSettings};
 
 /// The longest a burst can delay its flush, in multiples of the debounce period.
 const MAX_DELAY_FACTOR: u32 = 10;
@@ -138,6 +140,30 @@ where
         }
     }
     tracing::warn!("config map watch ended");
+}
+
+impl Config {
+    /// Lists the selected ConfigMaps once and merges them over the local tree (every entry must
+    /// parse and the result must pass the validator, else nothing changes and the error is
+    /// returned), then watches the same selectors in a background task that applies later
+    /// changes after `debounce` of quiet. Call it once per `Config`.
+    pub async fn attach_configmaps(
+        &self,
+        client: kube::Client,
+        settings: &RemoteSettings,
+        debounce: Duration,
+    ) -> Result<WatchHandle, ConfigError> {
+        let api: Api<ConfigMap> = Api::namespaced(client, &settings.namespace);
+        let listed = configmap::list(&api, settings).await?;
+        self.replace_configmaps(&listed)?;
+        let reloader = Reloader::new(self.clone(), settings.namespace.clone());
+        Ok(WatchHandle::spawn(
+            api,
+            configmap::watcher_config(settings),
+            reloader,
+            debounce,
+        ))
+    }
 }
 
 /// The background watch task; dropping or [`stopping`](WatchHandle::stop) it ends the watch.
