@@ -54,3 +54,24 @@ ensure_actionlint() {
   step "installing actionlint $ACTIONLINT_VERSION (go install)"
   GOBIN="$dir" go install "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"
 }
+
+# grpcurl, pinned, through the Go module proxy into the version-keyed tool cache (the e2e
+# walkthrough test runs the article's grpcurl commands with it). Exports GRPCURL.
+GRPCURL_VERSION=v1.9.3
+ensure_grpcurl() {
+  local dir; dir="$(gomicro_cache_dir)/tools/grpcurl-$GRPCURL_VERSION"
+  export GRPCURL="$dir/grpcurl"
+  [ -x "$GRPCURL" ] && return
+  step "installing grpcurl $GRPCURL_VERSION (go install)"
+  GOBIN="$dir" go install "github.com/fullstorydev/grpcurl/cmd/grpcurl@$GRPCURL_VERSION"
+}
+
+# curl from the distribution (Debian package) when missing. Exports CURL.
+ensure_curl() {
+  if ! command -v curl >/dev/null 2>&1; then
+    step "installing curl (apt-get)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >&2
+  fi
+  CURL="$(command -v curl)"
+  export CURL
+}

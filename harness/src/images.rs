@@ -47,7 +47,8 @@ pub fn prepare_local(profile: &Profile) -> Result<ImageMap> {
                 root,
                 mount_path: local.mount_path.clone(),
                 entrypoint: local.entrypoint.clone(),
-                working_dir: None,
+                working_dir: local.working_dir.clone(),
+                env: local.env.clone(),
             },
         );
     }
@@ -110,6 +111,10 @@ fn assemble_cargo_image(name: &str, package: &str, local: &LocalImageSource) -> 
     if let Some(conf) = &local.conf {
         copy_dir(conf, &root.join("conf"))
             .with_context(|| format!("local image {name}: cannot copy {}", conf.display()))?;
+    }
+    if let Some(overlay) = &local.overlay {
+        copy_dir(overlay, &root)
+            .with_context(|| format!("local image {name}: cannot copy {}", overlay.display()))?;
     }
     Ok(root)
 }

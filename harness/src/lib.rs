@@ -13,6 +13,7 @@ pub mod deploy;
 pub mod images;
 pub mod load;
 pub mod login;
+pub mod manifests;
 pub mod normalize;
 pub mod pod_process;
 pub mod pods;

@@ -26,7 +26,8 @@ pub struct Profile {
     pub namespace: String,
     /// Prefix of the registry's label and annotation keys (`gomicro` gives `gomicro-service-id`).
     pub key_prefix: String,
-    /// Directory of manifests applied in file-name order.
+    /// Directory of manifests (every `*.yaml`/`*.yml` file, multi-document files too), applied
+    /// in object-kind order whatever the file names.
     pub manifests: PathBuf,
     /// The three services of the contract.
     pub services: Services,
@@ -93,6 +94,10 @@ pub struct ImageSource {
     /// For Docker-based backends: how to build it (absent: pulled or preloaded).
     #[serde(default)]
     pub docker: Option<DockerBuild>,
+    /// Image references in the manifests that stand for this image (e.g. the registry path
+    /// a third party's manifests pull from); they are rewritten to this image's name.
+    #[serde(default)]
+    pub replaces: Vec<String>,
 }
 
 /// A local "image": a directory mounted at `mount_path` in the pod.
@@ -108,10 +113,21 @@ pub struct LocalImageSource {
     /// With `cargo_package`: a directory copied to `<root>/conf`.
     #[serde(default)]
     pub conf: Option<PathBuf>,
+    /// With `cargo_package`: a directory whose files are copied into the root (e.g. a
+    /// wrapper script around the binary).
+    #[serde(default)]
+    pub overlay: Option<PathBuf>,
     /// Where the root appears inside the pod.
     pub mount_path: PathBuf,
-    /// The image's entrypoint (command and arguments).
+    /// The image's entrypoint (command and arguments). A relative program (`./server`)
+    /// is found from `working_dir`, as with a Dockerfile's `WORKDIR` + `ENTRYPOINT`.
     pub entrypoint: Vec<String>,
+    /// The image's working directory (Dockerfile `WORKDIR`; `/` when absent).
+    #[serde(default)]
+    pub working_dir: Option<PathBuf>,
+    /// The image's environment (Dockerfile `ENV`); the container's `env` overrides it.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
 }
 
 /// A Docker build of one image.
@@ -256,6 +272,28 @@ impl Profile {
                 if local.entrypoint.is_empty() {
                     bail!("image {name}: local.entrypoint must not be empty");
                 }
+                if (local.conf.is_some() || local.overlay.is_some())
+                    && local.cargo_package.is_none()
+                {
+                    bail!("image {name}: local.conf and local.overlay need cargoPackage");
+                }
+                if let Some(dir) = local.working_dir.as_ref().filter(|d| !d.is_absolute()) {
+                    bail!(
+                        "image {name}: local.workingDir must be absolute, found {}",
+                        dir.display()
+                    );
+                }
+            }
+        }
+        let mut claimed = BTreeMap::new();
+        for (name, image) in &self.images {
+            for reference in &image.replaces {
+                if self.images.contains_key(reference) {
+                    bail!("image {name}: replaces {reference}, which is itself a profile image");
+                }
+                if let Some(other) = claimed.insert(reference.as_str(), name.as_str()) {
+                    bail!("images {other} and {name} both replace {reference}");
+                }
             }
         }
         Ok(())
@@ -273,8 +311,8 @@ impl Profile {
                 if let Some(dir) = &mut local.dir {
                     abs(dir);
                 }
-                if let Some(conf) = &mut local.conf {
-                    abs(conf);
+                for dir in [&mut local.conf, &mut local.overlay].into_iter().flatten() {
+                    abs(dir);
                 }
             }
             if let Some(docker) = &mut image.docker {
@@ -282,6 +320,18 @@ impl Profile {
                 abs(&mut docker.dockerfile);
             }
         }
+    }
+
+    /// The profile image a manifest's image reference stands for: the reference itself when
+    /// the profile provides it, else the image that `replaces` it; `None` when not provided.
+    pub fn provided_image(&self, reference: &str) -> Option<String> {
+        if self.images.contains_key(reference) {
+            return Some(reference.to_string());
+        }
+        self.images
+            .iter()
+            .find(|(_, image)| image.replaces.iter().any(|r| r == reference))
+            .map(|(name, _)| name.clone())
     }
 
     /// Label or annotation key `<prefix>-service-<suffix>`.

@@ -4,7 +4,9 @@
 //! backend) or uses KUBECONFIG (`HARNESS_E2E_BACKEND=kubeconfig`), deploys the reference
 //! profile, and later tests (other processes under nextest) attach to it. `ci/test.sh` stops
 //! it afterwards (`harness down`). Each test runs one named case and snapshots its
-//! normalised observations.
+//! normalised observations. The cluster also provides the images of the other profiles the
+//! suite deploys (the unsorted third-party manifest set), since a local node's image map is
+//! fixed when it starts.
 
 use std::path::Path;
 use std::sync::{Mutex, OnceLock};
@@ -12,6 +14,8 @@ use std::sync::{Mutex, OnceLock};
 use harness::cases::{self, Outcome};
 use harness::cluster::BackendKind;
 use harness::context::Ctx;
+use harness::deploy::{self, REGISTRATION_DEADLINE};
+use harness::images::workspace_root;
 use harness::profile::{Profile, reference_profile_path};
 use harness::run::{DEPLOY_DEADLINE, start_cluster};
 use rstest::rstest;
@@ -40,13 +44,21 @@ fn suite() -> &'static Suite {
             .block_on(async {
                 let profile = Profile::load(&reference_profile_path())?;
                 let harness_exe = Path::new(env!("CARGO_BIN_EXE_harness"));
-                let cluster = start_cluster(backend(), &profile, true, harness_exe).await?;
-                harness::deploy::deploy(&cluster.client(), &profile, DEPLOY_DEADLINE).await?;
+                let mut with_all_images = profile.clone();
+                with_all_images
+                    .images
+                    .extend(Profile::load(&unsorted_profile_path())?.images);
+                let cluster = start_cluster(backend(), &with_all_images, true, harness_exe).await?;
+                deploy::deploy(&cluster.client(), &profile, DEPLOY_DEADLINE).await?;
                 Ctx::new(cluster, profile)
             })
             .unwrap_or_else(|error| panic!("cannot bring up the e2e cluster: {error:#}"));
         Suite { runtime, ctx }
     })
+}
+
+fn unsorted_profile_path() -> std::path::PathBuf {
+    workspace_root().join("fixtures/profiles/unsorted-manifests.yaml")
 }
 
 /// Cases change the shared deployment (scaling, ConfigMaps), so they never overlap.
@@ -99,6 +111,70 @@ fn conformance(#[case] id: &str) {
         result.reason.unwrap_or_default()
     );
     insta::assert_json_snapshot!(id, result.observations);
+}
+
+/// A third party's manifest set as written (file names sorting before `namespace.yaml`,
+/// multi-document files, registry images pulled `Always`, `./binary` from the image's
+/// working directory) deploys and its services register; then it is removed again.
+#[test]
+fn unsorted_third_party_manifests_deploy_and_register() {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    assert_eq!(
+        backend(),
+        BackendKind::Local,
+        "the unsorted fixture's images exist on the local backend only"
+    );
+    let suite = suite();
+    let profile = Profile::load(&unsorted_profile_path()).unwrap();
+    let client = suite.ctx.client();
+    let outcome = suite.runtime.block_on(async {
+        let checked = async {
+            deploy::deploy(&client, &profile, DEPLOY_DEADLINE).await?;
+            let mut registered = Vec::new();
+            for (_, service) in profile.all_services() {
+                harness::pods::wait_registered(&client, &profile, service, REGISTRATION_DEADLINE)
+                    .await?;
+                let pods = harness::pods::ready_pods(&client, &profile.namespace, service).await?;
+                for pod in &pods {
+                    let container = &pod.spec.as_ref().unwrap().containers[0];
+                    anyhow::ensure!(
+                        profile
+                            .images
+                            .contains_key(container.image.as_deref().unwrap_or("")),
+                        "pod {:?} runs {:?}, not the provided image",
+                        pod.metadata.name,
+                        container.image
+                    );
+                    anyhow::ensure!(
+                        container.image_pull_policy.as_deref() == Some("IfNotPresent"),
+                        "pull policy {:?}",
+                        container.image_pull_policy
+                    );
+                }
+                registered.push((service.name.clone(), pods.len()));
+            }
+            anyhow::Ok(registered)
+        };
+        let checked = checked.await;
+        let removed = deploy::remove(&client, &profile, DEPLOY_DEADLINE).await;
+        (checked, removed)
+    });
+    let registered = outcome
+        .0
+        .unwrap_or_else(|e| panic!("the unsorted manifest set did not deploy: {e:#}"));
+    outcome
+        .1
+        .unwrap_or_else(|e| panic!("removing the unsorted manifest set: {e:#}"));
+    assert_eq!(
+        registered,
+        [
+            ("go-micro.token-srv".to_string(), 1),
+            ("go-micro.user-srv".to_string(), 1),
+            ("go-micro.admin-srv".to_string(), 1)
+        ]
+    );
 }
 
 #[test]

@@ -92,6 +92,7 @@ mod tests {
             mount_path: "/app".into(),
             entrypoint: vec!["/app/srv".into(), "-conf".into(), "/app/conf".into()],
             working_dir: None,
+            env: Default::default(),
         }
     }
 

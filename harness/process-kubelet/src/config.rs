@@ -19,9 +19,14 @@ pub struct LocalImage {
     /// Entrypoint and default arguments, e.g. `["/app/token-srv", "-conf", "/app/conf"]`:
     /// the first element plays ENTRYPOINT, the rest CMD.
     pub entrypoint: Vec<String>,
-    /// Default working directory inside the pod (`/` when absent).
+    /// Default working directory inside the pod (`/` when absent); a relative entrypoint
+    /// (`./server`) is found from here.
     #[serde(default)]
     pub working_dir: Option<PathBuf>,
+    /// The image's environment (Dockerfile `ENV`): after the runtime defaults, before the
+    /// container's `envFrom` and `env`, which override it.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
 }
 
 /// Image name (as written in pod specs) → local tree.

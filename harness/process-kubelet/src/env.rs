@@ -19,6 +19,8 @@ pub struct EnvContext<'a> {
     pub host_ip: Ipv4Addr,
     pub api_server_host: &'a str,
     pub api_server_port: u16,
+    /// The image's own environment (Dockerfile `ENV`).
+    pub image_env: &'a BTreeMap<String, String>,
 }
 
 /// ConfigMap and Secret data referenced by env vars, keyed by object name.
@@ -92,8 +94,8 @@ impl EnvList {
 }
 
 /// The complete environment of `container`, in order: runtime defaults (`PATH`, `HOSTNAME`,
-/// `HOME`), the API server variables, `envFrom`, then `env` (later entries win; `$(VAR)`
-/// refers to variables defined before).
+/// `HOME`), the image's environment, the API server variables, `envFrom`, then `env` (later
+/// entries win; `$(VAR)` refers to variables defined before).
 pub fn container_env(
     container: &Container,
     ctx: &EnvContext<'_>,
@@ -104,6 +106,9 @@ pub fn container_env(
     env.set("PATH", DEFAULT_PATH.to_owned());
     env.set("HOSTNAME", pod_name);
     env.set("HOME", "/root".to_owned());
+    for (name, value) in ctx.image_env {
+        env.set(name, value.clone());
+    }
     let (host, port) = (ctx.api_server_host, ctx.api_server_port);
     env.set("KUBERNETES_SERVICE_HOST", host.to_owned());
     env.set("KUBERNETES_SERVICE_PORT", port.to_string());
@@ -263,6 +268,8 @@ mod tests {
         }
     }
 
+    static NO_IMAGE_ENV: BTreeMap<String, String> = BTreeMap::new();
+
     fn ctx(pod: &Pod) -> EnvContext<'_> {
         EnvContext {
             pod,
@@ -270,6 +277,7 @@ mod tests {
             host_ip: Ipv4Addr::new(10, 244, 0, 1),
             api_server_host: "10.244.0.1",
             api_server_port: 6443,
+            image_env: &NO_IMAGE_ENV,
         }
     }
 
@@ -321,6 +329,30 @@ mod tests {
         assert_eq!(get(&env, "KUBERNETES_SERVICE_HOST"), Some("10.244.0.1"));
         assert_eq!(get(&env, "KUBERNETES_SERVICE_PORT"), Some("6443"));
         assert_eq!(get(&env, "KUBECONFIG"), None);
+    }
+
+    #[test]
+    fn image_env_overrides_defaults_and_container_env_overrides_it() {
+        let pod = pod();
+        let image_env: BTreeMap<String, String> = [
+            ("PATH".to_string(), "/app/bin:/usr/bin".to_string()),
+            ("GIN_MODE".to_string(), "release".to_string()),
+            ("LEVEL".to_string(), "info".to_string()),
+        ]
+        .into();
+        let ctx = EnvContext {
+            image_env: &image_env,
+            ..ctx(&pod)
+        };
+        let container = Container {
+            env: Some(vec![plain("LEVEL", "debug"), plain("MODE", "$(GIN_MODE)")]),
+            ..Default::default()
+        };
+        let env = container_env(&container, &ctx, &EnvSources::default()).unwrap();
+        assert_eq!(get(&env, "PATH"), Some("/app/bin:/usr/bin"));
+        assert_eq!(get(&env, "GIN_MODE"), Some("release"));
+        assert_eq!(get(&env, "LEVEL"), Some("debug"));
+        assert_eq!(get(&env, "MODE"), Some("release"));
     }
 
     #[test]

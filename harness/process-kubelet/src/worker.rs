@@ -625,6 +625,7 @@ impl PodWorker {
             host_ip: self.config().node_ip,
             api_server_host: &self.config().api_server_host,
             api_server_port: self.config().api_server_port,
+            image_env: &image.env,
         };
         let env = container_env(spec, &ctx, &sources).map_err(|e| config_error(e.into()))?;
         let argv =

@@ -105,7 +105,7 @@ pub(super) async fn restoring_token_config<F: std::future::Future<Output = Resul
 ) -> Result<Value> {
     let result = body.await;
     let restored = async {
-        let manifests = deploy::load_manifests(&ctx.profile.manifests)?;
+        let manifests = crate::manifests::load(&ctx.profile.manifests)?;
         let token_map: Vec<_> = manifests
             .into_iter()
             .filter(|m| {

@@ -57,6 +57,7 @@ pub fn sleeper_image(dir: &Path) -> ImageMap {
             mount_path: "/app".into(),
             entrypoint: vec!["/bin/sh".into(), "/app/run.sh".into()],
             working_dir: None,
+            env: Default::default(),
         },
     );
     images
