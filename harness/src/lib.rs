@@ -17,6 +17,7 @@ pub mod manifests;
 pub mod normalize;
 pub mod pod_process;
 pub mod pods;
+pub mod preflight;
 pub mod profile;
 pub mod report;
 pub mod resolver_log;

@@ -7,16 +7,29 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use harness::cluster::BackendKind;
 use harness::cluster::local::default_state_dir;
-use harness::profile::{Profile, reference_profile_path};
+use harness::preflight::{self, is_usage_error};
+use harness::profile::reference_profile_path;
 use harness::report::ReportResult;
 use harness::run::{RunOptions, run, write_image_map};
 use harness::{cases, images};
+
+/// The exit codes, shown by `--help`.
+const EXIT_STATUS: &str = "\
+Exit status:
+  0  success: every declared feature passed (run), or the command did what it says
+  1  the command ran and failed: a declared feature failed (run), a profile was not measured
+     (bench), or the cluster, deployment or an I/O step failed
+  2  usage error, refused before any cluster work: unknown option, case ID or feature, a
+     feature the profile does not declare, conflicting options, an unwritable report
+     directory, an unreadable or invalid profile, a manifests directory that is missing or
+     holds no objects";
 
 #[derive(Parser)]
 #[command(
     name = "harness",
     version,
-    about = "Conformance harness for Go-Micro-style discovery and configuration on Kubernetes"
+    about = "Conformance harness for Go-Micro-style discovery and configuration on Kubernetes",
+    after_help = EXIT_STATUS
 )]
 struct Cli {
     #[command(subcommand)]
@@ -26,6 +39,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Start a cluster, deploy the profile's implementation, run the cases, write the reports.
+    #[command(after_help = EXIT_STATUS)]
     Run {
         /// Cluster backend.
         #[arg(long, value_enum, default_value = "auto")]
@@ -39,9 +53,13 @@ enum Command {
         /// Leave the cluster running afterwards (local: as a `harness up` daemon).
         #[arg(long)]
         keep_cluster: bool,
-        /// Run only these case IDs (repeatable).
+        /// Run only these case IDs (repeatable; `harness cases` lists them).
         #[arg(long = "case")]
         cases: Vec<String>,
+        /// Run only the cases of these features (repeatable; must be declared by the profile;
+        /// with --case, every named case must belong to one of them).
+        #[arg(long = "feature")]
+        features: Vec<String>,
     },
     /// Start a local cluster in the background and keep it (local backend).
     Up {
@@ -134,14 +152,19 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::from(2);
+            return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(dispatch(Cli::parse().command)) {
         Ok(code) => code,
+        Err(error) if is_usage_error(&error) => {
+            eprintln!("error: {error:#}");
+            eprintln!("(usage error: nothing was started; see `harness --help`)");
+            ExitCode::from(2)
+        }
         Err(error) => {
             eprintln!("error: {error:#}");
-            ExitCode::from(2)
+            ExitCode::FAILURE
         }
     }
 }
@@ -156,6 +179,7 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             report_dir,
             keep_cluster,
             cases,
+            features,
         } => {
             let options = RunOptions {
                 backend,
@@ -163,6 +187,7 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
                 report_dir,
                 keep_cluster,
                 cases,
+                features,
                 harness_exe: exe,
             };
             let report = run(&options).await?;
@@ -174,13 +199,14 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
         }
         Command::Up { backend, profile } => {
             if backend != BackendKind::Local {
-                anyhow::bail!(
+                return Err(preflight::UsageError(format!(
                     "`harness up` keeps a local cluster running; for {} use `harness run --backend {} --keep-cluster`",
                     backend.name(),
                     backend.name()
-                );
+                ))
+                .into());
             }
-            let profile = Profile::load(&profile_or_default(profile))?;
+            let profile = preflight::load_profile(&profile_or_default(profile))?;
             let map = write_image_map(&images::prepare_local(&profile)?)?;
             let args = vec![
                 "cluster-daemon".into(),
@@ -237,6 +263,12 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             } else {
                 profiles
             };
+            for profile in &profiles {
+                preflight::load_profile(profile)?;
+            }
+            if let Some(dir) = json.parent().filter(|d| !d.as_os_str().is_empty()) {
+                preflight::check_writable_dir(dir, "the directory of --json")?;
+            }
             let options = harness::bench::BenchOptions {
                 backend,
                 profiles,

@@ -9,6 +9,7 @@ use crate::cases::{self, Outcome};
 use crate::cluster::local::{self, LocalBackend};
 use crate::cluster::{BackendKind, Cluster, Lifecycle, k3s, kubeconfig};
 use crate::context::Ctx;
+use crate::preflight::{self, UsageError};
 use crate::profile::Profile;
 use crate::report::{self, ConformanceReport};
 use crate::{deploy, images};
@@ -25,6 +26,8 @@ pub struct RunOptions {
     pub keep_cluster: bool,
     /// Only these case IDs (all when empty).
     pub cases: Vec<String>,
+    /// Only the cases of these features (all when empty).
+    pub features: Vec<String>,
     /// The `harness` executable (for the local daemon).
     pub harness_exe: PathBuf,
 }
@@ -96,10 +99,22 @@ pub async fn stop_local_daemon() -> Result<()> {
     Ok(())
 }
 
+/// What `run` checks before any cluster work: the profile and its manifests, the case
+/// selection, the options and the report directory. Returns the profile and the case IDs
+/// to run (empty: all).
+pub fn check_options(options: &RunOptions) -> Result<(Profile, Vec<String>), UsageError> {
+    let profile = preflight::load_profile(&options.profile)?;
+    let selection = preflight::select_cases(&profile, &options.cases, &options.features)?;
+    preflight::check_backend_options(options.backend, options.keep_cluster)?;
+    preflight::check_writable_dir(&options.report_dir, "--report-dir")?;
+    Ok((profile, selection))
+}
+
 /// Runs the conformance suite and writes the reports; the report says whether it passed.
+/// Bad options are refused with a [`UsageError`] before a cluster starts.
 pub async fn run(options: &RunOptions) -> Result<ConformanceReport> {
     let started = Instant::now();
-    let profile = Profile::load(&options.profile)?;
+    let (profile, selection) = check_options(options)?;
     let cluster = start_cluster(
         options.backend,
         &profile,
@@ -118,14 +133,10 @@ pub async fn run(options: &RunOptions) -> Result<ConformanceReport> {
     );
     let ctx = Ctx::new(cluster, profile.clone())?;
     let results = match &deployed {
-        Ok(()) => cases::run_all(&ctx, &options.cases).await,
+        Ok(()) => cases::run_all(&ctx, &selection).await,
         Err(error) => {
             eprintln!("[harness] deployment failed: {error:#}");
-            failed_all(
-                &ctx,
-                &options.cases,
-                &format!("deployment failed: {error:#}"),
-            )
+            failed_all(&ctx, &selection, &format!("deployment failed: {error:#}"))
         }
     };
     let date = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
