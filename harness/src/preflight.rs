@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::cases;
 use crate::cluster::BackendKind;
-use crate::deploy;
+use crate::manifests;
 use crate::profile::{KNOWN_FEATURES, Profile};
 
 /// Bad input to the harness itself (exit code 2), as opposed to a failed run.
@@ -30,7 +30,7 @@ pub fn load_profile(path: &Path) -> Result<Profile, UsageError> {
             "{error:#}\n  a profile is a YAML file like fixtures/profiles/reference.yaml (see the README, \"Testing your own implementation\")"
         ))
     })?;
-    deploy::load_manifests(&profile.manifests).map_err(|error| {
+    manifests::load(&profile.manifests).map_err(|error| {
         UsageError(format!(
             "profile {}: {error:#}\n  `manifests` must name a directory of *.yaml/*.yml files holding at least one Kubernetes object (relative to the profile's directory)",
             path.display()
