@@ -112,6 +112,16 @@ enum Command {
     },
     /// List the conformance cases.
     Cases,
+    /// Write the profile's local images as OCI image archives (no Docker) and print their
+    /// references, digests and sizes; `ctr -n k8s.io images import` accepts them.
+    Images {
+        /// Profile whose images are written (default: the reference services).
+        #[arg(long)]
+        profile: Option<PathBuf>,
+        /// Where the archives go (one `<image>.tar` each).
+        #[arg(long, default_value = "target/oci-images")]
+        out_dir: PathBuf,
+    },
     /// Runs a local cluster in the foreground (started by `harness up`).
     #[command(hide = true)]
     ClusterDaemon {
@@ -241,6 +251,21 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
                 .args(args)
                 .exec();
             Err(anyhow::Error::new(error).context(format!("cannot run {}", info.kubectl.display())))
+        }
+        Command::Images { profile, out_dir } => {
+            let profile = preflight::load_profile(&profile_or_default(profile))?;
+            let local = images::prepare_local(&profile)?;
+            for written in images::oci::write_archives(&local, &out_dir)? {
+                println!(
+                    "{}  {}  {:.1} MiB  {} ms  {}",
+                    written.summary.reference,
+                    written.summary.manifest_digest,
+                    written.summary.archive_bytes as f64 / (1024.0 * 1024.0),
+                    written.elapsed.as_millis(),
+                    written.path.display()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Down => {
             harness::run::stop_local_daemon().await?;

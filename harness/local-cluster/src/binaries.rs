@@ -1,4 +1,4 @@
-//! Locating (and if needed building) the upstream control-plane binaries.
+//! Locating (and if needed building) the upstream control-plane binaries and the node runtime.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -17,16 +17,60 @@ pub const REQUIRED_BINARIES: [&str; 5] = [
     "kubectl",
 ];
 
+/// Env var naming a directory with the node runtime; skips `ci/node/build.sh`.
+pub const NODE_BIN_DIR_ENV: &str = "GOMICRO_NODE_BIN_DIR";
+
+/// Every binary of the node runtime in its bin dir (runc and the CNI plugins are links).
+pub const NODE_BINARIES: [&str; 8] = [
+    "containerd",
+    "containerd-shim-runc-v2",
+    "ctr",
+    "pause",
+    "runc",
+    "cni/bridge",
+    "cni/host-local",
+    "cni/loopback",
+];
+
 /// The build script, found relative to this crate in the workspace.
 pub fn build_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ci/controlplane/build.sh")
 }
 
+/// The node runtime's build script (containerd, pause; installs runc and the CNI plugins).
+pub fn node_build_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ci/node/build.sh")
+}
+
+/// Runs `ci/node/build.sh` (cached: returns at once once built) and returns its bin dir,
+/// checked to hold [`NODE_BINARIES`]. With `GOMICRO_NODE_BIN_DIR` set, checks that instead.
+pub fn ensure_node_binaries() -> anyhow::Result<PathBuf> {
+    let dir = match std::env::var_os(NODE_BIN_DIR_ENV) {
+        Some(dir) => PathBuf::from(dir),
+        None => run_build_script(&node_build_script(), "the node runtime")?,
+    };
+    let missing = missing_from(&dir, &NODE_BINARIES);
+    if !missing.is_empty() {
+        bail!(
+            "node runtime missing in {}: {} (build it with {})",
+            dir.display(),
+            missing.join(", "),
+            node_build_script().display()
+        );
+    }
+    Ok(dir)
+}
+
 /// Names of required binaries missing (or not executable) in `bin_dir`.
 pub fn missing_binaries(bin_dir: &Path) -> Vec<&'static str> {
+    missing_from(bin_dir, &REQUIRED_BINARIES)
+}
+
+fn missing_from(bin_dir: &Path, names: &[&'static str]) -> Vec<&'static str> {
     use std::os::unix::fs::PermissionsExt as _;
-    REQUIRED_BINARIES
-        .into_iter()
+    names
+        .iter()
+        .copied()
         .filter(|name| {
             !std::fs::metadata(bin_dir.join(name))
                 .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
@@ -58,16 +102,22 @@ pub fn ensure_binaries() -> anyhow::Result<PathBuf> {
         check_binaries(&dir).with_context(|| format!("{BIN_DIR_ENV} is set"))?;
         return Ok(dir);
     }
-    let script = build_script();
+    let dir = run_build_script(&build_script(), "the control plane")?;
+    check_binaries(&dir)?;
+    Ok(dir)
+}
+
+/// Runs a build script that prints its bin dir as the last stdout line (progress on stderr).
+fn run_build_script(script: &Path, what: &str) -> anyhow::Result<PathBuf> {
     if !script.is_file() {
         bail!(
-            "control-plane build script not found at {} (run from a checkout of the repository \
-             or set {BIN_DIR_ENV})",
+            "build script of {what} not found at {} (run from a checkout of the repository \
+             or set {BIN_DIR_ENV} / {NODE_BIN_DIR_ENV})",
             script.display()
         );
     }
     let output = Command::new("bash")
-        .arg(&script)
+        .arg(script)
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .output()
@@ -75,22 +125,20 @@ pub fn ensure_binaries() -> anyhow::Result<PathBuf> {
     match output.status.code() {
         Some(0) => {}
         Some(2) => bail!(
-            "the Go toolchain is missing: `bash {}` needs `go` (>= 1.25) on PATH to build the \
-             control plane",
+            "the Go toolchain (or gcc) is missing: `bash {}` needs `go` (>= 1.26.6) and gcc on \
+             PATH to build {what} (its output is above)",
             script.display()
         ),
         _ => bail!(
-            "building the control plane failed: `bash {}` exited with {} (its output is above)",
+            "building {what} failed: `bash {}` exited with {} (its output is above)",
             script.display(),
             output.status
         ),
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let dir = last_line(&stdout)
+    last_line(&stdout)
         .map(PathBuf::from)
-        .with_context(|| format!("`bash {}` printed no bin dir", script.display()))?;
-    check_binaries(&dir)?;
-    Ok(dir)
+        .with_context(|| format!("`bash {}` printed no bin dir", script.display()))
 }
 
 /// Where `build.sh` caches the binaries of the pinned versions (whether built or not),

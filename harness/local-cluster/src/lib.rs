@@ -11,6 +11,7 @@ mod binaries;
 mod cleanup;
 mod cluster;
 mod component;
+mod containerd;
 mod control;
 pub mod daemon;
 mod files;
@@ -18,6 +19,7 @@ mod kubelet;
 pub mod layout;
 mod lock;
 mod net;
+mod pause_image;
 mod pki;
 mod preflight;
 mod probe;
@@ -25,10 +27,13 @@ mod process;
 mod procfs;
 
 pub use binaries::{
-    BIN_DIR_ENV, REQUIRED_BINARIES, build_script, cached_bin_dir, check_binaries, ensure_binaries,
+    BIN_DIR_ENV, NODE_BIN_DIR_ENV, NODE_BINARIES, REQUIRED_BINARIES, build_script, cached_bin_dir,
+    check_binaries, ensure_binaries, ensure_node_binaries, node_build_script,
 };
 pub use cleanup::cleanup_stale;
 pub use cluster::{ClusterSpec, LocalCluster};
 pub use component::Component;
+pub use containerd::{CLOSED_REGISTRY, CRI_NAMESPACE, Containerd, ContainerdPaths};
 pub use daemon::ClusterInfo;
+pub use pause_image::{PAUSE_IMAGE, write_pause_archive};
 pub use process_kubelet::{ImageMap, LocalImage};

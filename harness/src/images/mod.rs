@@ -1,5 +1,8 @@
 //! Makes the profile's images available: local directory trees for the local backend,
-//! Docker builds for k3s (see [`crate::cluster::k3s`]).
+//! Docker builds for k3s (see [`crate::cluster::k3s`]), and OCI archives of the local
+//! images ([`oci`]).
+
+pub mod oci;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
