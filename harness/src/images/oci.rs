@@ -51,20 +51,29 @@ fn write_image(name: &str, image: &LocalImage, path: &Path) -> Result<ArchiveSum
     if let Some(program) = entrypoint_on_host(image) {
         layer.add_shared_libraries_of(&program)?;
     }
+    // As for the process kubelet: the first element plays ENTRYPOINT, the rest CMD (so a
+    // container's `args` replace only the default arguments).
+    let (entrypoint, cmd) = image.entrypoint.split_at(image.entrypoint.len().min(1));
     let config = ImageConfig {
-        entrypoint: image.entrypoint.clone(),
+        entrypoint: entrypoint.to_vec(),
+        cmd: cmd.to_vec(),
         working_dir: image
             .working_dir
             .as_ref()
             .map(|dir| dir.display().to_string()),
-        ..ImageConfig::default()
+        env: image.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
     };
     write_archive(path, name, &[layer], &config)
 }
 
-/// The host file of the entrypoint's program when it lies inside the image root.
+/// The host file of the entrypoint's program when it lies inside the image root (a relative
+/// entrypoint is found from the working directory).
 fn entrypoint_on_host(image: &LocalImage) -> Option<std::path::PathBuf> {
     let program = Path::new(image.entrypoint.first()?);
+    let program = match &image.working_dir {
+        Some(dir) if program.is_relative() => dir.join(program),
+        _ => program.to_path_buf(),
+    };
     let inside = program.strip_prefix(&image.mount_path).ok()?;
     let host = image.root.join(inside);
     host.is_file().then_some(host)
@@ -82,10 +91,15 @@ mod tests {
             root: root.path().to_path_buf(),
             mount_path: "/app".into(),
             entrypoint: vec![entrypoint.into(), "-conf".into()],
-            working_dir: None,
+            working_dir: Some("/app".into()),
+            env: Default::default(),
         };
         assert_eq!(
             entrypoint_on_host(&image("/app/server")),
+            Some(root.path().join("server"))
+        );
+        assert_eq!(
+            entrypoint_on_host(&image("./server")),
             Some(root.path().join("server"))
         );
         assert_eq!(entrypoint_on_host(&image("/bin/sh")), None);
@@ -102,8 +116,9 @@ mod tests {
             LocalImage {
                 root: root.path().to_path_buf(),
                 mount_path: "/app".into(),
-                entrypoint: vec!["/app/ls".into()],
+                entrypoint: vec!["/app/ls".into(), "-l".into()],
                 working_dir: Some("/app".into()),
+                env: [("MODE".to_string(), "test".to_string())].into(),
             },
         );
         let out = tempfile::tempdir().unwrap();
@@ -121,5 +136,10 @@ mod tests {
             written[0].summary.archive_bytes > ls_size + libc_size,
             "the archive holds the program and its libraries"
         );
+        // The config blob is stored uncompressed in the archive.
+        let archive =
+            String::from_utf8_lossy(&std::fs::read(&written[0].path).unwrap()).into_owned();
+        let config = r#""config":{"Entrypoint":["/app/ls"],"Cmd":["-l"],"WorkingDir":"/app","Env":["MODE=test"]}"#;
+        assert!(archive.contains(config), "no {config} in the archive");
     }
 }
