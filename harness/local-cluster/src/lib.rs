@@ -19,12 +19,14 @@ mod kubelet;
 pub mod layout;
 mod lock;
 mod net;
+pub mod node_config;
 mod pause_image;
 mod pki;
 mod preflight;
 mod probe;
 mod process;
 mod procfs;
+pub mod sysctls;
 
 pub use binaries::{
     BIN_DIR_ENV, NODE_BIN_DIR_ENV, NODE_BINARIES, REQUIRED_BINARIES, build_script, cached_bin_dir,

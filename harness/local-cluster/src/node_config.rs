@@ -1,0 +1,172 @@
+//! Configuration files of the real node (issue 10; not yet used by the cluster): the
+//! kubelet's `KubeletConfiguration` and the CNI bridge + host-local network, both as JSON
+//! (the kubelet reads JSON as YAML).
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+/// What the kubelet's configuration depends on.
+#[derive(Debug, Clone)]
+pub struct KubeletSettings {
+    /// The node's IP on the run's bridge (the kubelet serves there).
+    pub node_ip: Ipv4Addr,
+    /// The private containerd's socket.
+    pub containerd_socket: PathBuf,
+    /// CA that signs API-server client certificates (webhook authn of kubelet clients).
+    pub client_ca_file: PathBuf,
+    /// The kubelet's serving certificate and key.
+    pub tls_cert_file: PathBuf,
+    /// Private key of `tls_cert_file`.
+    pub tls_private_key_file: PathBuf,
+    /// Where container logs go (private to the run).
+    pub pod_logs_dir: PathBuf,
+    /// The cluster DNS server, if the cluster runs one.
+    pub cluster_dns: Option<Ipv4Addr>,
+}
+
+/// The `KubeletConfiguration` for `settings`: webhook authn/authz, cgroupfs, cgroup v1
+/// allowed, no host resolv.conf, and image GC and eviction thresholds that never remove
+/// the imported (irreplaceable) images.
+pub fn kubelet_config(settings: &KubeletSettings) -> Value {
+    let path = |p: &Path| p.display().to_string();
+    json!({
+        "apiVersion": "kubelet.config.k8s.io/v1beta1",
+        "kind": "KubeletConfiguration",
+        // Kubernetes 1.35 refuses cgroup v1 hosts unless told otherwise.
+        "failCgroupV1": false,
+        "cgroupDriver": "cgroupfs",
+        "containerRuntimeEndpoint": format!("unix://{}", path(&settings.containerd_socket)),
+        "address": settings.node_ip.to_string(),
+        "readOnlyPort": 0,
+        "healthzBindAddress": "127.0.0.1",
+        "tlsCertFile": path(&settings.tls_cert_file),
+        "tlsPrivateKeyFile": path(&settings.tls_private_key_file),
+        "authentication": {
+            "anonymous": { "enabled": false },
+            "webhook": { "enabled": true },
+            "x509": { "clientCAFile": path(&settings.client_ca_file) },
+        },
+        "authorization": { "mode": "Webhook" },
+        "resolvConf": "",
+        "clusterDNS": settings.cluster_dns.iter().map(|ip| ip.to_string()).collect::<Vec<_>>(),
+        "clusterDomain": "cluster.local",
+        "podLogsDir": path(&settings.pod_logs_dir),
+        "imageGCHighThresholdPercent": 100,
+        "imageGCLowThresholdPercent": 99,
+        "evictionHard": {
+            "memory.available": "1Mi",
+            "nodefs.available": "1%",
+            "imagefs.available": "1%",
+        },
+        "serializeImagePulls": false,
+    })
+}
+
+/// What the CNI network depends on.
+#[derive(Debug, Clone)]
+pub struct PodNetwork {
+    /// The run's bridge (created by the cluster; the plugin attaches veths to it).
+    pub bridge: String,
+    /// The bridge's host address, the pods' gateway.
+    pub gateway: Ipv4Addr,
+    /// The pod subnet on the bridge and its prefix length.
+    pub subnet: (Ipv4Addr, u8),
+    /// The service CIDR, routed via the gateway so kube-proxy's rules see ClusterIP traffic.
+    pub service_cidr: (Ipv4Addr, u8),
+    /// host-local's allocation store (private to the run, not /var/lib/cni).
+    pub ipam_data_dir: PathBuf,
+}
+
+/// The CNI network config list: bridge + host-local, a route for the service CIDR only
+/// (no default route: traffic to anything else fails inside the pod).
+pub fn cni_conflist(network: &PodNetwork) -> Value {
+    let cidr = |(ip, len): (Ipv4Addr, u8)| format!("{ip}/{len}");
+    json!({
+        "cniVersion": "1.0.0",
+        "name": "gomicro-conformance",
+        "plugins": [{
+            "type": "bridge",
+            "bridge": network.bridge,
+            "isGateway": true,
+            "ipMasq": false,
+            "hairpinMode": true,
+            "ipam": {
+                "type": "host-local",
+                "dataDir": network.ipam_data_dir.display().to_string(),
+                "ranges": [[{
+                    "subnet": cidr(network.subnet),
+                    "gateway": network.gateway.to_string(),
+                }]],
+                "routes": [{ "dst": cidr(network.service_cidr), "gw": network.gateway.to_string() }],
+            },
+        }],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> KubeletSettings {
+        KubeletSettings {
+            node_ip: Ipv4Addr::new(10, 244, 0, 1),
+            containerd_socket: "/run/gmc/containerd/containerd.sock".into(),
+            client_ca_file: "/run/gmc/pki/ca.crt".into(),
+            tls_cert_file: "/run/gmc/pki/kubelet.crt".into(),
+            tls_private_key_file: "/run/gmc/pki/kubelet.key".into(),
+            pod_logs_dir: "/run/gmc/logs/pods".into(),
+            cluster_dns: None,
+        }
+    }
+
+    #[test]
+    fn the_kubelet_uses_the_private_runtime_and_webhook_auth() {
+        let config = kubelet_config(&settings());
+        assert_eq!(
+            config["containerRuntimeEndpoint"],
+            "unix:///run/gmc/containerd/containerd.sock"
+        );
+        assert_eq!(config["failCgroupV1"], false);
+        assert_eq!(config["address"], "10.244.0.1");
+        assert_eq!(config["authentication"]["anonymous"]["enabled"], false);
+        assert_eq!(config["authentication"]["webhook"]["enabled"], true);
+        assert_eq!(
+            config["authentication"]["x509"]["clientCAFile"],
+            "/run/gmc/pki/ca.crt"
+        );
+        assert_eq!(config["authorization"]["mode"], "Webhook");
+        assert_eq!(config["podLogsDir"], "/run/gmc/logs/pods");
+        assert_eq!(config["clusterDNS"], json!([]));
+        let with_dns = KubeletSettings {
+            cluster_dns: Some(Ipv4Addr::new(10, 96, 0, 10)),
+            ..settings()
+        };
+        assert_eq!(
+            kubelet_config(&with_dns)["clusterDNS"],
+            json!(["10.96.0.10"])
+        );
+    }
+
+    #[test]
+    fn pods_get_addresses_on_the_bridge_and_only_a_service_route() {
+        let network = PodNetwork {
+            bridge: "gmc0".into(),
+            gateway: Ipv4Addr::new(10, 244, 0, 1),
+            subnet: (Ipv4Addr::new(10, 244, 0, 0), 24),
+            service_cidr: (Ipv4Addr::new(10, 96, 0, 0), 16),
+            ipam_data_dir: "/run/gmc/cni/ipam".into(),
+        };
+        let list = cni_conflist(&network);
+        let bridge = &list["plugins"][0];
+        assert_eq!(bridge["bridge"], "gmc0");
+        assert_eq!(bridge["ipMasq"], false);
+        assert_eq!(bridge["ipam"]["dataDir"], "/run/gmc/cni/ipam");
+        assert_eq!(bridge["ipam"]["ranges"][0][0]["subnet"], "10.244.0.0/24");
+        assert_eq!(
+            bridge["ipam"]["routes"],
+            json!([{ "dst": "10.96.0.0/16", "gw": "10.244.0.1" }])
+        );
+    }
+}
