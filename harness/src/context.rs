@@ -11,6 +11,7 @@ use tonic::transport::{Channel, Endpoint};
 use crate::cluster::Cluster;
 use crate::pods;
 use crate::profile::{Profile, ServiceSpec};
+use crate::secrets::KnownSecrets;
 
 /// Shared state of a conformance run.
 pub struct Ctx {
@@ -18,6 +19,8 @@ pub struct Ctx {
     pub cluster: Cluster,
     /// The implementation's profile.
     pub profile: Profile,
+    /// Secrets known to the run (redacted from everything it writes).
+    pub secrets: KnownSecrets,
     http: reqwest::Client,
 }
 
@@ -31,6 +34,7 @@ impl Ctx {
             .context("cannot build the HTTP client")?;
         Ok(Ctx {
             cluster,
+            secrets: KnownSecrets::for_profile(&profile),
             profile,
             http,
         })

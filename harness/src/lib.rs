@@ -22,4 +22,5 @@ pub mod profile;
 pub mod report;
 pub mod resolver_log;
 pub mod run;
+pub mod secrets;
 pub mod wait;

@@ -9,6 +9,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
 
 use crate::context::Ctx;
+use crate::secrets::SecretKind;
 
 /// A successful login reply.
 #[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
@@ -19,8 +20,10 @@ pub struct LoginReply {
     pub token: String,
 }
 
-/// `POST /admin/v1/login` with the given credentials; returns status and JSON body.
+/// `POST /admin/v1/login` with the given credentials; returns status and JSON body. The
+/// password and any token in the reply become known secrets of the run.
 pub async fn http_login_raw(ctx: &Ctx, user: &str, password: &str) -> Result<(u16, Value)> {
+    ctx.secrets.remember(SecretKind::WrongPassword, password);
     let url = format!("{}/admin/v1/login", ctx.admin_http_base().await?);
     let response = ctx
         .http()
@@ -31,8 +34,11 @@ pub async fn http_login_raw(ctx: &Ctx, user: &str, password: &str) -> Result<(u1
         .with_context(|| format!("POST {url}"))?;
     let status = response.status().as_u16();
     let text = response.text().await?;
-    let body = serde_json::from_str(&text)
+    let body: Value = serde_json::from_str(&text)
         .with_context(|| format!("POST {url} answered {status} with non-JSON body {text:?}"))?;
+    if let Some(token) = body["token"].as_str() {
+        ctx.secrets.remember(SecretKind::Token, token);
+    }
     Ok((status, body))
 }
 
@@ -47,23 +53,39 @@ pub async fn http_login(ctx: &Ctx) -> Result<LoginReply> {
         .with_context(|| format!("HTTP login reply {body} lacks id/userName/token"))
 }
 
-/// Logs the demo user in over gRPC.
-pub async fn grpc_login(ctx: &Ctx) -> Result<LoginReply> {
-    let user = &ctx.profile.expectations.demo_user;
+/// `admin_srv.v1.AuthenticationService/Login` with the given credentials; the outer error is a
+/// connection failure, the inner one the call's status. The password and the reply's token
+/// become known secrets of the run.
+pub async fn grpc_login_as(
+    ctx: &Ctx,
+    user: &str,
+    password: &str,
+) -> Result<Result<LoginReply, tonic::Status>> {
+    ctx.secrets.remember(SecretKind::WrongPassword, password);
     let channel = ctx.grpc_channel(&ctx.profile.services.admin).await?;
     let reply = AuthenticationServiceClient::new(channel)
         .login(LoginRequest {
-            user_name: user.user_name.clone(),
-            password: user.password.clone(),
+            user_name: user.to_string(),
+            password: password.to_string(),
         })
-        .await
-        .context("gRPC Login failed")?
-        .into_inner();
-    Ok(LoginReply {
-        id: reply.id,
-        user_name: reply.user_name,
-        token: reply.token,
-    })
+        .await;
+    Ok(reply.map(|reply| {
+        let reply = reply.into_inner();
+        ctx.secrets.remember(SecretKind::Token, &reply.token);
+        LoginReply {
+            id: reply.id,
+            user_name: reply.user_name,
+            token: reply.token,
+        }
+    }))
+}
+
+/// Logs the demo user in over gRPC.
+pub async fn grpc_login(ctx: &Ctx) -> Result<LoginReply> {
+    let user = &ctx.profile.expectations.demo_user;
+    grpc_login_as(ctx, &user.user_name, &user.password)
+        .await?
+        .context("gRPC Login failed")
 }
 
 /// Logs in over HTTP when the profile claims it, else over gRPC.

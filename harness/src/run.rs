@@ -11,7 +11,7 @@ use crate::cluster::{BackendKind, Cluster, Lifecycle, k3s, kubeconfig};
 use crate::context::Ctx;
 use crate::preflight::{self, UsageError};
 use crate::profile::Profile;
-use crate::report::{self, ConformanceReport};
+use crate::report::{self, ConformanceReport, ReportWriter};
 use crate::{deploy, images};
 
 /// Longest wait for a rollout or a registration during deployment.
@@ -141,11 +141,11 @@ pub async fn run(options: &RunOptions) -> Result<ConformanceReport> {
     };
     let date = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let report = report::build(&profile, backend, &version, &results, date);
-    report::write_all(&report, &options.report_dir)?;
+    let writer = ReportWriter::new(&options.report_dir, ctx.secrets.redactor());
+    report::write_all(&report, &writer)?;
     let failed = results.iter().any(|r| r.outcome == Outcome::Failed);
     if failed
-        && let Err(error) =
-            report::diagnostics::collect(&client, &profile.namespace, &options.report_dir).await
+        && let Err(error) = report::diagnostics::collect(&client, &profile.namespace, &writer).await
     {
         eprintln!("[report] could not collect diagnostics: {error:#}");
     }

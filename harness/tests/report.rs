@@ -66,7 +66,8 @@ fn all_three_reports_are_written_with_reasons() {
         "2026-11-25T00:00:00Z".into(),
     );
     let dir = tempfile::tempdir().unwrap();
-    report::write_all(&report, dir.path()).unwrap();
+    let writer = report::ReportWriter::new(dir.path(), Default::default());
+    report::write_all(&report, &writer).unwrap();
     let junit = std::fs::read_to_string(dir.path().join(report::JUNIT_FILE)).unwrap();
     assert!(
         junit.contains("tests=\"3\"") && junit.contains("failures=\"1\""),
@@ -92,4 +93,42 @@ fn all_passing_declared_features_is_success() {
         "2026-11-25T00:00:00Z".into(),
     );
     assert_eq!(report.result, ReportResult::Success);
+}
+
+#[test]
+fn reports_never_carry_known_secrets() {
+    let profile = profile();
+    let known = harness::secrets::KnownSecrets::for_profile(&profile);
+    let token = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ0aGFuZ24ifQ.c2lnbmF0dXJl";
+    let reason = format!("login with password 123456 gave {token}, signed with some_api_key");
+    let results = vec![result(
+        "LOGIN-001",
+        "login-http",
+        Outcome::Failed,
+        Some(&reason),
+    )];
+    let report = report::build(
+        &profile,
+        "local",
+        "v1.35.4",
+        &results,
+        "2026-11-25T00:00:00Z".into(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    report::write_all(
+        &report,
+        &report::ReportWriter::new(dir.path(), known.redactor()),
+    )
+    .unwrap();
+    for file in [
+        report::REPORT_FILE,
+        report::JUNIT_FILE,
+        report::SUMMARY_FILE,
+    ] {
+        let text = std::fs::read_to_string(dir.path().join(file)).unwrap();
+        for secret in ["123456", token, "some_api_key"] {
+            assert!(!text.contains(secret), "{file} carries {secret}: {text}");
+        }
+        assert!(text.matches("[redacted]").count() >= 3, "{file}: {text}");
+    }
 }

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use super::{Case, Ctx, case_fn};
 use crate::configmap::{self, CONFIG_KEY};
 use crate::login::{any_login, check_reply};
+use crate::secrets::SecretKind;
 use crate::wait::wait_until;
 use crate::{deploy, pods};
 
@@ -126,18 +127,21 @@ pub(super) async fn restoring_token_config<F: std::future::Future<Output = Resul
     Ok(value)
 }
 
-pub(super) fn fresh_key(tag: &str) -> String {
+/// A signing key no run used before; it becomes a known secret of the run.
+pub(super) fn fresh_key(ctx: &Ctx, tag: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
-    format!("conformance-{tag}-{nanos:08x}")
+    let key = format!("conformance-{tag}-{nanos:08x}");
+    ctx.secrets.remember(SecretKind::ApiKey, &key);
+    key
 }
 
 async fn api_key_reloads_live(ctx: &Ctx) -> Result<Value> {
     restoring_token_config(ctx, async {
         let before = token_pods_identity(ctx).await?;
-        let key = fresh_key("reload");
+        let key = fresh_key(ctx, "reload");
         set_api_key(ctx, &key).await?;
         let started = Instant::now();
         let token = wait_signed_with(ctx, &key).await?;
@@ -196,7 +200,7 @@ async fn malformed_update_rejected(ctx: &Ctx) -> Result<Value> {
 async fn deleted_configmap_keeps_values(ctx: &Ctx) -> Result<Value> {
     let token = &ctx.profile.services.token;
     restoring_token_config(ctx, async {
-        let key = fresh_key("delete");
+        let key = fresh_key(ctx, "delete");
         set_api_key(ctx, &key).await?;
         wait_signed_with(ctx, &key).await?;
         let api: Api<ConfigMap> = Api::namespaced(ctx.client(), ctx.namespace());

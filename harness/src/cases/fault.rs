@@ -126,7 +126,7 @@ async fn changes_after_restart(ctx: &Ctx, component: Component) -> Result<Value>
             .restart(component)
             .await
             .with_context(|| format!("restarting {component}"))?;
-        let key = fresh_key("outage");
+        let key = fresh_key(ctx, "outage");
         until_accepted("the API server to accept the ConfigMap change", || {
             set_api_key(ctx, &key)
         })
@@ -323,7 +323,7 @@ fn signing_key<'a>(ctx: &Ctx, token: &str, keys: &'a [String]) -> Option<&'a str
 async fn configmap_burst(ctx: &Ctx) -> Result<Value> {
     let token = &ctx.profile.services.token;
     let base = configmap::service_config(ctx, token).await?;
-    let stem = fresh_key("burst");
+    let stem = fresh_key(ctx, "burst");
     let burst: Vec<String> = (1..=BURST_UPDATES)
         .map(|i| format!("{stem}-{i:02}"))
         .collect();

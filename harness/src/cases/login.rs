@@ -1,13 +1,14 @@
 //! LOGIN: the article's logins over HTTP and gRPC, error shapes, bad bodies and CORS.
 
 use anyhow::{Context, Result, bail};
-use gomicro_proto::admin_srv::v1::LoginRequest;
-use gomicro_proto::admin_srv::v1::authentication_service_client::AuthenticationServiceClient;
 use reqwest::header::{ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN, ORIGIN};
 use serde_json::{Value, json};
 
 use super::{Case, Ctx, case_fn};
-use crate::login::{check_reply, grpc_login, http_login, http_login_raw};
+use crate::login::{check_reply, grpc_login, grpc_login_as, http_login, http_login_raw};
+
+/// The wrong password of LOGIN-003.
+const WRONG_PASSWORD: &str = "definitely-wrong";
 
 pub fn cases() -> Vec<Case> {
     vec![
@@ -72,7 +73,7 @@ pub(super) fn check_error_shape(status: u16, body: &Value) -> Result<()> {
 async fn wrong_password_error_shape(ctx: &Ctx) -> Result<Value> {
     let user = &ctx.profile.expectations.demo_user;
     let expected_status = ctx.profile.expectations.wrong_credentials_http_status;
-    let (status, body) = http_login_raw(ctx, &user.user_name, "definitely-wrong").await?;
+    let (status, body) = http_login_raw(ctx, &user.user_name, WRONG_PASSWORD).await?;
     if status != expected_status {
         bail!("wrong password answered {status}, the profile expects {expected_status}: {body}");
     }
@@ -86,13 +87,8 @@ async fn wrong_password_error_shape(ctx: &Ctx) -> Result<Value> {
     }
     let mut observed = json!({ "http": { "status": status, "body": body } });
     if ctx.profile.supports("login-grpc") {
-        let channel = ctx.grpc_channel(&ctx.profile.services.admin).await?;
-        let status = AuthenticationServiceClient::new(channel)
-            .login(LoginRequest {
-                user_name: user.user_name.clone(),
-                password: "definitely-wrong".into(),
-            })
-            .await
+        let status = grpc_login_as(ctx, &user.user_name, WRONG_PASSWORD)
+            .await?
             .err()
             .context("gRPC Login with a wrong password succeeded")?;
         let expected = if expected_status == 401 {

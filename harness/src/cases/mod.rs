@@ -131,7 +131,9 @@ pub async fn run_case(ctx: &Ctx, case: &Case) -> CaseResult {
         }
         Ok(Err(error)) => {
             result.outcome = outcome_of_error(&error);
-            result.reason = Some(format!("{error:#}"));
+            // Redacted here too, so the console never shows a secret either.
+            let reason = format!("{error:#}");
+            result.reason = Some(ctx.secrets.redactor().redact(&reason).into_owned());
         }
         Err(_) => {
             result.outcome = Outcome::Failed;

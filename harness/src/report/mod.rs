@@ -5,35 +5,27 @@ mod conformance;
 pub mod diagnostics;
 mod junit;
 mod markdown;
+mod writer;
 
-use std::path::Path;
-
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 pub use conformance::{ConformanceReport, FeatureReport, ReportResult, build};
+pub use writer::ReportWriter;
 
 /// File names written into the report directory.
 pub const REPORT_FILE: &str = "conformance-report.yaml";
 pub const JUNIT_FILE: &str = "junit.xml";
 pub const SUMMARY_FILE: &str = "summary.md";
 
-/// Writes the three reports into `dir` (and appends the summary to $GITHUB_STEP_SUMMARY when set).
-pub fn write_all(report: &ConformanceReport, dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create report directory {}", dir.display()))?;
-    let yaml = serde_saphyr::to_string(report)
-        .map_err(|e| anyhow::anyhow!("cannot render the report: {e}"))?;
-    std::fs::write(dir.join(REPORT_FILE), yaml)?;
-    std::fs::write(dir.join(JUNIT_FILE), junit::render(report)?)?;
+/// Writes the three reports through `writer` (and appends the summary to
+/// $GITHUB_STEP_SUMMARY when set), redacted.
+pub fn write_all(report: &ConformanceReport, writer: &ReportWriter) -> Result<()> {
+    writer.write_yaml(REPORT_FILE, report)?;
+    writer.write(JUNIT_FILE, &junit::render(report)?)?;
     let summary = markdown::render(report);
-    std::fs::write(dir.join(SUMMARY_FILE), &summary)?;
+    writer.write(SUMMARY_FILE, &summary)?;
     if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") {
-        use std::io::Write;
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)?;
-        writeln!(file, "{summary}")?;
+        writer.append_to(path.as_ref(), &summary)?;
     }
     Ok(())
 }
