@@ -7,6 +7,14 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_STATE_DIR: &str = "/run/gomicro-conformance";
 /// Name of the bridge in the host namespace that pods attach to.
 pub const BRIDGE: &str = "gmc0";
+/// The bridge's fixed MAC: locally administered unicast `0a:58:` and the node IP's bytes.
+///
+/// Without an explicit address the kernel gives a bridge the lowest MAC among its ports, so a
+/// pod's veth joining or leaving may change it. A pod that resolved the node IP before such a
+/// change keeps sending to the old MAC (its neighbour entry stays valid for about 30 s); those
+/// frames arrive on a port the MAC does not belong to, are passed up as "other host" and
+/// dropped, so the pod's first API request hangs until its client's connect timeout.
+pub const BRIDGE_MAC: &str = "0a:58:0a:f4:00:01";
 /// Address of the bridge: the node IP, where the API server and the kubelet listen.
 pub const NODE_IP: Ipv4Addr = Ipv4Addr::new(10, 244, 0, 1);
 /// Prefix length of the bridge subnet (the node's pod CIDR).
@@ -131,5 +139,21 @@ impl StateLayout {
     /// The cluster daemon's fault-injection socket (see `daemon::restart`).
     pub fn control_socket(&self) -> PathBuf {
         self.root.join("control.sock")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bridge_mac_is_locally_administered_unicast_from_the_node_ip() {
+        let bytes: Vec<u8> = BRIDGE_MAC
+            .split(':')
+            .map(|b| u8::from_str_radix(b, 16).unwrap())
+            .collect();
+        assert_eq!(bytes[0] & 0b11, 0b10, "locally administered, unicast");
+        assert_eq!(bytes[..2], [0x0a, 0x58]);
+        assert_eq!(bytes[2..], NODE_IP.octets());
     }
 }

@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context as _, bail};
 
-use crate::layout::{BRIDGE, BRIDGE_PREFIX, CLUSTER_POD_CIDR, NODE_IP, SERVICE_CIDR};
+use crate::layout::{BRIDGE, BRIDGE_MAC, BRIDGE_PREFIX, CLUSTER_POD_CIDR, NODE_IP, SERVICE_CIDR};
 
 /// CIDRs routed `unreachable` while the cluster runs.
 pub const UNREACHABLE_CIDRS: [&str; 2] = [CLUSTER_POD_CIDR, SERVICE_CIDR];
@@ -45,10 +45,12 @@ pub fn our_unreachable_routes(listing: &str) -> Vec<&'static str> {
         .collect()
 }
 
-/// Creates the bridge with the node IP and the unreachable routes.
+/// Creates the bridge (with its fixed MAC) carrying the node IP, and the unreachable routes.
 pub fn setup() -> anyhow::Result<()> {
     let address = format!("{NODE_IP}/{BRIDGE_PREFIX}");
-    ip(&["link", "add", BRIDGE, "type", "bridge"])?;
+    ip(&[
+        "link", "add", BRIDGE, "address", BRIDGE_MAC, "type", "bridge",
+    ])?;
     // Pods and the node talk IPv4 only; keep the bridge quiet on IPv6.
     let _ = std::fs::write(
         format!("/proc/sys/net/ipv6/conf/{BRIDGE}/disable_ipv6"),

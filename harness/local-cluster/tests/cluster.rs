@@ -19,7 +19,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::runtime::wait::await_condition;
 use kube::{Api, Client};
-use local_cluster::{ClusterSpec, Component, LocalCluster};
+use local_cluster::{ClusterSpec, Component, LocalCluster, layout};
 
 const STATE_DIR: &str = "/run/gomicro-conformance-e2e";
 
@@ -101,6 +101,16 @@ async fn check_deployment_lifecycle(cluster: &LocalCluster, client: Client) {
     pods.delete(&name, &DeleteParams::default()).await.unwrap();
     let replacement = ready_pod(&pods, first.metadata.uid.as_deref()).await;
     assert_ne!(replacement.metadata.name, first.metadata.name);
+    // Ports joined and left; the bridge kept its fixed MAC, so pods' neighbour entries hold.
+    let link = std::process::Command::new("ip")
+        .args(["-br", "link", "show", "dev", layout::BRIDGE])
+        .output()
+        .unwrap();
+    let link = String::from_utf8_lossy(&link.stdout);
+    assert!(
+        link.contains(layout::BRIDGE_MAC),
+        "bridge MAC changed: {link}"
+    );
     assert_eq!(pod_ip(&replacement).octets()[..3], [10, 244, 0]);
     eprintln!(
         "[e2e] pod {name} ({ip}) replaced by {} ({})",
