@@ -152,8 +152,15 @@ fn invocation(exe: &std::path::Path) -> String {
 }
 
 fn main() -> ExitCode {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    let command = Cli::parse().command;
+    // The daemon's log goes into diagnostics bundles: keep the kubelet's container starts and
+    // exits (with exit codes) there.
+    let default_filter = match command {
+        Command::ClusterDaemon { .. } => "warn,process_kubelet=info",
+        _ => "warn",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| default_filter.into());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -165,7 +172,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(dispatch(Cli::parse().command)) {
+    match runtime.block_on(dispatch(command)) {
         Ok(code) => code,
         Err(error) if is_usage_error(&error) => {
             eprintln!("error: {error:#}");

@@ -6,13 +6,19 @@
 //! it afterwards (`harness down`). Each test runs one named case and snapshots its
 //! normalised observations. The cluster also provides the images of the other profiles the
 //! suite deploys (the unsorted third-party manifest set), since a local node's image map is
-//! fixed when it starts.
+//! fixed when it starts. A test that fails (the shared set-up included) leaves a diagnostics
+//! bundle (see `bundle`) and its failure message says where.
 
+#[path = "e2e/bundle.rs"]
+mod bundle;
+
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 
 use harness::cases::{self, Outcome};
 use harness::cluster::BackendKind;
+use harness::cluster::local::default_state_dir;
 use harness::context::Ctx;
 use harness::deploy::{self, REGISTRATION_DEADLINE};
 use harness::images::workspace_root;
@@ -22,7 +28,13 @@ use rstest::rstest;
 
 struct Suite {
     runtime: tokio::runtime::Runtime,
-    ctx: Ctx,
+    setup: Result<Ctx, SetupFailure>,
+}
+
+/// Why the shared cluster is not usable, and its client if it came up.
+struct SetupFailure {
+    error: String,
+    client: Option<kube::Client>,
 }
 
 fn backend() -> BackendKind {
@@ -40,21 +52,90 @@ fn suite() -> &'static Suite {
     static SUITE: OnceLock<Suite> = OnceLock::new();
     SUITE.get_or_init(|| {
         let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-        let ctx = runtime
-            .block_on(async {
-                let profile = Profile::load(&reference_profile_path())?;
-                let harness_exe = Path::new(env!("CARGO_BIN_EXE_harness"));
-                let mut with_all_images = profile.clone();
-                with_all_images
-                    .images
-                    .extend(Profile::load(&unsorted_profile_path())?.images);
-                let cluster = start_cluster(backend(), &with_all_images, true, harness_exe).await?;
-                deploy::deploy(&cluster.client(), &profile, DEPLOY_DEADLINE).await?;
-                Ctx::new(cluster, profile)
-            })
-            .unwrap_or_else(|error| panic!("cannot bring up the e2e cluster: {error:#}"));
-        Suite { runtime, ctx }
+        let setup = runtime.block_on(set_up());
+        Suite { runtime, setup }
     })
+}
+
+async fn set_up() -> Result<Ctx, SetupFailure> {
+    let failed = |error: anyhow::Error, client| SetupFailure {
+        error: format!("cannot bring up the e2e cluster: {error:#}"),
+        client,
+    };
+    let load = |path: std::path::PathBuf| Profile::load(&path).map_err(|e| failed(e, None));
+    let profile = load(reference_profile_path())?;
+    let harness_exe = Path::new(env!("CARGO_BIN_EXE_harness"));
+    let mut with_all_images = profile.clone();
+    with_all_images
+        .images
+        .extend(load(unsorted_profile_path())?.images);
+    let cluster = start_cluster(backend(), &with_all_images, true, harness_exe)
+        .await
+        .map_err(|e| failed(e, None))?;
+    let client = cluster.client();
+    deploy::deploy(&client, &profile, DEPLOY_DEADLINE)
+        .await
+        .map_err(|e| failed(e, Some(client.clone())))?;
+    Ctx::new(cluster, profile).map_err(|e| failed(e, Some(client)))
+}
+
+/// Runs `test` on the shared cluster; when it fails (or the set-up did), writes the
+/// diagnostics bundle of `namespace` and fails with the original message and the bundle's path.
+fn with_diagnostics(namespace: &str, test: impl FnOnce(&Ctx)) {
+    bundle::forget_earlier_runs();
+    let suite = suite();
+    let (failure, client, redactor) = match &suite.setup {
+        Ok(ctx) => match catch_unwind(AssertUnwindSafe(|| test(ctx))) {
+            Ok(()) => return,
+            Err(panic) => (
+                panic_message(panic.as_ref()),
+                Some(ctx.client()),
+                ctx.secrets.redactor(),
+            ),
+        },
+        Err(setup) => (
+            setup.error.clone(),
+            setup.client.clone(),
+            reference_secrets().redactor(),
+        ),
+    };
+    let dir = bundle::dir();
+    let cluster = client.as_ref().map(|client| (client, namespace));
+    let local_state = (backend() == BackendKind::Local).then(default_state_dir);
+    match suite.runtime.block_on(bundle::write(
+        &dir,
+        &failure,
+        cluster,
+        local_state.as_deref(),
+        redactor,
+    )) {
+        Ok(()) => panic!("{failure}\ndiagnostics bundle: {}", dir.display()),
+        Err(error) => panic!(
+            "{failure}\nno diagnostics bundle ({}): {error:#}",
+            dir.display()
+        ),
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "the test panicked with a non-text payload".into())
+}
+
+/// What the reference profile holds secret (for a bundle written without a context).
+fn reference_secrets() -> harness::secrets::KnownSecrets {
+    Profile::load(&reference_profile_path())
+        .map(|profile| harness::secrets::KnownSecrets::for_profile(&profile))
+        .unwrap_or_else(|e| panic!("cannot read the reference profile: {e:#}"))
+}
+
+fn reference_namespace() -> String {
+    Profile::load(&reference_profile_path())
+        .map(|p| p.namespace)
+        .unwrap_or_else(|e| panic!("cannot read the reference profile: {e:#}"))
 }
 
 fn unsorted_profile_path() -> std::path::PathBuf {
@@ -101,16 +182,17 @@ fn conformance(#[case] id: &str) {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let case = cases::by_id(id).unwrap_or_else(|| panic!("no case {id}"));
-    let suite = suite();
-    let result = suite.runtime.block_on(cases::run_case(&suite.ctx, &case));
-    assert_eq!(
-        result.outcome,
-        Outcome::Passed,
-        "{id} {}: {}",
-        case.summary,
-        result.reason.unwrap_or_default()
-    );
-    insta::assert_json_snapshot!(id, result.observations);
+    with_diagnostics(&reference_namespace(), |ctx| {
+        let result = suite().runtime.block_on(cases::run_case(ctx, &case));
+        assert_eq!(
+            result.outcome,
+            Outcome::Passed,
+            "{id} {}: {}",
+            case.summary,
+            result.reason.unwrap_or_default()
+        );
+        insta::assert_json_snapshot!(id, result.observations);
+    });
 }
 
 /// A third party's manifest set as written (file names sorting before `namespace.yaml`,
@@ -126,55 +208,66 @@ fn unsorted_third_party_manifests_deploy_and_register() {
         BackendKind::Local,
         "the unsorted fixture's images exist on the local backend only"
     );
-    let suite = suite();
     let profile = Profile::load(&unsorted_profile_path()).unwrap();
-    let client = suite.ctx.client();
-    let outcome = suite.runtime.block_on(async {
-        let checked = async {
-            deploy::deploy(&client, &profile, DEPLOY_DEADLINE).await?;
-            let mut registered = Vec::new();
-            for (_, service) in profile.all_services() {
-                harness::pods::wait_registered(&client, &profile, service, REGISTRATION_DEADLINE)
-                    .await?;
-                let pods = harness::pods::ready_pods(&client, &profile.namespace, service).await?;
-                for pod in &pods {
-                    let container = &pod.spec.as_ref().unwrap().containers[0];
-                    anyhow::ensure!(
-                        profile
-                            .images
-                            .contains_key(container.image.as_deref().unwrap_or("")),
-                        "pod {:?} runs {:?}, not the provided image",
-                        pod.metadata.name,
-                        container.image
-                    );
-                    anyhow::ensure!(
-                        container.image_pull_policy.as_deref() == Some("IfNotPresent"),
-                        "pull policy {:?}",
-                        container.image_pull_policy
-                    );
-                }
-                registered.push((service.name.clone(), pods.len()));
-            }
-            anyhow::Ok(registered)
-        };
-        let checked = checked.await;
-        let removed = deploy::remove(&client, &profile, DEPLOY_DEADLINE).await;
-        (checked, removed)
-    });
-    let registered = outcome
-        .0
-        .unwrap_or_else(|e| panic!("the unsorted manifest set did not deploy: {e:#}"));
-    outcome
-        .1
-        .unwrap_or_else(|e| panic!("removing the unsorted manifest set: {e:#}"));
-    assert_eq!(
-        registered,
-        [
-            ("go-micro.token-srv".to_string(), 1),
-            ("go-micro.user-srv".to_string(), 1),
-            ("go-micro.admin-srv".to_string(), 1)
-        ]
-    );
+    // The bundle is written before the set is removed, so it still shows the set's pods.
+    let checked = catch_unwind(AssertUnwindSafe(|| {
+        with_diagnostics(&profile.namespace, |ctx| {
+            let client = ctx.client();
+            let registered = suite()
+                .runtime
+                .block_on(deploy_and_check(&client, &profile))
+                .unwrap_or_else(|e| panic!("the unsorted manifest set did not deploy: {e:#}"));
+            assert_eq!(
+                registered,
+                [
+                    ("go-micro.token-srv".to_string(), 1),
+                    ("go-micro.user-srv".to_string(), 1),
+                    ("go-micro.admin-srv".to_string(), 1)
+                ]
+            );
+        })
+    }));
+    if let Ok(ctx) = &suite().setup {
+        suite()
+            .runtime
+            .block_on(deploy::remove(&ctx.client(), &profile, DEPLOY_DEADLINE))
+            .unwrap_or_else(|e| panic!("removing the unsorted manifest set: {e:#}"));
+    }
+    if let Err(panic) = checked {
+        resume_unwind(panic);
+    }
+}
+
+/// Deploys `profile`, waits for its services to register and checks their pods run the
+/// provided images; returns each service's name and pod count.
+async fn deploy_and_check(
+    client: &kube::Client,
+    profile: &Profile,
+) -> anyhow::Result<Vec<(String, usize)>> {
+    deploy::deploy(client, profile, DEPLOY_DEADLINE).await?;
+    let mut registered = Vec::new();
+    for (_, service) in profile.all_services() {
+        harness::pods::wait_registered(client, profile, service, REGISTRATION_DEADLINE).await?;
+        let pods = harness::pods::ready_pods(client, &profile.namespace, service).await?;
+        for pod in &pods {
+            let container = &pod.spec.as_ref().unwrap().containers[0];
+            anyhow::ensure!(
+                profile
+                    .images
+                    .contains_key(container.image.as_deref().unwrap_or("")),
+                "pod {:?} runs {:?}, not the provided image",
+                pod.metadata.name,
+                container.image
+            );
+            anyhow::ensure!(
+                container.image_pull_policy.as_deref() == Some("IfNotPresent"),
+                "pull policy {:?}",
+                container.image_pull_policy
+            );
+        }
+        registered.push((service.name.clone(), pods.len()));
+    }
+    Ok(registered)
 }
 
 #[test]

@@ -92,3 +92,62 @@ pub async fn client_for(kubeconfig: &Path) -> Result<kube::Client> {
     .with_context(|| format!("kubeconfig {} is unusable", kubeconfig.display()))?;
     Ok(kube::Client::try_from(config)?)
 }
+
+/// Most bytes kept of each log by [`log_tails`] (its end).
+const LOG_TAIL_BYTES: u64 = 512 * 1024;
+
+/// The ends of the local cluster's logs in `state_dir` (the daemon's, with the kubelet's
+/// container starts and exits, and each control-plane component's), by file name; empty when
+/// no local cluster left logs there.
+pub fn log_tails(state_dir: &Path) -> Result<Vec<(String, String)>> {
+    let layout = local_cluster::layout::StateLayout::new(state_dir);
+    let mut logs = vec![layout.daemon_log()];
+    if let Ok(entries) = std::fs::read_dir(layout.logs_dir()) {
+        logs.extend(entries.filter_map(|e| e.ok().map(|e| e.path())));
+    }
+    logs.retain(|path| path.is_file());
+    logs.sort();
+    logs.iter()
+        .map(|log| {
+            let name = log.file_name().expect("a file has a name");
+            let text = tail(log, LOG_TAIL_BYTES)
+                .with_context(|| format!("cannot read {}", log.display()))?;
+            Ok((name.to_string_lossy().into_owned(), text))
+        })
+        .collect()
+}
+
+fn tail(path: &Path, max: u64) -> std::io::Result<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(max)))?;
+    let mut bytes = Vec::new();
+    file.take(max).read_to_end(&mut bytes)?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_end_of_each_log() {
+        let state = tempfile::tempdir().unwrap();
+        std::fs::create_dir(state.path().join("logs")).unwrap();
+        std::fs::write(state.path().join("daemon.log"), "daemon\n").unwrap();
+        let long = "x".repeat(LOG_TAIL_BYTES as usize) + "end\n";
+        std::fs::write(state.path().join("logs/kube-apiserver.log"), &long).unwrap();
+        let logs = log_tails(state.path()).unwrap();
+        assert_eq!(logs[0], ("daemon.log".to_string(), "daemon\n".to_string()));
+        assert_eq!(logs[1].0, "kube-apiserver.log");
+        assert_eq!(logs[1].1.len() as u64, LOG_TAIL_BYTES);
+        assert!(logs[1].1.ends_with("end\n"));
+    }
+
+    #[test]
+    fn no_cluster_no_logs() {
+        let state = tempfile::tempdir().unwrap();
+        assert!(log_tails(state.path()).unwrap().is_empty());
+    }
+}

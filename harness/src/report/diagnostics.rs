@@ -14,8 +14,9 @@ use serde_json::json;
 use super::ReportWriter;
 use crate::secrets::{MIN_SECRET_DATA_LEN, SecretKind};
 
-/// Writes `diagnostics/` for `namespace`: pods, deployments, configmaps, secrets (keys only)
-/// and events as YAML, and `logs/<pod>_<container>.log`.
+/// Writes `diagnostics/` for `namespace`: pods (their status with restart counts and last
+/// termination states), deployments, configmaps, secrets (keys only) and events as YAML, and
+/// `logs/<pod>_<container>.log` (plus `.previous.log`: the run before the last restart).
 pub async fn collect(client: &kube::Client, namespace: &str, writer: &ReportWriter) -> Result<()> {
     let out = Path::new("diagnostics");
     let secrets = match Api::<Secret>::namespaced(client.clone(), namespace)
@@ -33,16 +34,22 @@ pub async fn collect(client: &kube::Client, namespace: &str, writer: &ReportWrit
     let pod_list = pods.list(&ListParams::default()).await?.items;
     for pod in &pod_list {
         for container in pod.spec.iter().flat_map(|s| s.containers.iter()) {
-            let params = LogParams {
-                container: Some(container.name.clone()),
-                ..Default::default()
-            };
-            let text = pods
-                .logs(&pod.name_any(), &params)
-                .await
-                .unwrap_or_else(|e| format!("<logs unavailable: {e}>"));
-            let file = format!("{}_{}.log", pod.name_any(), container.name);
-            writer.write(out.join("logs").join(file), &text)?;
+            // The run before the last restart explains a crash; its log is `.previous.log`.
+            let restarted = restart_count(pod, &container.name) > 0;
+            for previous in [false, true].into_iter().filter(|p| !p || restarted) {
+                let params = LogParams {
+                    container: Some(container.name.clone()),
+                    previous,
+                    ..Default::default()
+                };
+                let text = pods
+                    .logs(&pod.name_any(), &params)
+                    .await
+                    .unwrap_or_else(|e| format!("<logs unavailable: {e}>"));
+                let suffix = if previous { ".previous" } else { "" };
+                let file = format!("{}_{}{suffix}.log", pod.name_any(), container.name);
+                writer.write(out.join("logs").join(file), &text)?;
+            }
         }
     }
     let deployments = Api::<Deployment>::namespaced(client.clone(), namespace)
@@ -89,6 +96,14 @@ fn secret_outlines(secrets: &[Secret]) -> Vec<serde_json::Value> {
             json!({ "name": secret.name_any(), "type": secret.type_, "dataKeys": keys })
         })
         .collect()
+}
+
+fn restart_count(pod: &Pod, container: &str) -> i32 {
+    pod.status
+        .iter()
+        .flat_map(|s| s.container_statuses.iter().flatten())
+        .find(|c| c.name == container)
+        .map_or(0, |c| c.restart_count)
 }
 
 fn strip<K: kube::Resource>(mut objects: Vec<K>) -> Vec<K> {
