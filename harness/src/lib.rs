@@ -11,6 +11,7 @@ pub mod configmap;
 pub mod context;
 pub mod deploy;
 pub mod images;
+pub mod leaks;
 pub mod load;
 pub mod login;
 pub mod manifests;

@@ -210,6 +210,7 @@ pub const KNOWN_FEATURES: &[&str] = &[
     "rbac",
     "fault-tolerance",
     "discovery-bad-input",
+    "secret-hygiene",
 ];
 
 impl Profile {

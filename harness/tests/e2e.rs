@@ -177,6 +177,8 @@ static SERIAL: Mutex<()> = Mutex::new(());
 #[case::bad_005("BAD-005")]
 #[case::bad_006("BAD-006")]
 #[case::bad_007("BAD-007")]
+#[case::sec_001("SEC-001")]
+#[case::sec_002("SEC-002")]
 fn conformance(#[case] id: &str) {
     let _serial = SERIAL
         .lock()

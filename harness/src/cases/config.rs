@@ -127,13 +127,18 @@ pub(super) async fn restoring_token_config<F: std::future::Future<Output = Resul
     Ok(value)
 }
 
-/// A signing key no run used before; it becomes a known secret of the run.
-pub(super) fn fresh_key(ctx: &Ctx, tag: &str) -> String {
+/// `conformance-<tag>-<hex>`, a value no run used before.
+pub(super) fn unique_value(tag: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
-    let key = format!("conformance-{tag}-{nanos:08x}");
+    format!("conformance-{tag}-{nanos:08x}")
+}
+
+/// A signing key no run used before; it becomes a known secret of the run.
+pub(super) fn fresh_key(ctx: &Ctx, tag: &str) -> String {
+    let key = unique_value(tag);
     ctx.secrets.remember(SecretKind::ApiKey, &key);
     key
 }

@@ -7,6 +7,7 @@ mod bad;
 mod config;
 mod fault;
 mod health;
+mod hygiene;
 mod login;
 mod rbac;
 mod registration;
@@ -59,6 +60,7 @@ pub fn all() -> Vec<Case> {
         config::cases(),
         fault::cases(),
         bad::cases(),
+        hygiene::cases(),
     ]
     .into_iter()
     .flatten()
@@ -209,7 +211,7 @@ mod tests {
             let prefix = case.id.split('-').next().unwrap();
             assert!(
                 [
-                    "REG", "DISC", "RES", "CFG", "LOGIN", "HEALTH", "RBAC", "FAULT", "BAD"
+                    "REG", "DISC", "RES", "CFG", "LOGIN", "HEALTH", "RBAC", "FAULT", "BAD", "SEC"
                 ]
                 .contains(&prefix),
                 "{}",
