@@ -272,6 +272,99 @@ async fn deploy_and_check(
     Ok(registered)
 }
 
+/// A fixture implementation that logs its request bodies (fixtures/profiles/broken/leaky-admin.yaml)
+/// fails SEC-001 and SEC-002 with the place named, and nothing its run wrote holds a secret.
+/// It runs `harness run` as a user does, on its own local cluster, so the shared cluster is
+/// stopped first (the next test starts it again).
+#[test]
+fn leaky_admin_fails_secret_hygiene_and_its_reports_hold_no_secret() {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    assert_eq!(
+        backend(),
+        BackendKind::Local,
+        "the leaky fixture's image exists on the local backend only"
+    );
+    let harness = env!("CARGO_BIN_EXE_harness");
+    let down = std::process::Command::new(harness)
+        .arg("down")
+        .output()
+        .unwrap();
+    assert!(down.status.success(), "harness down: {down:?}");
+    let reports = tempfile::tempdir().unwrap();
+    let profile = workspace_root().join("fixtures/profiles/broken/leaky-admin.yaml");
+    let run = std::process::Command::new(harness)
+        .args(["run", "--backend", "local", "--feature", "secret-hygiene"])
+        .arg("--profile")
+        .arg(&profile)
+        .arg("--report-dir")
+        .arg(reports.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "a failed run exits 1: {stderr}");
+    let summary = std::fs::read_to_string(reports.path().join("summary.md")).unwrap();
+    for id in ["SEC-001", "SEC-002"] {
+        let row = summary
+            .lines()
+            .find(|l| l.contains(&format!("| {id} |")))
+            .unwrap_or_else(|| panic!("{id} is not in the summary:\n{summary}"));
+        assert!(row.contains("| **failed** |"), "{row}");
+        assert!(
+            row.contains("container admin-srv line ") && row.contains("the demo user's password"),
+            "{id} does not name where the password is: {row}"
+        );
+    }
+    let files = files_under(reports.path());
+    assert!(
+        files
+            .iter()
+            .any(|f| f.to_string_lossy().contains("diagnostics/logs/admin-srv")),
+        "no admin-srv log in the diagnostics: {files:?}"
+    );
+    let mut leaked_logs_redacted = false;
+    for file in &files {
+        let text = String::from_utf8_lossy(&std::fs::read(file).unwrap()).into_owned();
+        for secret in [
+            "123456",
+            "some_api_key",
+            "conformance-wrong-password-",
+            "conformance-hygiene-",
+        ] {
+            assert!(
+                !text.contains(secret),
+                "{} holds {secret:?}",
+                file.display()
+            );
+        }
+        let jwts = harness::secrets::jwt_ranges(&text);
+        assert!(
+            jwts.is_empty(),
+            "{} holds a JWT at {jwts:?}",
+            file.display()
+        );
+        leaked_logs_redacted |= text.contains("\"password\":\"[redacted]\"");
+    }
+    assert!(
+        leaked_logs_redacted,
+        "the diagnostics hold no redacted request body, so the leak was not collected"
+    );
+}
+
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
 #[test]
 fn every_case_has_an_e2e_test() {
     let source = include_str!("e2e.rs");
