@@ -82,14 +82,16 @@ pub async fn scan(ctx: &Ctx, redactor: &Redactor) -> Result<(Coverage, Vec<Leak>
                 ));
             }
             coverage.pod_metadata.push(shown.clone());
-            for (container, has_previous) in containers(&pod) {
-                let log = settled_log(ctx, &name, &container, false).await?;
+            for (container, started, has_previous) in containers(&pod) {
                 let place = format!("pod {name} container {container}");
-                leaks.extend(in_text(redactor, &log, &place));
-                coverage.container_logs.push(format!("{shown}/{container}"));
+                if started {
+                    let log = settled_log(ctx, &name, &container, false).await?;
+                    leaks.extend(in_text(redactor, &log, &place));
+                    coverage.container_logs.push(format!("{shown}/{container}"));
+                }
                 if has_previous {
                     let log = settled_log(ctx, &name, &container, true).await?;
-                    let place = format!("pod {name} container {container} (previous instance)");
+                    let place = format!("{place} (previous instance)");
                     leaks.extend(in_text(redactor, &log, &place));
                 }
             }
@@ -123,28 +125,32 @@ pub async fn scan(ctx: &Ctx, redactor: &Redactor) -> Result<(Coverage, Vec<Leak>
         leaks.extend(in_object(redactor, &serde_json::to_value(&event)?, &place));
     }
     coverage.events = true;
+    // Several pods of a service (during a rollout) are one entry each.
+    for list in [&mut coverage.container_logs, &mut coverage.pod_metadata] {
+        list.sort();
+        list.dedup();
+    }
     Ok((coverage, leaks))
 }
 
-/// Names of a pod's containers (init first) and whether each has a previous instance.
-fn containers(pod: &Pod) -> Vec<(String, bool)> {
+/// The containers of a pod (init first) that have a log: `(name, current instance started,
+/// previous instance exists)`. A container that never started wrote nothing.
+fn containers(pod: &Pod) -> Vec<(String, bool, bool)> {
     let statuses = pod.status.iter().flat_map(|s| {
         let init = s.init_container_statuses.iter().flatten();
         init.chain(s.container_statuses.iter().flatten())
     });
-    let restarted: Vec<&str> = statuses
-        .filter(|s| {
-            s.last_state
+    statuses
+        .map(|s| {
+            let state = s.state.as_ref();
+            let started = state.is_some_and(|s| s.running.is_some() || s.terminated.is_some());
+            let previous = s
+                .last_state
                 .as_ref()
-                .is_some_and(|l| l.terminated.is_some())
+                .is_some_and(|l| l.terminated.is_some());
+            (s.name.clone(), started, previous)
         })
-        .map(|s| s.name.as_str())
-        .collect();
-    let spec = pod.spec.iter();
-    spec.clone()
-        .flat_map(|s| s.init_containers.iter().flatten())
-        .chain(spec.flat_map(|s| s.containers.iter()))
-        .map(|c| (c.name.clone(), restarted.contains(&c.name.as_str())))
+        .filter(|(_, started, previous)| *started || *previous)
         .collect()
 }
 
