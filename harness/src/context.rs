@@ -7,11 +7,14 @@ use anyhow::{Context, Result, bail};
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 use crate::cluster::Cluster;
 use crate::pods;
 use crate::profile::{Profile, ServiceSpec};
 use crate::secrets::KnownSecrets;
+use crate::wait::wait_until;
 
 /// Shared state of a conformance run.
 pub struct Ctx {
@@ -97,6 +100,38 @@ impl Ctx {
             .connect()
             .await
             .with_context(|| format!("cannot connect gRPC to pod {} at {addr}", pod.name_any()))
+    }
+
+    /// Waits until every Running pod of `service` answers grpc.health.v1 SERVING for `""`:
+    /// without readiness probes a pod is Ready before it listens, so after a disruption a
+    /// case waits for this before asserting.
+    pub async fn wait_serving(&self, service: &ServiceSpec, deadline: Duration) -> Result<()> {
+        wait_until(
+            deadline,
+            &format!("every running {} pod to serve", service.name),
+            || async {
+                let running = pods::running_pods(&self.client(), self.namespace(), service).await?;
+                if running.is_empty() {
+                    bail!("no running pod of deployment {}", service.deployment);
+                }
+                for pod in &running {
+                    let channel = self.grpc_channel_to(pod, service.grpc_port).await?;
+                    let status = HealthClient::new(channel)
+                        .check(HealthCheckRequest {
+                            service: String::new(),
+                        })
+                        .await
+                        .with_context(|| format!("health check of pod {}", pod.name_any()))?
+                        .into_inner()
+                        .status();
+                    if status != ServingStatus::Serving {
+                        bail!("pod {} is {status:?}", pod.name_any());
+                    }
+                }
+                Ok(Some(()))
+            },
+        )
+        .await
     }
 
     /// The whole log of a pod.

@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod configmap;
 pub mod context;
 pub mod deploy;
+pub mod features;
 pub mod images;
 pub mod leaks;
 pub mod load;

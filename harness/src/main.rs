@@ -110,7 +110,7 @@ enum Command {
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
         window: std::time::Duration,
     },
-    /// List the conformance cases.
+    /// List the conformance cases with their CONTRACT.md section, level and feature.
     Cases,
     /// Write the profile's local images as OCI image archives (no Docker) and print their
     /// references, digests and sizes; `ctr -n k8s.io images import` accepts them.
@@ -325,8 +325,19 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             })
         }
         Command::Cases => {
+            println!(
+                "{:<10} {:<8} {:<9} {:<26} summary",
+                "id", "contract", "level", "feature"
+            );
             for case in cases::all() {
-                println!("{:<11} {:<19} {}", case.id, case.feature, case.summary);
+                println!(
+                    "{:<10} {:<8} {:<9} {:<26} {}",
+                    case.id,
+                    case.section,
+                    case.level().name(),
+                    case.feature,
+                    case.summary
+                );
             }
             Ok(ExitCode::SUCCESS)
         }

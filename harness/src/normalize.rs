@@ -31,6 +31,21 @@ pub fn endpoint(url: &str) -> String {
     format!("{scheme}://[ip]:{port}")
 }
 
+/// A log line without what differs from run to run: a leading timestamp (RFC 3339 or
+/// logfmt `ts=`/`time=`), then the level and target words as written.
+pub fn log_message(line: &str) -> String {
+    let mut rest = line.trim();
+    loop {
+        let (word, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+        let timestamp = word.starts_with(|c: char| c.is_ascii_digit()) && word.contains(':');
+        let logfmt_time = word.starts_with("ts=") || word.starts_with("time=");
+        if !(timestamp || logfmt_time) || tail.is_empty() {
+            return rest.to_string();
+        }
+        rest = tail.trim_start();
+    }
+}
+
 /// A resolver instance object with id, endpoints and version normalised.
 pub fn resolver_instance(instance: &Value, deployment: &str) -> Value {
     let mut out = Map::new();
@@ -70,6 +85,22 @@ mod tests {
         );
         assert_eq!(endpoint("grpc://10.244.0.9:9090"), "grpc://[ip]:9090");
         assert_eq!(endpoint("grpc://[fd00::9]:9090"), "grpc://[ip]:9090");
+    }
+
+    #[test]
+    fn log_messages_lose_their_timestamps() {
+        assert_eq!(
+            log_message("2026-11-25T10:00:00.123Z  WARN admin_srv: skipping pod x"),
+            "WARN admin_srv: skipping pod x"
+        );
+        assert_eq!(
+            log_message("INFO ts=2026-11-25T10:00:00Z msg=hello"),
+            "INFO ts=2026-11-25T10:00:00Z msg=hello"
+        );
+        assert_eq!(
+            log_message("ts=1 caller=a.go:3 msg=x"),
+            "caller=a.go:3 msg=x"
+        );
     }
 
     #[test]

@@ -52,11 +52,26 @@ pub async fn ready_pods(
     namespace: &str,
     service: &ServiceSpec,
 ) -> Result<Vec<Pod>> {
-    Ok(all_pods(client, namespace, service)
-        .await?
-        .into_iter()
-        .filter(is_ready)
-        .collect())
+    let mut pods = all_pods(client, namespace, service).await?;
+    pods.retain(is_ready);
+    Ok(pods)
+}
+
+/// Running, non-terminating pods of a service, Ready or not (what Core discovery lists).
+pub async fn running_pods(
+    client: &kube::Client,
+    namespace: &str,
+    service: &ServiceSpec,
+) -> Result<Vec<Pod>> {
+    let mut pods = all_pods(client, namespace, service).await?;
+    pods.retain(is_running);
+    Ok(pods)
+}
+
+/// In phase Running with no deletion timestamp.
+pub fn is_running(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_none()
+        && pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
 }
 
 /// Running with condition Ready=True and no deletion timestamp.

@@ -6,8 +6,9 @@ use std::path::Path;
 
 use crate::cases;
 use crate::cluster::BackendKind;
+use crate::features::{self, FEATURES};
 use crate::manifests;
-use crate::profile::{KNOWN_FEATURES, Profile};
+use crate::profile::Profile;
 
 /// Bad input to the harness itself (exit code 2), as opposed to a failed run.
 #[derive(Debug, thiserror::Error)]
@@ -56,12 +57,13 @@ pub fn select_cases(
             valid.join(", ")
         ));
     }
-    let unknown = not_matching(features, |f| KNOWN_FEATURES.contains(&f));
+    let unknown = not_matching(features, |f| features::find(f).is_some());
     if !unknown.is_empty() {
+        let known: Vec<&str> = FEATURES.iter().map(|f| f.name).collect();
         return usage(format!(
             "unknown feature {}; known features are {}",
             unknown.join(", "),
-            KNOWN_FEATURES.join(", ")
+            known.join(", ")
         ));
     }
     let declared = || {

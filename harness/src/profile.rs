@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
+use crate::features;
+
 /// API version every profile must declare.
 pub const PROFILE_API_VERSION: &str = "conformance.gomicro.dev/v1";
 
@@ -36,7 +38,8 @@ pub struct Profile {
     /// Image name (as written in the manifests) to how the backends obtain it.
     #[serde(default)]
     pub images: BTreeMap<String, ImageSource>,
-    /// Features the implementation claims; cases of other features are skipped.
+    /// Features the implementation claims (see [`crate::features`]); cases of other features
+    /// are skipped.
     pub features: BTreeSet<String>,
     /// Implementation-specific expectations the contract allows.
     #[serde(default)]
@@ -153,7 +156,14 @@ pub struct Expectations {
     /// The token service's signing key as deployed.
     #[serde(default = "default_api_key")]
     pub api_key: String,
+    /// HTTP statuses of a login while user-srv has no reachable instance: 503 (UNAVAILABLE)
+    /// and 504 (DEADLINE_EXCEEDED) both conform; a profile may narrow the list.
+    #[serde(default = "default_no_instance_status")]
+    pub no_instance_http_status: Vec<u16>,
 }
+
+/// The statuses CONTRACT.md §5 allows while a downstream has no reachable instance.
+pub const NO_INSTANCE_STATUSES: [u16; 2] = [503, 504];
 
 /// Credentials of the demo user.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -180,6 +190,7 @@ impl Default for Expectations {
             wrong_credentials_http_status: default_wrong_credentials_status(),
             demo_user: DemoUser::default(),
             api_key: default_api_key(),
+            no_instance_http_status: default_no_instance_status(),
         }
     }
 }
@@ -192,26 +203,9 @@ fn default_api_key() -> String {
     "some_api_key".into()
 }
 
-/// Every feature name a case may declare.
-pub const KNOWN_FEATURES: &[&str] = &[
-    "registration",
-    "deregistration",
-    "discovery",
-    "resolver",
-    "config-load",
-    "config-live-reload",
-    "config-bad-input",
-    "login-http",
-    "login-grpc",
-    "login-bad-input",
-    "cors",
-    "health",
-    "reflection",
-    "rbac",
-    "fault-tolerance",
-    "discovery-bad-input",
-    "secret-hygiene",
-];
+fn default_no_instance_status() -> Vec<u16> {
+    NO_INSTANCE_STATUSES.to_vec()
+}
 
 impl Profile {
     /// Reads, validates and resolves a profile file.
@@ -256,13 +250,23 @@ impl Profile {
                 self.key_prefix
             );
         }
-        let unknown: Vec<&String> = self
+        let undeclarable: Vec<String> = self
             .features
             .iter()
-            .filter(|f| !KNOWN_FEATURES.contains(&f.as_str()))
+            .filter_map(|f| features::undeclarable(f))
             .collect();
-        if !unknown.is_empty() {
-            bail!("unknown features {unknown:?}; known features are {KNOWN_FEATURES:?}");
+        if !undeclarable.is_empty() {
+            bail!("{}", undeclarable.join("; "));
+        }
+        let no_instance = &self.expectations.no_instance_http_status;
+        if no_instance.is_empty()
+            || no_instance
+                .iter()
+                .any(|s| !NO_INSTANCE_STATUSES.contains(s))
+        {
+            bail!(
+                "expectations.noInstanceHttpStatus must name some of {NO_INSTANCE_STATUSES:?} (CONTRACT.md §5), found {no_instance:?}"
+            );
         }
         for (name, image) in &self.images {
             if let Some(local) = &image.local {
@@ -399,6 +403,25 @@ mod tests {
         let text = text.replace("  - rbac\n", "  - rbac\n  - teleportation\n");
         let err = format!("{:#}", Profile::parse(&text).unwrap_err());
         assert!(err.contains("teleportation"), "{err}");
+    }
+
+    #[test]
+    fn a_feature_without_cases_cannot_be_declared() {
+        let text = std::fs::read_to_string(reference_profile_path()).unwrap();
+        let text = text.replace("  - rbac\n", "  - rbac\n  - discovery\n");
+        let err = format!("{:#}", Profile::parse(&text).unwrap_err());
+        assert!(
+            err.contains("`discovery` has no cases") && err.contains("readiness-aware-discovery"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn no_instance_statuses_are_limited_to_the_contracts() {
+        let text = std::fs::read_to_string(reference_profile_path()).unwrap();
+        let text = text.replace("noInstanceHttpStatus: [504]", "noInstanceHttpStatus: [500]");
+        let err = format!("{:#}", Profile::parse(&text).unwrap_err());
+        assert!(err.contains("noInstanceHttpStatus"), "{err}");
     }
 
     #[test]

@@ -1,4 +1,6 @@
-//! Reading admin-srv's `[resolver] update instances: <JSON>` lines (CONTRACT.md §3).
+//! Reading admin-srv's `[resolver] update instances: <JSON>` lines (CONTRACT.md §3) wherever
+//! the message stands in a line: the reference's plain lines, or Go-Micro's logfmt, where the
+//! message may be a quoted value (`msg="[resolver] update instances: [{\"id\":...}]"`).
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
@@ -18,9 +20,10 @@ pub fn updates(log: &str) -> Result<Vec<Vec<Value>>> {
         let Some(start) = line.find(UPDATE_MARKER) else {
             continue;
         };
-        let json = line[start + UPDATE_MARKER.len()..].trim();
-        let value: Value = serde_json::from_str(json)
-            .with_context(|| format!("log line {}: update is not JSON: {json}", number + 1))?;
+        let after = &line[start + UPDATE_MARKER.len()..];
+        let (json, value) = first_json(after)
+            .with_context(|| format!("log line {}: update is not JSON: {after}", number + 1))?;
+        let json = json.as_str();
         let Value::Array(instances) = value else {
             bail!("log line {}: update is not a JSON array", number + 1)
         };
@@ -44,6 +47,28 @@ pub fn updates(log: &str) -> Result<Vec<Vec<Value>>> {
         out.push(instances);
     }
     Ok(out)
+}
+
+/// The first JSON value of `text` and its source, read as written or, inside a quoted logfmt
+/// value, after undoing the quoting (`\"` → `"`, `\\` → `\`, up to the closing quote).
+fn first_json(text: &str) -> Result<(String, Value)> {
+    let parse = |source: &str| -> Result<(String, Value)> {
+        let mut values = serde_json::Deserializer::from_str(source).into_iter::<Value>();
+        let value = values.next().context("no JSON value")??;
+        Ok((source[..values.byte_offset()].trim().to_string(), value))
+    };
+    parse(text).or_else(|plain| {
+        let mut unquoted = String::new();
+        let mut chars = text.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => unquoted.extend(chars.next()),
+                '"' => break,
+                other => unquoted.push(other),
+            }
+        }
+        parse(&unquoted).map_err(|_| plain)
+    })
 }
 
 /// The latest applied update whose instances all have service name `name`.
@@ -83,6 +108,15 @@ mod tests {
             ["u-1.go-micro.user-srv"]
         );
         assert!(latest_for(&updates, "go-micro.other").is_none());
+    }
+
+    #[test]
+    fn logfmt_lines_are_read_quoted_or_bare() {
+        let quoted = r#"INFO ts=2026-11-25T10:00:00Z service.id=a msg="[resolver] update instances: [{\"id\":\"u-1.go-micro.user-srv\",\"name\":\"go-micro.user-srv\",\"version\":\"v\",\"metadata\":{},\"endpoints\":[\"grpc://10.244.0.9:9090\"]}]" caller=resolver.go:80"#;
+        let bare = r#"INFO service.id=a msg=[resolver] update instances: [{"id":"t-1.go-micro.token-srv","name":"go-micro.token-srv","version":"v","metadata":{},"endpoints":[]}] caller=x"#;
+        let updates = updates(&format!("{quoted}\n{bare}\n")).unwrap();
+        assert_eq!(ids(&updates[0]), ["u-1.go-micro.user-srv"]);
+        assert_eq!(ids(&updates[1]), ["t-1.go-micro.token-srv"]);
     }
 
     #[test]

@@ -164,20 +164,15 @@ pub async fn run(options: &RunOptions) -> Result<ConformanceReport> {
 
 fn failed_all(ctx: &Ctx, only: &[String], reason: &str) -> Vec<cases::CaseResult> {
     cases::all()
-        .into_iter()
-        .filter(|c| only.is_empty() || only.iter().any(|id| id == c.id))
-        .map(|case| cases::CaseResult {
-            id: case.id.into(),
-            feature: case.feature.into(),
-            summary: case.summary.into(),
-            outcome: if ctx.profile.supports(case.feature) {
+        .iter()
+        .map(|case| {
+            let selected = only.is_empty() || only.iter().any(|id| id == case.id);
+            let outcome = if selected && ctx.profile.supports(case.feature) {
                 Outcome::Failed
             } else {
                 Outcome::Skipped
-            },
-            reason: Some(reason.to_string()),
-            duration: Duration::ZERO,
-            observations: serde_json::Value::Null,
+            };
+            cases::CaseResult::unrun(case, outcome, Some(reason.to_string()))
         })
         .collect()
 }

@@ -161,6 +161,7 @@ static SERIAL: Mutex<()> = Mutex::new(());
 #[case::res_002("RES-002")]
 #[case::res_003("RES-003")]
 #[case::res_004("RES-004")]
+#[case::disc_001("DISC-001")]
 #[case::cfg_001("CFG-001")]
 #[case::cfg_002("CFG-002")]
 #[case::cfg_003("CFG-003")]
@@ -179,6 +180,7 @@ static SERIAL: Mutex<()> = Mutex::new(());
 #[case::bad_007("BAD-007")]
 #[case::sec_001("SEC-001")]
 #[case::sec_002("SEC-002")]
+#[case::bad_008("BAD-008")]
 fn conformance(#[case] id: &str) {
     let _serial = SERIAL
         .lock()

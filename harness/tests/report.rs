@@ -1,8 +1,8 @@
-//! Snapshot of the three reports built from fixed case results.
+//! The three reports built from fixed case results: verdicts per feature and level.
 
 use std::time::Duration;
 
-use harness::cases::{CaseResult, Outcome};
+use harness::cases::{self, CaseResult, Outcome};
 use harness::profile::{Profile, reference_profile_path};
 use harness::report::{self, ReportResult};
 
@@ -15,6 +15,7 @@ fn result(id: &str, feature: &str, outcome: Outcome, reason: Option<&str>) -> Ca
         reason: reason.map(String::from),
         duration: Duration::from_millis(1234),
         observations: serde_json::Value::Null,
+        measurements: serde_json::Map::new(),
     }
 }
 
@@ -52,7 +53,8 @@ fn conformance_report_yaml() {
         &sample(),
         "2026-11-25T00:00:00Z".into(),
     );
-    assert_eq!(report.result, ReportResult::Partial);
+    assert_eq!(report.result, ReportResult::Failure);
+    assert_eq!(report.conformance_level, "none");
     insta::assert_yaml_snapshot!(report);
 }
 
@@ -77,7 +79,7 @@ fn all_three_reports_are_written_with_reasons() {
     let summary = std::fs::read_to_string(dir.path().join(report::SUMMARY_FILE)).unwrap();
     insta::assert_snapshot!(summary);
     let yaml = std::fs::read_to_string(dir.path().join(report::REPORT_FILE)).unwrap();
-    assert!(yaml.contains("result: partial"), "{yaml}");
+    assert!(yaml.contains("result: failure"), "{yaml}");
 }
 
 #[test]
@@ -131,4 +133,98 @@ fn reports_never_carry_known_secrets() {
         }
         assert!(text.matches("[redacted]").count() >= 3, "{file}: {text}");
     }
+}
+
+fn load(name: &str) -> Profile {
+    let path = reference_profile_path().parent().unwrap().join(name);
+    Profile::load(&path).unwrap()
+}
+
+/// Every case: passed when its feature is declared, else skipped as undeclared.
+fn all_declared_pass(profile: &Profile) -> Vec<CaseResult> {
+    cases::all()
+        .iter()
+        .map(|case| {
+            if profile.supports(case.feature) {
+                result(case.id, case.feature, Outcome::Passed, None)
+            } else {
+                let reason = format!("feature {} is not declared by the profile", case.feature);
+                result(case.id, case.feature, Outcome::Skipped, Some(&reason))
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn core_only_profile_reaches_core_with_nothing_declared_skipped() {
+    let profile = load("core-only.yaml");
+    let results = all_declared_pass(&profile);
+    let report = report::build(&profile, "local", "v1.35.4", &results, "date".into());
+    assert_eq!(report.result, ReportResult::Success);
+    assert_eq!(report.conformance_level, "Core");
+    assert_eq!(report.levels.core.result, ReportResult::Success);
+    assert!(report.levels.extended.passed.is_empty());
+    for feature in report.features.iter().filter(|f| f.declared) {
+        assert_eq!(feature.statistics.skipped, 0, "{} had a skip", feature.name);
+    }
+    assert!(
+        report
+            .features
+            .iter()
+            .filter(|f| !f.declared)
+            .all(|f| f.result == ReportResult::Skipped
+                && f.level == harness::features::Level::Extended),
+        "only Extended features are left undeclared"
+    );
+}
+
+#[test]
+fn reference_profile_reaches_every_extended_feature() {
+    let profile = load("reference.yaml");
+    let report = report::build(
+        &profile,
+        "local",
+        "v1.35.4",
+        &all_declared_pass(&profile),
+        "date".into(),
+    );
+    assert_eq!(report.result, ReportResult::Success);
+    assert!(report.levels.extended.not_declared.is_empty());
+    let extended: Vec<&str> = harness::features::FEATURES
+        .iter()
+        .filter(|f| f.level == harness::features::Level::Extended)
+        .map(|f| f.name)
+        .collect();
+    assert_eq!(
+        report.conformance_level,
+        format!("Core + Extended: {}", extended.join(", "))
+    );
+}
+
+#[test]
+fn a_declared_feature_with_a_skipped_case_is_partial() {
+    let profile = load("reference.yaml");
+    let mut results = all_declared_pass(&profile);
+    let fault = results.iter_mut().find(|r| r.id == "FAULT-001").unwrap();
+    fault.outcome = Outcome::Skipped;
+    fault.reason = Some("restarting kube-apiserver needs the local backend".into());
+    let report = report::build(&profile, "k3s", "v1.35.4", &results, "date".into());
+    let feature = report
+        .features
+        .iter()
+        .find(|f| f.name == "fault-tolerance")
+        .unwrap();
+    assert_eq!(feature.result, ReportResult::Partial);
+    assert_eq!(report.result, ReportResult::Partial);
+    assert_eq!(report.levels.core.result, ReportResult::Partial);
+    assert_eq!(report.levels.core.not_passed, ["fault-tolerance"]);
+    assert_eq!(report.conformance_level, "none");
+    let dir = tempfile::tempdir().unwrap();
+    let redactor = harness::secrets::KnownSecrets::for_profile(&profile).redactor();
+    report::write_all(&report, &report::ReportWriter::new(dir.path(), redactor)).unwrap();
+    let summary = std::fs::read_to_string(dir.path().join(report::SUMMARY_FILE)).unwrap();
+    assert!(
+        summary.contains("| fault-tolerance | Core | partial | FAULT-001 | skipped |"),
+        "{summary}"
+    );
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use futures::StreamExt;
 use gomicro_proto::admin_srv::v1::authentication_service_client::AuthenticationServiceClient;
 use k8s_openapi::api::core::v1::Pod;
@@ -150,6 +150,7 @@ pub async fn scaling_latencies(ctx: &Ctx, rounds: usize) -> Result<(Vec<f64>, Ve
         .iter()
         .map(|p| p.name_any())
         .collect();
+    let original = existing.len().max(1);
     let (times, task) = watch_pod_times(ctx, user, &selector);
     let mut starts = BTreeMap::new();
     let rounds_done = async {
@@ -169,7 +170,10 @@ pub async fn scaling_latencies(ctx: &Ctx, rounds: usize) -> Result<(Vec<f64>, Ve
     }
     .await;
     task.abort();
+    // Whatever happened, user-srv goes back to the replica count it had.
+    let restored = scale_and_settle(ctx, user, original).await;
     rounds_done?;
+    restored.context("restoring user-srv's replica count")?;
     let updates = timed_updates(ctx).await?;
     let times = times.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let mut registration = Vec::new();
@@ -197,30 +201,40 @@ pub async fn scaling_latencies(ctx: &Ctx, rounds: usize) -> Result<(Vec<f64>, Ve
     Ok((registration, resolver))
 }
 
-/// ConfigMap update → first login token signed with the new key, `rounds` times.
+/// ConfigMap update → first login token signed with the new key, `rounds` times; token-srv's
+/// ConfigMap entry is put back as it was, even when a round fails.
 pub async fn reload_latencies(ctx: &Ctx, target: &Target, rounds: usize) -> Result<Vec<f64>> {
     let token = &ctx.profile.services.token;
     let demo = &ctx.profile.expectations.demo_user;
+    let original = configmap::data(ctx, token)
+        .await?
+        .remove(CONFIG_KEY)
+        .with_context(|| format!("ConfigMap {} has no {CONFIG_KEY}", token.config_map))?;
     let base = configmap::service_config(ctx, token).await?;
-    let mut samples = Vec::new();
-    for round in 1..=rounds {
-        let key = format!("bench-reload-{round}-{}", std::process::id());
-        let config = configmap::with_api_key(base.clone(), &key);
-        let started = Instant::now();
-        configmap::set_entry(ctx, token, CONFIG_KEY, &configmap::render(&config)).await?;
-        loop {
-            if started.elapsed() > DEADLINE {
-                bail!("key {key} not in effect after {DEADLINE:?}");
+    let measured = async {
+        let mut samples = Vec::new();
+        for round in 1..=rounds {
+            let key = format!("bench-reload-{round}-{}", std::process::id());
+            let config = configmap::with_api_key(base.clone(), &key);
+            let started = Instant::now();
+            configmap::set_entry(ctx, token, CONFIG_KEY, &configmap::render(&config)).await?;
+            loop {
+                if started.elapsed() > DEADLINE {
+                    bail!("key {key} not in effect after {DEADLINE:?}");
+                }
+                let signed = target.login(demo).await?;
+                if crate::login::check_token(&signed, &key, &demo.user_name, &demo.id).is_ok() {
+                    break;
+                }
             }
-            let signed = target.login(demo).await?;
-            if crate::login::check_token(&signed, &key, &demo.user_name, &demo.id).is_ok() {
-                break;
-            }
+            samples.push(started.elapsed().as_secs_f64() * 1000.0);
         }
-        samples.push(started.elapsed().as_secs_f64() * 1000.0);
+        anyhow::Ok(samples)
     }
-    let original = configmap::with_api_key(base, &ctx.profile.expectations.api_key);
-    configmap::set_entry(ctx, token, CONFIG_KEY, &configmap::render(&original)).await?;
+    .await;
+    let restored = configmap::set_entry(ctx, token, CONFIG_KEY, &original).await;
+    let samples = measured?;
+    restored.context("restoring token-srv's ConfigMap")?;
     Ok(samples)
 }
 

@@ -148,6 +148,7 @@ fn unmeasured(path: &Path, error: String) -> ProfileBench {
         backend: String::new(),
         kubernetes_version: String::new(),
         metrics: Metrics::default(),
+        not_declared: BTreeMap::new(),
         errors: vec![error],
     }
 }
@@ -177,6 +178,7 @@ async fn bench_profile(options: &BenchOptions, path: &Path) -> Result<ProfileBen
             cluster_start_s: Some(start.as_secs_f64()),
             ..Default::default()
         },
+        not_declared: BTreeMap::new(),
         errors: Vec::new(),
     };
     let ctx = Ctx::new(cluster, profile)?;
@@ -204,16 +206,41 @@ fn record<T>(bench: &mut ProfileBench, what: &str, result: Result<T>) -> Option<
     }
 }
 
-async fn measure_deployed(options: &BenchOptions, ctx: &Ctx, bench: &mut ProfileBench) {
-    eprintln!("[bench] registration and resolver latencies");
-    if let Some((registration, resolver)) = record(
-        bench,
-        "registration/resolver latency",
-        measure::scaling_latencies(ctx, options.rounds).await,
-    ) {
-        bench.metrics.registration = report::Percentiles::of(&registration, 95);
-        bench.metrics.resolver_update = report::Percentiles::of(&resolver, 95);
+/// A figure whose feature the profile does not declare is not measured; it is listed with the
+/// feature instead.
+fn declared(
+    ctx: &Ctx,
+    bench: &mut ProfileBench,
+    figure: &'static str,
+    feature: &'static str,
+) -> bool {
+    let supported = ctx.profile.supports(feature);
+    if !supported {
+        bench.not_declared.insert(figure.into(), feature.into());
     }
+    supported
+}
+
+async fn measure_deployed(options: &BenchOptions, ctx: &Ctx, bench: &mut ProfileBench) {
+    let registration = declared(ctx, bench, "registration", "registration");
+    let resolver = declared(ctx, bench, "resolverUpdate", "resolver");
+    if registration || resolver {
+        eprintln!("[bench] registration and resolver latencies");
+        if let Some((registration_ms, resolver_ms)) = record(
+            bench,
+            "registration/resolver latency",
+            measure::scaling_latencies(ctx, options.rounds).await,
+        ) {
+            if registration {
+                bench.metrics.registration = report::Percentiles::of(&registration_ms, 95);
+            }
+            if resolver {
+                bench.metrics.resolver_update = report::Percentiles::of(&resolver_ms, 95);
+            }
+        }
+    }
+    let http_declared = declared(ctx, bench, "loginHttp", "login-http");
+    let grpc_declared = declared(ctx, bench, "loginGrpc", "login-grpc");
     let Some((http, grpc)) = record(
         bench,
         "login targets",
@@ -221,7 +248,9 @@ async fn measure_deployed(options: &BenchOptions, ctx: &Ctx, bench: &mut Profile
     ) else {
         return;
     };
-    if let Some(target) = http.as_ref().or(grpc.as_ref()) {
+    if declared(ctx, bench, "configReload", "config-live-reload")
+        && let Some(target) = http.as_ref().or(grpc.as_ref())
+    {
         eprintln!("[bench] config reload latency");
         let reloads = measure::reload_latencies(ctx, target, options.rounds).await;
         bench.metrics.config_reload = record(bench, "config reload latency", reloads)
@@ -238,13 +267,13 @@ async fn measure_deployed(options: &BenchOptions, ctx: &Ctx, bench: &mut Profile
         max_requests: options.max_requests,
         max_duration: options.load_duration,
     };
-    if let Some(target) = &http {
+    if let Some(target) = http.as_ref().filter(|_| http_declared) {
         eprintln!("[bench] HTTP login load");
         let (load, peaks) = measure::login_load(ctx, target, budget, pids.as_ref()).await;
         bench.metrics.login_http = Some(load);
         bench.metrics.rss_load_mib = peaks;
     }
-    if let Some(target) = &grpc {
+    if let Some(target) = grpc.as_ref().filter(|_| grpc_declared) {
         eprintln!("[bench] gRPC login load");
         bench.metrics.login_grpc = Some(measure::login_load(ctx, target, budget, None).await.0);
     }

@@ -87,6 +87,9 @@ pub struct ProfileBench {
     pub backend: String,
     pub kubernetes_version: String,
     pub metrics: Metrics,
+    /// Figures not measured because the profile does not declare their feature (figure →
+    /// feature).
+    pub not_declared: BTreeMap<String, String>,
     /// Measurements that failed, with the reason.
     pub errors: Vec<String>,
 }
@@ -108,6 +111,20 @@ struct Row {
     goal: &'static str,
     values: Vec<Option<f64>>,
     unit: &'static str,
+}
+
+/// The figure (key of [`ProfileBench::not_declared`]) a row shows, if it depends on a feature.
+fn figure_of(label: &str) -> Option<&'static str> {
+    [
+        ("registration", "registration"),
+        ("resolver update", "resolverUpdate"),
+        ("config reload", "configReload"),
+        ("HTTP", "loginHttp"),
+        ("gRPC", "loginGrpc"),
+    ]
+    .into_iter()
+    .find(|(prefix, _)| label.starts_with(prefix))
+    .map(|(_, figure)| figure)
 }
 
 /// Bytes in MiB.
@@ -216,7 +233,13 @@ pub fn render_table(profiles: &[ProfileBench]) -> String {
     let mut lines = vec![header];
     for row in rows(profiles) {
         let mut line = vec![row.label.clone(), row.goal.to_string()];
-        line.extend(row.values.iter().map(|v| format_value(*v, row.unit)));
+        let figure = figure_of(&row.label);
+        line.extend(row.values.iter().zip(profiles).map(|(v, p)| {
+            match figure.filter(|f| v.is_none() && p.not_declared.contains_key(*f)) {
+                Some(_) => "not declared".to_string(),
+                None => format_value(*v, row.unit),
+            }
+        }));
         for value in row.values.iter().skip(1) {
             line.push(match (row.values[0], value) {
                 (Some(base), Some(v)) if base != 0.0 => format!("{:.2}x", v / base),
@@ -283,6 +306,7 @@ mod tests {
             backend: "local".into(),
             kubernetes_version: "v1.35.4".into(),
             metrics,
+            not_declared: BTreeMap::new(),
             errors: vec![],
         }
     }
@@ -334,5 +358,24 @@ mod tests {
             table.contains("[gomicro] not measured: login load: boom"),
             "{table}"
         );
+    }
+
+    #[test]
+    fn figures_of_undeclared_features_say_so() {
+        let mut core_only = bench("core-only", 12.0, 5.0);
+        core_only
+            .not_declared
+            .insert("configReload".into(), "config-live-reload".into());
+        let table = render_table(&[core_only]);
+        let reload = table
+            .lines()
+            .find(|l| l.starts_with("config reload p95"))
+            .unwrap();
+        assert!(reload.ends_with("not declared"), "{reload}");
+        let http = table
+            .lines()
+            .find(|l| l.starts_with("HTTP logins/s"))
+            .unwrap();
+        assert!(http.ends_with('-'), "{http}");
     }
 }

@@ -12,12 +12,13 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use prost::Message;
 use serde_json::{Value, json};
 
-use super::config::restoring_token_config;
+use super::config::{rejection_message, reports_rejection, restoring_token_config};
 use super::login::check_error_shape;
-use super::resolver::{admin_log, ready_ids, wait_in_sync};
+use super::resolver::{admin_log, discoverable_ids, wait_in_sync};
 use super::{Case, Ctx, case_fn};
 use crate::configmap::{self, CONFIG_KEY};
-use crate::login::{any_login, check_reply, grpc_login, http_login};
+use crate::login::{any_login, check_reply, grpc_login};
+use crate::normalize;
 use crate::pod_process::restart_count;
 use crate::profile::ServiceSpec;
 use crate::wait::wait_until;
@@ -29,44 +30,58 @@ pub fn cases() -> Vec<Case> {
         Case {
             id: "BAD-001",
             feature: "config-bad-input",
+            section: "§4",
             summary: "a tab-indented (malformed) YAML config.yaml is rejected naming the entry; the last good config serves",
             run: case_fn!(malformed_yaml),
         },
         Case {
             id: "BAD-002",
             feature: "config-bad-input",
+            section: "§4",
             summary: "a malformed JSON entry (config.json) is rejected naming the entry; the last good config serves",
             run: case_fn!(malformed_json),
         },
         Case {
             id: "BAD-003",
             feature: "config-bad-input",
+            section: "§4",
             summary: "an entry with an unknown format extension (config.toml) is rejected naming it; the last good config serves",
             run: case_fn!(unknown_extension),
         },
         Case {
             id: "BAD-004",
             feature: "config-bad-input",
+            section: "§4",
             summary: "a ConfigMap over 1 MiB is refused by the API server; a malformed one just under 1 MiB is rejected with a short error",
             run: case_fn!(one_mebibyte_configmap),
         },
         Case {
             id: "BAD-005",
             feature: "discovery-bad-input",
+            section: "§2",
             summary: "foreign pods with malformed gomicro annotations or invalid label values leave the resolver's state intact",
             run: case_fn!(foreign_pods),
         },
         Case {
             id: "BAD-006",
-            feature: "login-bad-input",
-            summary: "empty, non-JSON, wrongly typed, 1 MiB and wrong-content-type login bodies get JSON 4xx errors; admin-srv keeps serving",
-            run: case_fn!(bad_login_bodies),
+            feature: "strict-input-validation",
+            section: "§5",
+            summary: "empty, non-JSON, truncated, wrongly typed, array, 1 MiB, XML and text/plain login bodies are refused with 4xx in the error shape; admin-srv keeps serving",
+            run: case_fn!(bad_bodies_refused),
         },
         Case {
             id: "BAD-007",
             feature: "login-bad-input",
-            summary: "malformed gRPC LoginRequest messages get an error status; admin-srv keeps serving",
-            run: case_fn!(malformed_grpc_messages),
+            section: "§5",
+            summary: "malformed gRPC LoginRequest messages are answered (no hang, no crash); admin-srv keeps serving",
+            run: case_fn!(malformed_messages_answered),
+        },
+        Case {
+            id: "BAD-008",
+            feature: "strict-input-validation",
+            section: "§5",
+            summary: "malformed gRPC LoginRequest messages are refused with INVALID_ARGUMENT (or gRPC's INTERNAL decode error); admin-srv keeps serving",
+            run: case_fn!(malformed_messages_refused),
         },
     ]
 }
@@ -138,7 +153,7 @@ async fn rejected_entry(ctx: &Ctx, data_key: &str, value: String) -> Result<Valu
                         .get(log_before..)
                         .unwrap_or(&log)
                         .lines()
-                        .find(|l| l.contains("config update rejected") && l.contains(&entry))
+                        .find(|l| reports_rejection(l, &entry))
                         .map(String::from))
                 },
             )
@@ -150,10 +165,10 @@ async fn rejected_entry(ctx: &Ctx, data_key: &str, value: String) -> Result<Valu
                 );
             }
             let reply = any_login(ctx).await?;
-            check_reply(ctx, &reply, &ctx.profile.expectations.api_key)
+            let last_good = check_reply(ctx, &reply, &ctx.profile.expectations.api_key)
                 .with_context(|| format!("after rejecting {entry}, tokens no longer verify with the last good key"))?;
             still_same_pods(ctx, token, &before).await?;
-            anyhow::Ok(json!({ "entry": data_key, "rejectionNamesEntry": true, "lastGoodServes": true }))
+            anyhow::Ok(json!({ "rejection": rejection_message(&rejection, &entry), "loginAfter": last_good }))
         }
         .await;
         let removed = if data_key == CONFIG_KEY {
@@ -208,7 +223,7 @@ async fn one_mebibyte_configmap(ctx: &Ctx) -> Result<Value> {
 }
 
 /// The user-srv image, for foreign pods that look like its pods.
-async fn user_image(ctx: &Ctx) -> Result<String> {
+pub(super) async fn user_image(ctx: &Ctx) -> Result<String> {
     let user = &ctx.profile.services.user;
     let api: Api<Deployment> = Api::namespaced(ctx.client(), ctx.namespace());
     let deployment = api.get(&user.deployment).await?;
@@ -221,7 +236,13 @@ async fn user_image(ctx: &Ctx) -> Result<String> {
 }
 
 /// A pod claiming to be an instance of user-srv, running `sleep` so it never registers.
-fn foreign_pod(ctx: &Ctx, suffix: &str, image: &str, metadata: &str, protocols: &str) -> Pod {
+pub(super) fn foreign_pod(
+    ctx: &Ctx,
+    suffix: &str,
+    image: &str,
+    metadata: &str,
+    protocols: &str,
+) -> Pod {
     let user = &ctx.profile.services.user;
     let name = format!("{FOREIGN_POD}-{suffix}");
     serde_json::from_value(json!({
@@ -251,7 +272,7 @@ fn foreign_pod(ctx: &Ctx, suffix: &str, image: &str, metadata: &str, protocols: 
     .expect("a static pod shape")
 }
 
-async fn delete_foreign_pods(ctx: &Ctx, names: &[String]) -> Result<()> {
+pub(super) async fn delete_foreign_pods(ctx: &Ctx, names: &[String]) -> Result<()> {
     let api: Api<Pod> = Api::namespaced(ctx.client(), ctx.namespace());
     for name in names {
         if api.get_opt(name).await?.is_some() {
@@ -272,7 +293,7 @@ async fn delete_foreign_pods(ctx: &Ctx, names: &[String]) -> Result<()> {
 
 async fn foreign_pods(ctx: &Ctx) -> Result<Value> {
     let user = &ctx.profile.services.user;
-    let replicas = ready_ids(ctx, user).await?.len();
+    let replicas = discoverable_ids(ctx, user).await?.len();
     let before = identity(ctx, &ctx.profile.services.admin).await?;
     let admin_log_before = admin_log(ctx).await?.len();
     let image = user_image(ctx).await?;
@@ -321,29 +342,30 @@ async fn foreign_pods(ctx: &Ctx) -> Result<Value> {
             Ok(Some(()))
         })
         .await?;
-        let warned = wait_until(
+        let warnings = wait_until(
             DEADLINE,
             "admin-srv to warn about each malformed foreign pod",
             || async {
                 let log = admin_log(ctx).await?;
                 let new = log.get(admin_log_before..).unwrap_or(&log);
-                let warned = |name: &String| {
+                let warning = |name: &String| {
                     new.lines()
-                        .any(|l| l.contains(name.as_str()) && l.to_uppercase().contains("WARN"))
+                        .find(|l| l.contains(name.as_str()) && l.to_uppercase().contains("WARN"))
+                        .map(|l| rejection_message(l, name))
                 };
-                Ok(names.iter().all(warned).then_some(names.len()))
+                Ok(names.iter().map(warning).collect::<Option<Vec<String>>>())
             },
         )
         .await?;
-        wait_in_sync(ctx, user, replicas).await?;
+        let update = wait_in_sync(ctx, user, replicas).await?;
         let reply = any_login(ctx).await?;
-        check_reply(ctx, &reply, &ctx.profile.expectations.api_key)?;
+        let login = check_reply(ctx, &reply, &ctx.profile.expectations.api_key)?;
         still_same_pods(ctx, &ctx.profile.services.admin, &before).await?;
         anyhow::Ok(json!({
             "invalidLabelRefusedWith": refused_code,
-            "malformedPodsWarned": warned,
-            "resolverKeptReadyInstances": true,
-            "loginAfter": true,
+            "warnings": warnings,
+            "resolverAfter": update.iter().map(|i| normalize::resolver_instance(i, &user.deployment)).collect::<Vec<_>>(),
+            "loginAfter": login,
         }))
     }
     .await;
@@ -353,12 +375,13 @@ async fn foreign_pods(ctx: &Ctx) -> Result<Value> {
     Ok(value)
 }
 
-/// One bad HTTP login body: label, content type, body, accepted statuses.
+/// One bad HTTP login body: label, content type, body, and the 4xx statuses that refuse it
+/// (strict input validation).
 struct BadBody {
     label: &'static str,
     content_type: &'static str,
     body: Vec<u8>,
-    statuses: &'static [u16],
+    refusals: &'static [u16],
 }
 
 fn bad_bodies() -> Vec<BadBody> {
@@ -366,41 +389,53 @@ fn bad_bodies() -> Vec<BadBody> {
     let mut huge = b"{\"userName\":\"thangn\",\"password\":\"".to_vec();
     huge.resize(1024 * 1024 - 2, b'a');
     huge.extend_from_slice(b"\"}");
+    let body = |label, content_type, body: &[u8], refusals| BadBody {
+        label,
+        content_type,
+        body: body.to_vec(),
+        refusals,
+    };
     vec![
+        body("empty", "application/json", b"", CLIENT_ERROR),
+        body(
+            "notJson",
+            "application/json",
+            b"userName=thangn&password=123456",
+            CLIENT_ERROR,
+        ),
+        body(
+            "truncatedJson",
+            "application/json",
+            b"{\"userName\": ",
+            CLIENT_ERROR,
+        ),
+        body(
+            "wrongTypes",
+            "application/json",
+            b"{\"userName\": {\"a\": 1}, \"password\": 123456}",
+            CLIENT_ERROR,
+        ),
+        body("array", "application/json", b"[]", CLIENT_ERROR),
         BadBody {
-            label: "empty",
-            content_type: "application/json",
-            body: Vec::new(),
-            statuses: CLIENT_ERROR,
-        },
-        BadBody {
-            label: "notJson",
-            content_type: "application/json",
-            body: b"userName=thangn&password=123456".to_vec(),
-            statuses: CLIENT_ERROR,
-        },
-        BadBody {
-            label: "wrongTypes",
-            content_type: "application/json",
-            body: b"{\"userName\": {\"a\": 1}, \"password\": 123456}".to_vec(),
-            statuses: CLIENT_ERROR,
-        },
-        BadBody {
-            label: "oneMebibyte",
-            content_type: "application/json",
             body: huge,
-            statuses: &[400, 413],
+            ..body("oneMebibyte", "application/json", b"", &[400, 413])
         },
-        BadBody {
-            label: "wrongContentType",
-            content_type: "application/xml",
-            body: b"<login><userName>thangn</userName></login>".to_vec(),
-            statuses: &[400, 415],
-        },
+        body(
+            "xml",
+            "application/xml",
+            b"<login><userName>thangn</userName></login>",
+            &[400, 415],
+        ),
+        body(
+            "textPlain",
+            "text/plain",
+            b"userName=thangn&password=123456",
+            &[400, 415],
+        ),
     ]
 }
 
-/// Sends one bad body; Ok with the status and the error body.
+/// Sends one bad body; the status and the JSON body of the answer.
 async fn send_bad_body(ctx: &Ctx, url: &str, bad: &BadBody) -> Result<(u16, Value)> {
     let response = ctx
         .http()
@@ -409,42 +444,85 @@ async fn send_bad_body(ctx: &Ctx, url: &str, bad: &BadBody) -> Result<(u16, Valu
         .body(bad.body.clone())
         .send()
         .await
-        .with_context(|| format!("{}: POST {url}", bad.label))?;
+        .with_context(|| format!("{}: POST {url} got no answer", bad.label))?;
     let status = response.status().as_u16();
     let text = response.text().await?;
     let body: Value = serde_json::from_str(&text)
-        .with_context(|| format!("{}: the error body is not JSON: {text:?}", bad.label))?;
+        .with_context(|| format!("{}: the answer ({status}) is not JSON: {text:?}", bad.label))?;
     Ok((status, body))
 }
 
-async fn bad_login_bodies(ctx: &Ctx) -> Result<Value> {
+/// Runs `check` on admin-srv's answer to every bad body, then proves admin-srv unharmed: a
+/// valid login works and its pods neither changed nor restarted.
+async fn each_bad_body(ctx: &Ctx, check: fn(&BadBody, u16, &Value) -> Result<()>) -> Result<Value> {
     let admin = &ctx.profile.services.admin;
     let before = identity(ctx, admin).await?;
     let url = format!("{}/admin/v1/login", ctx.admin_http_base().await?);
     let mut observed = serde_json::Map::new();
     for bad in bad_bodies() {
         let (status, body) = send_bad_body(ctx, &url, &bad).await?;
-        if !bad.statuses.contains(&status) {
-            bail!(
-                "{} body answered {status}, expected one of {:?}: {body}",
-                bad.label,
-                bad.statuses
-            );
-        }
-        check_error_shape(status, &body).with_context(|| bad.label)?;
+        check(&bad, status, &body).with_context(|| bad.label)?;
         observed.insert(
             bad.label.into(),
             json!({ "status": status, "reason": body["reason"] }),
         );
     }
-    http_login(ctx)
+    any_login(ctx)
         .await
         .context("a valid login after the bad bodies failed")?;
     still_same_pods(ctx, admin, &before).await?;
     Ok(Value::Object(observed))
 }
 
-async fn malformed_grpc_messages(ctx: &Ctx) -> Result<Value> {
+/// Core (§5): an answer in the error shape; a body that happens to read as the demo
+/// credentials may log in instead.
+fn answered(_: &BadBody, status: u16, body: &Value) -> Result<()> {
+    if (200..300).contains(&status) {
+        serde_json::from_value::<crate::login::LoginReply>(body.clone())
+            .map(drop)
+            .with_context(|| {
+                format!("answered {status} with neither a login reply nor an error: {body}")
+            })
+    } else {
+        check_error_shape(status, body)
+    }
+}
+
+/// Strict input validation: refused with one of the body's 4xx statuses, in the error shape.
+fn refused(bad: &BadBody, status: u16, body: &Value) -> Result<()> {
+    if !bad.refusals.contains(&status) {
+        bail!(
+            "answered {status}, expected one of {:?}: {body}",
+            bad.refusals
+        );
+    }
+    check_error_shape(status, body)
+}
+
+/// LOGIN-004.
+pub(super) async fn bad_bodies_answered(ctx: &Ctx) -> Result<Value> {
+    each_bad_body(ctx, answered).await
+}
+
+async fn bad_bodies_refused(ctx: &Ctx) -> Result<Value> {
+    each_bad_body(ctx, refused).await
+}
+
+/// Malformed LoginRequest messages sent as raw bytes.
+fn malformed_messages() -> [(&'static str, Vec<u8>); 3] {
+    [
+        ("notProtobuf", b"this is not a protobuf".to_vec()),
+        ("truncatedField", vec![0x0a, 0x10, b't']),
+        ("wrongWireType", vec![0x08, 0x01, 0x10, 0x02]),
+    ]
+}
+
+/// Runs `check` on admin-srv's answer (a reply or a status) to every malformed message, then
+/// proves admin-srv unharmed.
+async fn each_malformed_message(
+    ctx: &Ctx,
+    check: fn(&Result<Vec<u8>, tonic::Status>) -> Result<()>,
+) -> Result<Value> {
     let admin = &ctx.profile.services.admin;
     let before = identity(ctx, admin).await?;
     let channel = ctx.grpc_channel(admin).await?;
@@ -457,37 +535,58 @@ async fn malformed_grpc_messages(ctx: &Ctx) -> Result<Value> {
     raw_grpc::login(channel.clone(), valid)
         .await
         .context("a well-formed LoginRequest sent as raw bytes failed; the raw path is broken")?;
-    let messages: [(&str, Vec<u8>); 3] = [
-        ("notProtobuf", b"this is not a protobuf".to_vec()),
-        ("truncatedField", vec![0x0a, 0x10, b't']),
-        ("wrongWireType", vec![0x08, 0x01, 0x10, 0x02]),
-    ];
     let mut observed = serde_json::Map::new();
-    for (label, bytes) in messages {
-        let status = raw_grpc::login(channel.clone(), bytes)
-            .await
+    for (label, bytes) in malformed_messages() {
+        let answer = raw_grpc::login(channel.clone(), bytes).await;
+        check(&answer).with_context(|| label)?;
+        let code = answer
+            .as_ref()
             .err()
-            .with_context(|| {
-                format!("{label}: a malformed LoginRequest was answered with success")
-            })?;
-        if !matches!(
-            status.code(),
-            tonic::Code::Internal | tonic::Code::InvalidArgument
-        ) {
-            bail!(
-                "{label}: the malformed message gave {:?} {:?}, expected INTERNAL or INVALID_ARGUMENT",
-                status.code(),
-                status.message()
-            );
-        }
-        observed.insert(
-            label.into(),
-            json!({ "code": format!("{:?}", status.code()) }),
-        );
+            .map_or(tonic::Code::Ok, tonic::Status::code);
+        observed.insert(label.into(), json!({ "code": format!("{code:?}") }));
     }
     grpc_login(ctx)
         .await
         .context("a valid gRPC login after the malformed messages failed")?;
     still_same_pods(ctx, admin, &before).await?;
     Ok(Value::Object(observed))
+}
+
+/// Core (§5): any answer; a transport failure (no answer) fails.
+fn message_answered(answer: &Result<Vec<u8>, tonic::Status>) -> Result<()> {
+    match answer {
+        Err(status) if status.code() == tonic::Code::Unavailable => {
+            bail!("no answer: {status}")
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Strict input validation: refused as malformed, INVALID_ARGUMENT (or INTERNAL, the status
+/// gRPC's own codec gives a message it cannot decode).
+fn message_refused(answer: &Result<Vec<u8>, tonic::Status>) -> Result<()> {
+    match answer {
+        Ok(_) => bail!("a malformed LoginRequest was answered with success"),
+        Err(status)
+            if matches!(
+                status.code(),
+                tonic::Code::Internal | tonic::Code::InvalidArgument
+            ) =>
+        {
+            Ok(())
+        }
+        Err(status) => bail!(
+            "the malformed message gave {:?} {:?}, expected INVALID_ARGUMENT or INTERNAL",
+            status.code(),
+            status.message()
+        ),
+    }
+}
+
+async fn malformed_messages_answered(ctx: &Ctx) -> Result<Value> {
+    each_malformed_message(ctx, message_answered).await
+}
+
+async fn malformed_messages_refused(ctx: &Ctx) -> Result<Value> {
+    each_malformed_message(ctx, message_refused).await
 }

@@ -20,12 +20,14 @@ pub fn cases() -> Vec<Case> {
         Case {
             id: "HEALTH-001",
             feature: "health",
+            section: "§5",
             summary: "grpc.health.v1 answers SERVING for service \"\" on every service",
             run: case_fn!(health_serving),
         },
         Case {
             id: "HEALTH-002",
             feature: "reflection",
+            section: "§5",
             summary: "server reflection (v1 and v1alpha) lists each service's API and health",
             run: case_fn!(reflection_lists_services),
         },

@@ -20,12 +20,14 @@ pub fn cases() -> Vec<Case> {
         Case {
             id: "SEC-001",
             feature: "secret-hygiene",
+            section: "§5",
             summary: "after logins with the right and a wrong password (HTTP and gRPC), no password or issued token is in the pods' logs, their labels/annotations, the namespace's ConfigMaps or events",
             run: case_fn!(logins_leave_no_secret),
         },
         Case {
             id: "SEC-002",
             feature: "secret-hygiene",
+            section: "§5",
             summary: "after an auth.api_key change (restored after), no signing key or token is in the pods' logs, their labels/annotations, ConfigMaps other than the key's source or events",
             run: case_fn!(key_change_leaves_no_secret),
         },

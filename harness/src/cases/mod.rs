@@ -1,10 +1,15 @@
-//! Named conformance cases with stable IDs, each declaring the feature it needs.
+//! Named conformance cases with stable IDs, each declaring the feature it needs and the
+//! CONTRACT.md section its assertions come from; the feature gives its level (Core or
+//! Extended, see [`crate::features`]). A Core case demands only Core behaviour.
 //!
 //! A case returns normalised observations (for snapshots and reports) or an error whose text is
-//! the failure reason. Cases that change the cluster restore it before returning, pass or fail.
+//! the failure reason. Figures that differ from run to run (timings, counts) go under the
+//! [`MEASUREMENTS`] key: they are reported, never snapshotted. Cases that change the cluster
+//! restore it before returning, pass or fail.
 
 mod bad;
 mod config;
+mod discovery;
 mod fault;
 mod health;
 mod hygiene;
@@ -20,6 +25,7 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 
 pub use crate::context::Ctx;
+use crate::features::{self, Level};
 
 /// Signature of a case body.
 pub type CaseFn = for<'a> fn(&'a Ctx) -> BoxFuture<'a, Result<serde_json::Value>>;
@@ -28,13 +34,26 @@ pub type CaseFn = for<'a> fn(&'a Ctx) -> BoxFuture<'a, Result<serde_json::Value>
 pub struct Case {
     /// Stable ID, e.g. `REG-001`.
     pub id: &'static str,
-    /// The feature it needs (see [`crate::profile::KNOWN_FEATURES`]).
+    /// The feature it needs (one of [`crate::features::FEATURES`]).
     pub feature: &'static str,
+    /// The CONTRACT.md section(s) its assertions trace to, e.g. `§3`.
+    pub section: &'static str,
     /// One line saying what it proves.
     pub summary: &'static str,
     /// The body.
     pub run: CaseFn,
 }
+
+impl Case {
+    /// The level of its feature.
+    pub fn level(&self) -> Level {
+        features::find(self.feature).map_or(Level::Extended, |f| f.level)
+    }
+}
+
+/// Key of a case's observations holding run-dependent figures, moved into
+/// [`CaseResult::measurements`].
+pub const MEASUREMENTS: &str = "measurements";
 
 /// Wraps an `async fn(&Ctx) -> Result<Value>` as a [`CaseFn`].
 macro_rules! case_fn {
@@ -57,6 +76,7 @@ pub fn all() -> Vec<Case> {
         login::cases(),
         rbac::cases(),
         resolver::cases(),
+        discovery::cases(),
         config::cases(),
         fault::cases(),
         bad::cases(),
@@ -101,6 +121,25 @@ pub struct CaseResult {
     /// Normalised observations (empty unless passed).
     #[serde(skip)]
     pub observations: serde_json::Value,
+    /// Run-dependent figures the case measured (timings, counts), for the report.
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    pub measurements: serde_json::Map<String, serde_json::Value>,
+}
+
+impl CaseResult {
+    /// The result of a case that did not run (skipped, or failed before it could start).
+    pub fn unrun(case: &Case, outcome: Outcome, reason: Option<String>) -> CaseResult {
+        CaseResult {
+            id: case.id.into(),
+            feature: case.feature.into(),
+            summary: case.summary.into(),
+            outcome,
+            reason,
+            duration: Duration::ZERO,
+            observations: serde_json::Value::Null,
+            measurements: serde_json::Map::new(),
+        }
+    }
 }
 
 /// Longest a single case may take.
@@ -109,15 +148,7 @@ pub const CASE_TIMEOUT: Duration = Duration::from_secs(180);
 /// Runs one case, or skips it when the profile does not declare its feature.
 pub async fn run_case(ctx: &Ctx, case: &Case) -> CaseResult {
     let start = Instant::now();
-    let mut result = CaseResult {
-        id: case.id.into(),
-        feature: case.feature.into(),
-        summary: case.summary.into(),
-        outcome: Outcome::Skipped,
-        reason: None,
-        duration: Duration::ZERO,
-        observations: serde_json::Value::Null,
-    };
+    let mut result = CaseResult::unrun(case, Outcome::Skipped, None);
     if !ctx.profile.supports(case.feature) {
         result.reason = Some(format!(
             "feature {} is not declared by the profile",
@@ -127,8 +158,14 @@ pub async fn run_case(ctx: &Ctx, case: &Case) -> CaseResult {
     }
     eprintln!("[case] {} {} ...", case.id, case.summary);
     match tokio::time::timeout(CASE_TIMEOUT, (case.run)(ctx)).await {
-        Ok(Ok(observations)) => {
+        Ok(Ok(mut observations)) => {
             result.outcome = Outcome::Passed;
+            if let Some(serde_json::Value::Object(measured)) = observations
+                .as_object_mut()
+                .and_then(|o| o.remove(MEASUREMENTS))
+            {
+                result.measurements = measured;
+            }
             result.observations = observations;
         }
         Ok(Err(error)) => {
@@ -170,12 +207,16 @@ fn outcome_of_error(error: &anyhow::Error) -> Outcome {
     }
 }
 
-/// Runs the selected cases (all when `only` is empty) in order.
+/// Runs the selected cases (all when `only` is empty) in order; the others are reported as
+/// skipped, so a partial selection never earns a feature's full result.
 pub async fn run_all(ctx: &Ctx, only: &[String]) -> Vec<CaseResult> {
     let mut results = Vec::new();
     for case in all() {
         if only.is_empty() || only.iter().any(|id| id == case.id) {
             results.push(run_case(ctx, &case).await);
+        } else {
+            let reason = "not selected by --case".to_string();
+            results.push(CaseResult::unrun(&case, Outcome::Skipped, Some(reason)));
         }
     }
     results
@@ -184,7 +225,7 @@ pub async fn run_all(ctx: &Ctx, only: &[String]) -> Vec<CaseResult> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profile::KNOWN_FEATURES;
+    use crate::features::FEATURES;
 
     #[test]
     fn a_skip_under_context_skips_and_other_errors_fail() {
@@ -203,10 +244,15 @@ mod tests {
         assert_eq!(ids.len(), cases.len(), "duplicate case IDs");
         for case in &cases {
             assert!(
-                KNOWN_FEATURES.contains(&case.feature),
+                features::find(case.feature).is_some(),
                 "{} has unknown feature {}",
                 case.id,
                 case.feature
+            );
+            assert!(
+                case.section.starts_with('§'),
+                "{} names no CONTRACT.md section",
+                case.id
             );
             let prefix = case.id.split('-').next().unwrap();
             assert!(
@@ -216,6 +262,18 @@ mod tests {
                 .contains(&prefix),
                 "{}",
                 case.id
+            );
+        }
+    }
+
+    #[test]
+    fn every_feature_has_a_case() {
+        let cases = all();
+        for feature in FEATURES {
+            assert!(
+                cases.iter().any(|c| c.feature == feature.name),
+                "feature {} has no case, so it could be declared untested",
+                feature.name
             );
         }
     }

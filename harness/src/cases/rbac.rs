@@ -12,6 +12,7 @@ use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::{Value, json};
 
 use super::{Case, Ctx, case_fn};
+use crate::normalize;
 use crate::wait::wait_until;
 
 pub fn cases() -> Vec<Case> {
@@ -19,12 +20,14 @@ pub fn cases() -> Vec<Case> {
         Case {
             id: "RBAC-001",
             feature: "rbac",
+            section: "§6",
             summary: "SubjectAccessReview: the service account has exactly the pod and ConfigMap rights of the fixtures",
             run: case_fn!(service_account_rights),
         },
         Case {
             id: "RBAC-002",
             feature: "rbac",
+            section: "§1, §6",
             summary: "a service started without its RBAC fails at startup with an error naming the refusal",
             run: case_fn!(without_rbac_fails_clearly),
         },
@@ -202,16 +205,19 @@ async fn without_rbac_fails_clearly(ctx: &Ctx) -> Result<Value> {
             bail!("the service without RBAC exited with status 0, expected a failure");
         }
         let log = pods.logs("token-without-rbac", &Default::default()).await?;
-        let lower = log.to_lowercase();
-        if !(lower.contains("forbidden") || lower.contains("403"))
-            || !(lower.contains("configmaps") || lower.contains("pods"))
-        {
+        let names_refusal = |line: &&str| {
+            let lower = line.to_lowercase();
+            (lower.contains("forbidden") || lower.contains("403"))
+                && (lower.contains("configmaps") || lower.contains("pods"))
+        };
+        let Some(refusal) = log.lines().find(names_refusal) else {
             bail!(
                 "the startup error does not name the refusal (403/forbidden and the resource): {}",
                 log.lines().rev().take(5).collect::<Vec<_>>().join(" | ")
             );
-        }
-        Ok(json!({ "exitedWithError": true, "namesRefusal": true }))
+        };
+        let refusal = normalize::log_message(refusal).replace(&probe_ns, "[namespace]");
+        Ok(json!({ "exitCode": exit, "refusal": refusal }))
     }
     .await;
     namespaces

@@ -20,12 +20,14 @@ pub fn cases() -> Vec<Case> {
         Case {
             id: "REG-001",
             feature: "registration",
+            section: "§1",
             summary: "every pod carries the five registry keys with the contract's values; other labels untouched",
             run: case_fn!(pods_carry_registration),
         },
         Case {
             id: "REG-002",
             feature: "deregistration",
+            section: "§1",
             summary: "deleting a pod shows the deregistration PATCH before the pod disappears",
             run: case_fn!(deregisters_before_deletion),
         },
@@ -124,14 +126,14 @@ async fn deregisters_before_deletion(ctx: &Ctx) -> Result<Value> {
                 .get(&profile.key("protocols"))
                 .is_some_and(|v| v == "{}")
     };
-    let mut seen_deregistered = false;
+    let mut deregistered_keys = None;
     let outcome = tokio::time::timeout(Duration::from_secs(60), async {
         while let Some(event) = events.next().await {
             match event? {
                 Event::Apply(p) | Event::InitApply(p) if deregistered(&p) => {
-                    seen_deregistered = true
+                    deregistered_keys = Some(registry_keys(profile, &p));
                 }
-                Event::Delete(_) => return Ok::<bool, anyhow::Error>(seen_deregistered),
+                Event::Delete(_) => return Ok::<_, anyhow::Error>(deregistered_keys.take()),
                 _ => {}
             }
         }
@@ -148,12 +150,29 @@ async fn deregisters_before_deletion(ctx: &Ctx) -> Result<Value> {
     )
     .await?;
     pods::wait_registered(&ctx.client(), profile, service, Duration::from_secs(60)).await?;
-    if !outcome {
+    ctx.wait_serving(service, Duration::from_secs(60)).await?;
+    let Some(keys) = outcome else {
         bail!(
             "pod {name} disappeared without the deregistration PATCH (labels \"\" and annotations {{}}) being observed"
         );
+    };
+    Ok(json!({ "lastStateBeforeDeletion": keys }))
+}
+
+/// The five registry keys of a pod as they stand (absent keys as null).
+fn registry_keys(profile: &crate::profile::Profile, pod: &Pod) -> Value {
+    let mut keys = serde_json::Map::new();
+    for suffix in ["id", "app", "version"] {
+        keys.insert(
+            profile.key(suffix),
+            json!(pod.labels().get(&profile.key(suffix))),
+        );
     }
-    Ok(json!({ "deregisteredBeforeDeletion": true, "keys": {
-        id_key: "", profile.key("app"): "", profile.key("version"): "",
-        profile.key("metadata"): "{}", profile.key("protocols"): "{}" } }))
+    for suffix in ["metadata", "protocols"] {
+        keys.insert(
+            profile.key(suffix),
+            json!(pod.annotations().get(&profile.key(suffix))),
+        );
+    }
+    Value::Object(keys)
 }

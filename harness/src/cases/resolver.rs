@@ -1,4 +1,5 @@
-//! RES: admin-srv's resolver follows the Ready instances of user-srv and token-srv (CONTRACT.md §2–§3).
+//! RES: admin-srv's resolver follows the Running instances of user-srv and token-srv
+//! (CONTRACT.md §2 Core discovery, §3 the resolver's log line and refusal of empty updates).
 
 use std::time::Duration;
 
@@ -19,25 +20,29 @@ pub fn cases() -> Vec<Case> {
         Case {
             id: "RES-001",
             feature: "resolver",
-            summary: "admin-srv's latest resolver updates list exactly the Ready user-srv and token-srv instances",
+            section: "§2, §3",
+            summary: "admin-srv's latest resolver updates list exactly the Running user-srv and token-srv instances",
             run: case_fn!(lists_ready_instances),
         },
         Case {
             id: "RES-002",
             feature: "resolver",
+            section: "§2, §3",
             summary: "scaling user-srv 1→3→1 is followed exactly",
             run: case_fn!(follows_scaling),
         },
         Case {
             id: "RES-003",
             feature: "resolver",
+            section: "§2, §3",
             summary: "a deleted user-srv pod leaves the resolver; its replacement joins",
             run: case_fn!(deleted_pod_leaves),
         },
         Case {
             id: "RES-004",
             feature: "resolver",
-            summary: "with no user-srv instance the empty list is refused, never applied",
+            section: "§3, §5",
+            summary: "with no user-srv instance the empty list is refused, never applied; a login answers in the error shape with the profile's 503/504 (implementation-specific)",
             run: case_fn!(empty_list_never_applied),
         },
     ]
@@ -45,9 +50,10 @@ pub fn cases() -> Vec<Case> {
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
-/// Expected ids `<pod>.<name>` of a service's Ready pods.
-pub(super) async fn ready_ids(ctx: &Ctx, service: &ServiceSpec) -> Result<Vec<String>> {
-    let mut ids: Vec<String> = pods::ready_pods(&ctx.client(), ctx.namespace(), service)
+/// Expected ids `<pod>.<name>` of a service's discoverable pods: Running and not terminating
+/// (Core discovery lists Running pods; a terminating one leaves the list once it stops).
+pub(super) async fn discoverable_ids(ctx: &Ctx, service: &ServiceSpec) -> Result<Vec<String>> {
+    let mut ids: Vec<String> = pods::running_pods(&ctx.client(), ctx.namespace(), service)
         .await?
         .iter()
         .map(|p| format!("{}.{}", p.name_any(), service.name))
@@ -61,7 +67,7 @@ pub(super) async fn admin_log(ctx: &Ctx) -> Result<String> {
     ctx.logs(&admin).await
 }
 
-/// Waits until admin-srv's latest update for `service` lists exactly its Ready pods (at least `min`).
+/// Waits until admin-srv's latest update for `service` lists exactly its `count` discoverable pods.
 pub(super) async fn wait_in_sync(
     ctx: &Ctx,
     service: &ServiceSpec,
@@ -70,13 +76,13 @@ pub(super) async fn wait_in_sync(
     wait_until(
         DEADLINE,
         &format!(
-            "admin-srv's resolver to list {count} ready {} instance(s)",
+            "admin-srv's resolver to list {count} running {} instance(s)",
             service.name
         ),
         || async {
-            let expected = ready_ids(ctx, service).await?;
+            let expected = discoverable_ids(ctx, service).await?;
             if expected.len() != count {
-                bail!("{} ready pods, waiting for {count}", expected.len());
+                bail!("{} running pods, waiting for {count}", expected.len());
             }
             let updates = resolver_log::updates(&admin_log(ctx).await?)?;
             let Some(latest) = resolver_log::latest_for(&updates, &service.name) else {
@@ -84,7 +90,7 @@ pub(super) async fn wait_in_sync(
             };
             let listed = resolver_log::ids(latest);
             if listed != expected {
-                bail!("latest update lists {listed:?}, ready pods are {expected:?}");
+                bail!("latest update lists {listed:?}, running pods are {expected:?}");
             }
             Ok(Some(latest.clone()))
         },
@@ -92,7 +98,7 @@ pub(super) async fn wait_in_sync(
     .await
 }
 
-fn normalised(update: &[Value], service: &ServiceSpec) -> Value {
+pub(super) fn normalised(update: &[Value], service: &ServiceSpec) -> Value {
     json!(
         update
             .iter()
@@ -104,8 +110,8 @@ fn normalised(update: &[Value], service: &ServiceSpec) -> Value {
 async fn lists_ready_instances(ctx: &Ctx) -> Result<Value> {
     let user = &ctx.profile.services.user;
     let token = &ctx.profile.services.token;
-    let user_count = ready_ids(ctx, user).await?.len();
-    let token_count = ready_ids(ctx, token).await?.len();
+    let user_count = discoverable_ids(ctx, user).await?.len();
+    let token_count = discoverable_ids(ctx, token).await?.len();
     let user_update = wait_in_sync(ctx, user, user_count).await?;
     let token_update = wait_in_sync(ctx, token, token_count).await?;
     Ok(json!({ "user": normalised(&user_update, user), "token": normalised(&token_update, token) }))
@@ -127,6 +133,7 @@ async fn restoring_scale<F: std::future::Future<Output = Result<Value>>>(
     let value = result?;
     restored.context("restoring the replica count")?;
     pods::wait_registered(&ctx.client(), &ctx.profile, service, DEADLINE).await?;
+    ctx.wait_serving(service, DEADLINE).await?;
     Ok(value)
 }
 
@@ -160,6 +167,7 @@ async fn deleted_pod_leaves(ctx: &Ctx) -> Result<Value> {
     )
     .await?;
     pods::wait_registered(&ctx.client(), &ctx.profile, user, DEADLINE).await?;
+    ctx.wait_serving(user, DEADLINE).await?;
     let update = wait_in_sync(ctx, user, 1).await?;
     if resolver_log::ids(&update).contains(&old_id) {
         bail!("the deleted instance {old_id} is still listed");
@@ -169,43 +177,45 @@ async fn deleted_pod_leaves(ctx: &Ctx) -> Result<Value> {
 
 async fn empty_list_never_applied(ctx: &Ctx) -> Result<Value> {
     let user = &ctx.profile.services.user;
-    let before = admin_log(ctx)
-        .await?
-        .lines()
-        .filter(|l| l.contains(ZERO_MARKER))
-        .count();
+    let refusals = |log: &str| -> Vec<String> {
+        log.lines()
+            .filter(|l| l.contains(ZERO_MARKER))
+            .map(String::from)
+            .collect()
+    };
+    let before = refusals(&admin_log(ctx).await?).len();
     let observed = restoring_scale(ctx, user, 1, async {
         scale(ctx, user, 0).await?;
-        wait_until(
+        let refusal = wait_until(
             DEADLINE,
             "admin-srv to refuse the empty user-srv list",
-            || async {
-                let count = admin_log(ctx)
-                    .await?
-                    .lines()
-                    .filter(|l| l.contains(ZERO_MARKER))
-                    .count();
-                Ok((count > before).then_some(()))
-            },
+            || async { Ok(refusals(&admin_log(ctx).await?).get(before).cloned()) },
         )
         .await?;
-        let mut observed = json!({ "refusedLogged": true });
+        let refusal = &refusal[refusal.find(ZERO_MARKER).unwrap_or(0)..];
+        let mut observed = json!({ "refusal": refusal });
         if ctx.profile.supports("login-http") {
             let demo = &ctx.profile.expectations.demo_user;
             let (status, body) =
                 crate::login::http_login_raw(ctx, &demo.user_name, &demo.password).await?;
-            if status != 504 {
-                bail!("login with no user-srv instance answered {status}, expected 504: {body}");
+            let allowed = &ctx.profile.expectations.no_instance_http_status;
+            if !allowed.contains(&status) {
+                bail!(
+                    "login with no user-srv instance answered {status}, the profile expects one of {allowed:?}: {body}"
+                );
             }
+            super::login::check_error_shape(status, &body)?;
             observed["loginWithoutUserSrv"] = json!({ "status": status, "reason": body["reason"] });
         }
         Ok(observed)
     })
     .await?;
-    wait_in_sync(ctx, user, 1).await?;
+    let update = wait_in_sync(ctx, user, 1).await?;
     let updates = resolver_log::updates(&admin_log(ctx).await?)?;
     if updates.iter().any(Vec::is_empty) {
         bail!("admin-srv applied an empty instance list");
     }
+    let mut observed = observed;
+    observed["after"] = normalised(&update, user);
     Ok(observed)
 }

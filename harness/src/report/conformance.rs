@@ -1,27 +1,42 @@
-//! The versioned YAML conformance report, in the spirit of the Gateway API's.
+//! The versioned YAML conformance report, in the spirit of the Gateway API's: per feature
+//! `success` (every case passed), `partial` (declared, nothing failed, but a case was skipped),
+//! `failure` or `skipped` (not declared), and the conformance level the run reached.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use crate::cases::{CaseResult, Outcome};
-use crate::profile::{Implementation, KNOWN_FEATURES, Profile};
+use crate::features::{FEATURES, Level};
+use crate::profile::{Implementation, Profile};
 
 /// Schema version of the report.
 pub const REPORT_API_VERSION: &str = "conformance.gomicro.dev/v1";
 
-/// Result of a whole run or of one feature.
+/// Result of a whole run, a level or one feature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ReportResult {
     /// Every case of every declared feature passed.
     Success,
-    /// Some declared features failed, others passed.
+    /// Nothing declared failed, but a declared feature had a skipped case.
     Partial,
-    /// No declared feature passed (or a feature failed and none passed).
+    /// A case of a declared feature failed (or nothing was declared).
     Failure,
     /// The feature was not declared; its cases did not run.
     Skipped,
+}
+
+impl ReportResult {
+    /// The lower-case word used in every report.
+    pub fn word(self) -> &'static str {
+        match self {
+            ReportResult::Success => "success",
+            ReportResult::Partial => "partial",
+            ReportResult::Failure => "failure",
+            ReportResult::Skipped => "skipped",
+        }
+    }
 }
 
 /// The whole report.
@@ -39,8 +54,43 @@ pub struct ConformanceReport {
     pub kubernetes_version: String,
     pub harness_version: &'static str,
     pub result: ReportResult,
+    /// The level reached: `Core`, `Core + Extended: <features>`, or `none` (see [`Levels`]).
+    pub conformance_level: String,
+    pub levels: Levels,
     pub statistics: Statistics,
     pub features: Vec<FeatureReport>,
+}
+
+/// Results per conformance level (CONTRACT.md §7).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Levels {
+    pub core: CoreLevel,
+    pub extended: ExtendedLevel,
+}
+
+/// Core: demanded of every implementation, so an undeclared Core feature keeps it from success.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CoreLevel {
+    pub result: ReportResult,
+    /// Core features the profile does not declare.
+    pub not_declared: Vec<String>,
+    /// Core features that failed or were partial.
+    pub not_passed: Vec<String>,
+}
+
+/// Extended: each feature stands alone.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExtendedLevel {
+    /// Declared Extended features whose every case passed.
+    pub passed: Vec<String>,
+    /// Declared Extended features with a skipped case and no failure.
+    pub partial: Vec<String>,
+    /// Declared Extended features with a failed case.
+    pub failed: Vec<String>,
+    pub not_declared: Vec<String>,
 }
 
 /// Case counts.
@@ -56,6 +106,7 @@ pub struct Statistics {
 #[serde(rename_all = "camelCase")]
 pub struct FeatureReport {
     pub name: String,
+    pub level: Level,
     pub declared: bool,
     pub result: ReportResult,
     pub statistics: Statistics,
@@ -72,6 +123,9 @@ pub struct CaseEntry {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub duration_seconds: f64,
+    /// Run-dependent figures the case measured (e.g. a convergence time).
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    pub measurements: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Builds the report from case results.
@@ -91,11 +145,11 @@ pub fn build(
     }
     let mut features = Vec::new();
     let mut total = Statistics::default();
-    for feature in KNOWN_FEATURES {
-        let Some(cases) = by_feature.get(feature) else {
+    for feature in FEATURES {
+        let Some(cases) = by_feature.get(feature.name) else {
             continue;
         };
-        let declared = profile.supports(feature);
+        let declared = profile.supports(feature.name);
         let mut statistics = Statistics::default();
         for case in cases {
             match case.outcome {
@@ -111,11 +165,14 @@ pub fn build(
             ReportResult::Skipped
         } else if statistics.failed > 0 {
             ReportResult::Failure
+        } else if statistics.skipped > 0 {
+            ReportResult::Partial
         } else {
             ReportResult::Success
         };
         features.push(FeatureReport {
-            name: feature.to_string(),
+            name: feature.name.to_string(),
+            level: feature.level,
             declared,
             result,
             statistics,
@@ -127,20 +184,21 @@ pub fn build(
                     result: c.outcome.clone(),
                     reason: c.reason.clone(),
                     duration_seconds: (c.duration.as_secs_f64() * 10.0).round() / 10.0,
+                    measurements: c.measurements.clone(),
                 })
                 .collect(),
         });
     }
     let declared: Vec<&FeatureReport> = features.iter().filter(|f| f.declared).collect();
-    let failed = declared
-        .iter()
-        .filter(|f| f.result == ReportResult::Failure)
-        .count();
-    let result = match (failed, declared.len()) {
-        (0, n) if n > 0 => ReportResult::Success,
-        (f, n) if f < n => ReportResult::Partial,
-        _ => ReportResult::Failure,
-    };
+    let result =
+        if declared.is_empty() || declared.iter().any(|f| f.result == ReportResult::Failure) {
+            ReportResult::Failure
+        } else if declared.iter().any(|f| f.result == ReportResult::Partial) {
+            ReportResult::Partial
+        } else {
+            ReportResult::Success
+        };
+    let levels = levels(profile, &features);
     ConformanceReport {
         api_version: REPORT_API_VERSION,
         kind: "ConformanceReport",
@@ -151,7 +209,65 @@ pub fn build(
         kubernetes_version: kubernetes_version.to_string(),
         harness_version: env!("CARGO_PKG_VERSION"),
         result,
+        conformance_level: level_reached(&levels),
+        levels,
         statistics: total,
         features,
+    }
+}
+
+fn levels(profile: &Profile, features: &[FeatureReport]) -> Levels {
+    let result_of = |name: &str| {
+        features
+            .iter()
+            .find(|f| f.name == name)
+            .map_or(ReportResult::Skipped, |f| f.result)
+    };
+    let names = |level: Level, keep: &dyn Fn(&str) -> bool| -> Vec<String> {
+        FEATURES
+            .iter()
+            .filter(|f| f.level == level && keep(f.name))
+            .map(|f| f.name.to_string())
+            .collect()
+    };
+    let declared = |name: &str| profile.supports(name);
+    let core_not_declared = names(Level::Core, &|n| !declared(n));
+    let core_not_passed = names(Level::Core, &|n| {
+        declared(n) && result_of(n) != ReportResult::Success
+    });
+    let core_failed = FEATURES
+        .iter()
+        .any(|f| f.level == Level::Core && result_of(f.name) == ReportResult::Failure);
+    let core = CoreLevel {
+        result: if core_failed {
+            ReportResult::Failure
+        } else if core_not_declared.is_empty() && core_not_passed.is_empty() {
+            ReportResult::Success
+        } else {
+            ReportResult::Partial
+        },
+        not_declared: core_not_declared,
+        not_passed: core_not_passed,
+    };
+    let extended_with =
+        |wanted: ReportResult| names(Level::Extended, &|n| declared(n) && result_of(n) == wanted);
+    let extended = ExtendedLevel {
+        passed: extended_with(ReportResult::Success),
+        partial: extended_with(ReportResult::Partial),
+        failed: extended_with(ReportResult::Failure),
+        not_declared: names(Level::Extended, &|n| !declared(n)),
+    };
+    Levels { core, extended }
+}
+
+/// `Core`, `Core + Extended: a, b`, or `none` when Core was not reached in full.
+fn level_reached(levels: &Levels) -> String {
+    if levels.core.result != ReportResult::Success {
+        return "none".into();
+    }
+    if levels.extended.passed.is_empty() {
+        "Core".into()
+    } else {
+        format!("Core + Extended: {}", levels.extended.passed.join(", "))
     }
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 
 use super::ConformanceReport;
 use crate::cases::Outcome;
@@ -13,6 +13,8 @@ pub fn render(report: &ConformanceReport) -> Result<String> {
     let mut junit = Report::new("gomicro-conformance");
     for feature in &report.features {
         let mut suite = TestSuite::new(feature.name.as_str());
+        suite.add_property(Property::new("level", feature.level.name()));
+        suite.add_property(Property::new("result", feature.result.word()));
         for case in &feature.cases {
             let status = match case.result {
                 Outcome::Passed => TestCaseStatus::success(),

@@ -2,22 +2,28 @@
 
 use std::fmt::Write;
 
-use super::{ConformanceReport, ReportResult};
+use super::ConformanceReport;
 use crate::cases::Outcome;
 
 /// Renders the summary.
 pub fn render(report: &ConformanceReport) -> String {
     let mut out = String::new();
-    let verdict = match report.result {
-        ReportResult::Success => "success",
-        ReportResult::Partial => "partial",
-        ReportResult::Failure => "failure",
-        ReportResult::Skipped => "skipped",
-    };
     let _ = writeln!(
         out,
-        "## Conformance: {} {} — {verdict}\n",
-        report.implementation.project, report.implementation.version
+        "## Conformance: {} {} — {}\n",
+        report.implementation.project,
+        report.implementation.version,
+        report.result.word()
+    );
+    let levels = &report.levels;
+    let _ = writeln!(
+        out,
+        "Conformance level reached: **{}**. Core: {}{}{}. Extended not declared: {}.\n",
+        report.conformance_level,
+        levels.core.result.word(),
+        listed(" (not declared: ", &levels.core.not_declared),
+        listed(" (not passed: ", &levels.core.not_passed),
+        none_or_list(&levels.extended.not_declared),
     );
     let _ = writeln!(
         out,
@@ -31,7 +37,7 @@ pub fn render(report: &ConformanceReport) -> String {
     );
     let _ = writeln!(
         out,
-        "| Feature | Result | Case | Outcome | Reason |\n|---|---|---|---|---|"
+        "| Feature | Level | Result | Case | Outcome | Reason |\n|---|---|---|---|---|---|"
     );
     for feature in &report.features {
         for case in &feature.cases {
@@ -48,10 +54,30 @@ pub fn render(report: &ConformanceReport) -> String {
                 .replace('\n', " ");
             let _ = writeln!(
                 out,
-                "| {} | {:?} | {} | {outcome} | {reason} |",
-                feature.name, feature.result, case.id
+                "| {} | {} | {} | {} | {outcome} | {reason} |",
+                feature.name,
+                feature.level.name(),
+                feature.result.word(),
+                case.id
             );
         }
     }
     out
+}
+
+/// `<open>a, b)` or nothing when `names` is empty.
+fn listed(open: &str, names: &[String]) -> String {
+    if names.is_empty() {
+        String::new()
+    } else {
+        format!("{open}{})", names.join(", "))
+    }
+}
+
+fn none_or_list(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
 }

@@ -9,7 +9,7 @@ mod writer;
 
 use anyhow::Result;
 
-pub use conformance::{ConformanceReport, FeatureReport, ReportResult, build};
+pub use conformance::{ConformanceReport, FeatureReport, Levels, ReportResult, build};
 pub use writer::ReportWriter;
 
 /// File names written into the report directory.

@@ -1,0 +1,106 @@
+//! DISC: readiness-aware discovery, an Extended feature (CONTRACT.md §2: the reference excludes
+//! pods that are not Ready; Go-Micro lists every Running pod).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use k8s_openapi::api::core::v1::{Pod, Probe, TCPSocketAction};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::ResourceExt;
+use kube::api::{Api, PostParams};
+use serde_json::{Value, json};
+
+use super::bad::{delete_foreign_pods, foreign_pod, user_image};
+use super::resolver::{admin_log, discoverable_ids, wait_in_sync};
+use super::{Case, Ctx, case_fn};
+use crate::wait::wait_until;
+use crate::{normalize, pods, resolver_log};
+
+pub fn cases() -> Vec<Case> {
+    vec![Case {
+        id: "DISC-001",
+        feature: "readiness-aware-discovery",
+        section: "§2",
+        summary: "a Running user-srv pod that never becomes Ready is not discovered: no resolver update lists it",
+        run: case_fn!(not_ready_pod_not_discovered),
+    }]
+}
+
+const DEADLINE: Duration = Duration::from_secs(60);
+/// How long the resolver is watched once the not-Ready pod runs.
+const OBSERVATION: Duration = Duration::from_secs(5);
+
+/// A pod with user-srv's registry keys whose readiness probe never passes (nothing listens on
+/// the gRPC port of a sleeping container).
+fn not_ready_pod(ctx: &Ctx, image: &str) -> Result<Pod> {
+    let port = ctx.profile.services.user.grpc_port;
+    let protocols = json!({ port.to_string(): "grpc" }).to_string();
+    let mut pod = foreign_pod(ctx, "not-ready", image, "{}", &protocols);
+    let container = pod
+        .spec
+        .as_mut()
+        .and_then(|s| s.containers.first_mut())
+        .context("the foreign pod has no container")?;
+    container.readiness_probe = Some(Probe {
+        tcp_socket: Some(TCPSocketAction {
+            port: IntOrString::Int(port.into()),
+            ..Default::default()
+        }),
+        period_seconds: Some(1),
+        ..Default::default()
+    });
+    Ok(pod)
+}
+
+async fn not_ready_pod_not_discovered(ctx: &Ctx) -> Result<Value> {
+    let user = &ctx.profile.services.user;
+    let replicas = discoverable_ids(ctx, user).await?.len();
+    wait_in_sync(ctx, user, replicas).await?;
+    let pod = not_ready_pod(ctx, &user_image(ctx).await?)?;
+    let name = pod.name_any();
+    let id = format!("{name}.{}", user.name);
+    let api: Api<Pod> = Api::namespaced(ctx.client(), ctx.namespace());
+    api.create(&PostParams::default(), &pod)
+        .await
+        .with_context(|| format!("creating pod {name}"))?;
+    let checked = async {
+        wait_until(
+            DEADLINE,
+            &format!("pod {name} to run, not Ready"),
+            || async {
+                let pod = api.get(&name).await?;
+                Ok((pods::is_running(&pod) && !pods::is_ready(&pod)).then_some(()))
+            },
+        )
+        .await?;
+        let started = Instant::now();
+        let mut ticks = tokio::time::interval(Duration::from_millis(250));
+        let mut latest = Vec::new();
+        while started.elapsed() < OBSERVATION {
+            ticks.tick().await;
+            let updates = resolver_log::updates(&admin_log(ctx).await?)?;
+            if let Some(listing) = updates.iter().find(|u| resolver_log::ids(u).contains(&id)) {
+                bail!("admin-srv's resolver listed the not-Ready pod {name}: {listing:?}");
+            }
+            if let Some(update) = resolver_log::latest_for(&updates, &user.name) {
+                latest = update.clone();
+            }
+        }
+        let still = api.get(&name).await?;
+        if pods::is_ready(&still) {
+            bail!("pod {name} became Ready during the observation; nothing was shown");
+        }
+        anyhow::Ok(json!({
+            "notReadyPod": name,
+            "latestUpdate": latest
+                .iter()
+                .map(|i| normalize::resolver_instance(i, &user.deployment))
+                .collect::<Vec<_>>(),
+        }))
+    }
+    .await;
+    let cleaned = delete_foreign_pods(ctx, std::slice::from_ref(&name)).await;
+    let value = checked?;
+    cleaned.context("deleting the not-Ready pod")?;
+    Ok(value)
+}
