@@ -18,17 +18,26 @@ pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// The reference services' cargo packages, built together so one feature resolution serves
+/// every profile (see `ci/test.sh`).
+const REFERENCE_PACKAGES: [&str; 3] = ["admin-srv", "token-srv", "user-srv"];
+
 /// Builds (where needed) and assembles every local image of the profile.
 ///
 /// Cargo packages are built once in release mode, then each image root gets the binary and
 /// its `conf` directory under `target/local-images/<image>/`.
 pub fn prepare_local(profile: &Profile) -> Result<ImageMap> {
-    let packages: Vec<&str> = profile
+    let mut packages: Vec<&str> = profile
         .images
         .values()
         .filter_map(|image| image.local.as_ref()?.cargo_package.as_deref())
         .collect();
     if !packages.is_empty() {
+        // Always the whole reference set (as `ci/test.sh` builds it): cargo resolves features
+        // per selection, so building one service alone recompiles much of the dependency tree.
+        packages.extend(REFERENCE_PACKAGES);
+        packages.sort_unstable();
+        packages.dedup();
         cargo_build_release(&packages)?;
     }
     let mut map = ImageMap::new();
