@@ -25,3 +25,10 @@ profile=default
 [ -n "${CI:-}" ] && profile=ci
 step "cargo nextest run --workspace --profile $profile"
 cargo nextest run --workspace --profile "$profile" "$@"
+
+# local-cluster's real-cluster tests start clusters of their own, so they run after the e2e
+# suite with its shared `harness up` cluster stopped; a missing root or control plane fails
+# them here instead of skipping.
+cleanup
+step "cargo nextest run -p local-cluster --run-ignored only (real clusters)"
+GOMICRO_LOCAL_E2E_REQUIRED=1 cargo nextest run -p local-cluster --run-ignored only --profile "$profile"

@@ -1,6 +1,7 @@
 //! End-to-end test of [`LocalCluster`] with the real control plane and process kubelet.
 //!
-//! Needs root and the built binaries, so it is `#[ignore]`d by default. Run it with
+//! Needs root and the built binaries, so it is `#[ignore]`d for plain `cargo test`; ci/test.sh
+//! runs it (nextest `--run-ignored only`). By hand:
 //!
 //!     cargo test -p local-cluster --test cluster -- --ignored --nocapture
 //!
