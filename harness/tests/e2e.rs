@@ -199,19 +199,25 @@ fn conformance(#[case] id: &str) {
     });
 }
 
-/// A third party's manifest set as written (file names sorting before `namespace.yaml`,
-/// multi-document files, registry images pulled `Always`, `./binary` from the image's
-/// working directory) deploys and its services register; then it is removed again.
-#[test]
-fn unsorted_third_party_manifests_deploy_and_register() {
-    let _serial = SERIAL
+/// Takes the suite's serial lock for a test whose fixture `what` exists on the local backend only.
+fn serial_on_local_backend(what: &str) -> std::sync::MutexGuard<'static, ()> {
+    let serial = SERIAL
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     assert_eq!(
         backend(),
         BackendKind::Local,
-        "the unsorted fixture's images exist on the local backend only"
+        "{what}: only the local backend has it"
     );
+    serial
+}
+
+/// A third party's manifest set as written (file names sorting before `namespace.yaml`,
+/// multi-document files, registry images pulled `Always`, `./binary` from the image's
+/// working directory) deploys and its services register; then it is removed again.
+#[test]
+fn unsorted_third_party_manifests_deploy_and_register() {
+    let _serial = serial_on_local_backend("the unsorted fixture's images");
     let profile = Profile::load(&unsorted_profile_path()).unwrap();
     // The bundle is written before the set is removed, so it still shows the set's pods.
     let checked = catch_unwind(AssertUnwindSafe(|| {
@@ -280,14 +286,7 @@ async fn deploy_and_check(
 /// stopped first (the next test starts it again).
 #[test]
 fn leaky_admin_fails_secret_hygiene_and_its_reports_hold_no_secret() {
-    let _serial = SERIAL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    assert_eq!(
-        backend(),
-        BackendKind::Local,
-        "the leaky fixture's image exists on the local backend only"
-    );
+    let _serial = serial_on_local_backend("the leaky fixture's image");
     let harness = env!("CARGO_BIN_EXE_harness");
     let down = std::process::Command::new(harness)
         .arg("down")
