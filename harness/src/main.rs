@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use harness::cluster::BackendKind;
-use harness::cluster::local::default_state_dir;
+use harness::cluster::local::{default_state_dir, prepare_images};
 use harness::preflight::{self, is_usage_error};
 use harness::profile::reference_profile_path;
 use harness::report::ReportResult;
@@ -224,7 +224,7 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
                 .into());
             }
             let profile = preflight::load_profile(&profile_or_default(profile))?;
-            let map = write_image_map(&images::prepare_local(&profile)?)?;
+            let map = write_image_map(&prepare_images(&profile)?)?;
             let args = vec![
                 "cluster-daemon".into(),
                 "--image-map".into(),

@@ -44,7 +44,7 @@ pub async fn start_cluster(
     let started = Instant::now();
     let cluster = match backend {
         BackendKind::Local => {
-            let images = images::prepare_local(profile)?;
+            let images = local::prepare_images(profile)?;
             let (local, client) = if keep {
                 let map_file = write_image_map(&images)?;
                 LocalBackend::up(harness_exe, &map_file).await?

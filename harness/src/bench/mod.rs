@@ -15,13 +15,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use crate::cluster::local::LocalBackend;
+use crate::cluster::local::{self, LocalBackend};
 use crate::cluster::{BackendKind, Cluster, Lifecycle};
 use crate::context::Ctx;
+use crate::deploy;
 use crate::load::Budget;
 use crate::profile::Profile;
 use crate::run::{DEPLOY_DEADLINE, start_cluster};
-use crate::{deploy, images};
 use report::{BenchReport, Metrics, ProfileBench};
 
 /// What to measure and how hard.
@@ -128,7 +128,7 @@ pub async fn run(options: &BenchOptions) -> Result<BenchReport> {
 async fn timed_start(options: &BenchOptions, profile: &Profile) -> Result<(Cluster, Duration)> {
     let backend = options.backend.resolve().await;
     if backend == BackendKind::Local {
-        let images = images::prepare_local(profile)?;
+        let images = local::prepare_images(profile)?;
         let started = Instant::now();
         let (local, client) = LocalBackend::start(images).await?;
         let cluster = Cluster::new(backend, client, Lifecycle::Local(Box::new(local))).await?;

@@ -80,6 +80,32 @@ impl LocalBackend {
     }
 }
 
+/// The profile's local images, with the local backend's Go builds (control plane, node
+/// runtime; cached by version, so usually instant) run beside them: cold, both take minutes,
+/// and the cargo build of the images alone leaves cores idle while it links.
+pub fn prepare_images(profile: &crate::profile::Profile) -> Result<ImageMap> {
+    let go_builds = std::thread::spawn(|| -> Result<()> {
+        let started = std::time::Instant::now();
+        local_cluster::ensure_binaries()?;
+        local_cluster::ensure_node_binaries()?;
+        let took = started.elapsed();
+        if took > std::time::Duration::from_secs(5) {
+            eprintln!(
+                "[local] control plane and node runtime built in {:.1} s",
+                took.as_secs_f64()
+            );
+        }
+        Ok(())
+    });
+    let images = crate::images::prepare_local(profile);
+    let built = go_builds
+        .join()
+        .map_err(|_| anyhow::anyhow!("the control-plane build thread panicked"))?;
+    let images = images?;
+    built.context("the local backend's binaries")?;
+    Ok(images)
+}
+
 /// An admin client from a kubeconfig file.
 pub async fn client_for(kubeconfig: &Path) -> Result<kube::Client> {
     let kubeconfig_text = kube::config::Kubeconfig::read_from(kubeconfig)

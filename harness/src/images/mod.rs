@@ -18,9 +18,12 @@ pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The reference services' cargo packages, built together so one feature resolution serves
-/// every profile (see `ci/test.sh`).
-const REFERENCE_PACKAGES: [&str; 3] = ["admin-srv", "token-srv", "user-srv"];
+/// The packages every local image build compiles together: the harness and the reference
+/// services. Cargo resolves features per selection; with the harness in it, this selection
+/// resolves exactly like `cargo run --release -p harness` (checked by
+/// `ci/check-feature-unification.sh`), so the dependency tree compiled for the harness
+/// serves the images too, and one build serves every profile. `ci/test.sh` builds the same set.
+const RELEASE_PACKAGES: [&str; 4] = ["harness", "admin-srv", "token-srv", "user-srv"];
 
 /// Builds (where needed) and assembles every local image of the profile.
 ///
@@ -33,9 +36,9 @@ pub fn prepare_local(profile: &Profile) -> Result<ImageMap> {
         .filter_map(|image| image.local.as_ref()?.cargo_package.as_deref())
         .collect();
     if !packages.is_empty() {
-        // Always the whole reference set (as `ci/test.sh` builds it): cargo resolves features
-        // per selection, so building one service alone recompiles much of the dependency tree.
-        packages.extend(REFERENCE_PACKAGES);
+        // Always the whole set (as `ci/test.sh` builds it): building one service alone
+        // resolves features differently and recompiles much of the dependency tree.
+        packages.extend(RELEASE_PACKAGES);
         packages.sort_unstable();
         packages.dedup();
         cargo_build_release(&packages)?;
@@ -169,5 +172,21 @@ mod tests {
             sanitize("gomicro-conformance/token-srv:0.1.0"),
             "gomicro-conformance_token-srv_0.1.0"
         );
+    }
+
+    /// `ci/test.sh` must build exactly this set, or the e2e suite's first image build
+    /// recompiles the dependency tree with other features.
+    #[test]
+    fn ci_builds_the_same_release_packages() {
+        let script = std::fs::read_to_string(workspace_root().join("ci/test.sh")).unwrap();
+        let line = script
+            .lines()
+            .find_map(|line| line.strip_prefix("cargo build --release --locked "))
+            .expect("ci/test.sh builds the release packages");
+        let mut built: Vec<&str> = line.split_whitespace().filter(|w| *w != "-p").collect();
+        built.sort_unstable();
+        let mut expected = RELEASE_PACKAGES.to_vec();
+        expected.sort_unstable();
+        assert_eq!(built, expected);
     }
 }

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# One compile of the dependency tree per command: `cargo run --release -p harness` (the README's
+# main job) and the image build (`cargo build --release -p harness -p <services>`, also run by
+# ci/test.sh) must resolve every dependency with the same features, or cargo compiles the
+# differing crates and everything above them twice. Fails, naming the crates, when they differ.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+host=$(rustc -vV | sed -n 's/^host: //p')
+resolved() {
+  cargo tree --locked --target "$host" -e normal,build -f '{p} [{f}]' --prefix none "$@" \
+    | sed 's/ (\*)$//; s/ (proc-macro)$//' | grep -v '^$' | grep -v "($PWD" | sort -u
+}
+packages=$(sed -n 's/^cargo build --release --locked \(.*\)$/\1/p' ci/test.sh)
+[ -n "$packages" ] || { echo "ci/test.sh has no 'cargo build --release --locked -p …' line" >&2; exit 1; }
+# shellcheck disable=SC2086
+if ! difference=$(diff <(resolved -p harness) <(resolved $packages)); then
+  echo "features differ between \`-p harness\` and \`$packages\` (< harness alone, > image build):" >&2
+  echo "$difference" >&2
+  echo "give the workspace dependency the features both need (Cargo.toml [workspace.dependencies])" >&2
+  exit 1
+fi
+echo "one feature resolution: -p harness = $packages"
