@@ -45,6 +45,36 @@ ensure_node() {
   export GOMICRO_NODE_BIN_DIR
 }
 
+# The Go builds of the tests (control plane, node runtime, go-minimal) as one background job:
+# start_go_builds starts it, wait_go_builds waits for it (printing its log, failing with it when
+# it failed) and exports GOMICRO_NODE_BIN_DIR; stop_go_builds kills it (EXIT traps).
+start_go_builds() {
+  GO_BUILDS_LOG=$(mktemp)
+  step "Go builds in the background: control plane, node runtime, go-minimal (cached after the first build; log: $GO_BUILDS_LOG)"
+  # Its own process group (setsid), so stop_go_builds also stops the go commands below it.
+  setsid bash -c 'set -e
+    ci/controlplane/build.sh >/dev/null
+    ci/node/build.sh > "$1.node"
+    nice -n 10 fixtures/implementations/go-minimal/build.sh >/dev/null
+    echo "[go] control plane, node runtime and go-minimal ready after $SECONDS s" >&2
+  ' go-builds "$GO_BUILDS_LOG" 2> "$GO_BUILDS_LOG" &
+  GO_BUILDS_PID=$!
+}
+wait_go_builds() {
+  step "waiting for the Go builds"
+  local status=0
+  wait "$GO_BUILDS_PID" || status=$?
+  GO_BUILDS_PID=
+  cat "$GO_BUILDS_LOG" >&2
+  [ "$status" -eq 0 ] || { echo "error: a Go build failed (exit $status; its output is above)" >&2; exit "$status"; }
+  GOMICRO_NODE_BIN_DIR=$(tail -n 1 "$GO_BUILDS_LOG.node")
+  export GOMICRO_NODE_BIN_DIR
+  rm -f "$GO_BUILDS_LOG" "$GO_BUILDS_LOG.node"
+}
+stop_go_builds() {
+  if [ -n "${GO_BUILDS_PID:-}" ]; then kill -- "-$GO_BUILDS_PID" 2>/dev/null || true; fi
+}
+
 # The Go test implementation (fixtures/implementations/go-minimal), built with the machine's Go
 # into a cache keyed by its sources (a cached build returns at once); its profiles run in the e2e suite.
 ensure_go_minimal() {

@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # The test command of the README: unit tests and the e2e suite on the local backend.
-# Installs cargo-nextest when missing, builds the control plane and the node runtime on first
-# use (cached by version), runs `cargo nextest run`, and always stops the shared test cluster afterwards.
+# Installs cargo-nextest when missing, builds the control plane, the node runtime and go-minimal
+# on first use (cached; beside the cargo builds), runs `cargo nextest run`, and always stops the
+# shared test cluster afterwards.
 # Extra arguments go to cargo nextest (e.g. `ci/test.sh -E 'binary(e2e)'`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . ci/lib.sh
 
 ensure_nextest
-ensure_controlplane
-ensure_node
 
-cleanup() { cargo run --quiet -p harness -- down >/dev/null 2>&1 || true; }
+# The Go builds (control plane, node runtime, go-minimal; each cached by version or source
+# hash, so instant when warm) run beside the cargo builds below: cold, both take minutes.
+start_go_builds
+
+cleanup() { stop_go_builds; cargo run --quiet -p harness -- down >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 
 # The e2e suite runs the reference services from their release builds; building them here keeps
@@ -19,10 +22,13 @@ trap cleanup EXIT
 step "cargo build --release (the harness and the reference services: the images of the e2e suite)"
 cargo build --release --locked -p harness -p admin-srv -p token-srv -p user-srv
 
-ensure_go_minimal
-
 profile=default
 [ -n "${CI:-}" ] && profile=ci
+step "cargo nextest run --no-run (the test build)"
+cargo nextest run --workspace --profile "$profile" --no-run
+
+wait_go_builds
+
 step "cargo nextest run --workspace --profile $profile"
 cargo nextest run --workspace --profile "$profile" "$@"
 

@@ -26,7 +26,7 @@ done
 
 build() { # build <module dir> <label> <package>...: binaries land in $bin_dir named after their package
   local module=$1 label=$2; shift 2
-  local start=$SECONDS tmp="$bin_dir/.tmp-$$"
+  local start=$SECONDS tmp="$bin_dir/.tmp-$BASHPID"
   rm -rf "$tmp"; mkdir -p "$tmp"
   log "building $label: $* (a cold build takes many minutes on 2 cores)"
   ( cd "$here/$module" && go build -trimpath -ldflags "-s -w $version_flags" -o "$tmp/" "$@" ) || {
@@ -38,6 +38,16 @@ build() { # build <module dir> <label> <package>...: binaries land in $bin_dir n
   log "built $label in $((SECONDS - start)) s"
 }
 
+# etcd builds beside the Kubernetes build (the Go build cache is safe for concurrent builds):
+# the latter's serial link steps leave a core idle.
+etcd_build=
+if [ ! -x "$bin_dir/etcd" ]; then
+  build etcd etcd go.etcd.io/etcd/server/v3 & etcd_build=$!
+  trap '[ -z "$etcd_build" ] || pkill -P "$etcd_build" 2>/dev/null || true' EXIT
+else
+  log "etcd ${ETCD_VERSION} cached in $bin_dir"
+fi
+
 kube_tools=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy)
 pkgs=()
 for tool in "${kube_tools[@]}"; do [ -x "$bin_dir/$tool" ] || pkgs+=("k8s.io/kubernetes/cmd/$tool"); done
@@ -47,9 +57,8 @@ if [ "${#pkgs[@]}" -gt 0 ]; then
 else
   log "kubernetes ${KUBERNETES_VERSION} binaries cached in $bin_dir"
 fi
-if [ ! -x "$bin_dir/etcd" ]; then
-  build etcd etcd go.etcd.io/etcd/server/v3
-else
-  log "etcd ${ETCD_VERSION} cached in $bin_dir"
+if [ -n "$etcd_build" ]; then
+  wait "$etcd_build" || { etcd_build=; log "error: the etcd build failed (its output is above)"; exit 1; }
+  etcd_build=
 fi
 echo "$bin_dir"
