@@ -36,5 +36,7 @@ cargo nextest run --workspace --profile "$profile" "$@"
 # suite with its shared `harness up` cluster stopped; a missing root or control plane fails
 # them here instead of skipping.
 cleanup
-step "cargo nextest run -p local-cluster --run-ignored only (real clusters)"
-GOMICRO_LOCAL_E2E_REQUIRED=1 cargo nextest run -p local-cluster --run-ignored only --profile "$profile"
+step "cargo nextest run --run-ignored only -E package(local-cluster) (real clusters)"
+# --workspace with a filter, not -p: `-p local-cluster` alone resolves features differently and
+# would compile much of the dependency tree a second time.
+GOMICRO_LOCAL_E2E_REQUIRED=1 cargo nextest run --workspace --run-ignored only -E 'package(local-cluster)' --profile "$profile"
