@@ -26,6 +26,8 @@ use crate::procfs;
 const UP_TIMEOUT: Duration = Duration::from_secs(180);
 /// How long `down` waits for the daemon to stop its cluster before SIGKILL.
 const DOWN_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long `down` waits for the machine-wide lock after the daemon is gone.
+const LOCK_RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What `<state_dir>/cluster.json` records about a running daemon cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -264,11 +266,18 @@ pub async fn down(state_dir: &Path) -> anyhow::Result<()> {
             procfs::wait_gone(pid, Duration::from_secs(10)).await;
         }
     }
-    let lock = match ClusterLock::try_acquire(&lock_file(), state_dir)? {
-        TryLock::Acquired(lock) => lock,
-        TryLock::Held(holder) => bail!(
-            "a local cluster not started by `harness up` is running ({holder}); stop that process"
-        ),
+    // A killed daemon's children may hold the lock a moment longer, until they exit too.
+    let deadline = std::time::Instant::now() + LOCK_RELEASE_TIMEOUT;
+    let lock = loop {
+        match ClusterLock::try_acquire(&lock_file(), state_dir)? {
+            TryLock::Acquired(lock) => break lock,
+            TryLock::Held(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            TryLock::Held(holder) => bail!(
+                "a local cluster not started by `harness up` is running ({holder}); stop that process"
+            ),
+        }
     };
     let removed = cleanup_stale_locked(state_dir)?;
     if !removed.is_empty() {
