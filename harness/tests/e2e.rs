@@ -76,7 +76,12 @@ async fn set_up() -> Result<Ctx, SetupFailure> {
     deploy::deploy(&client, &profile, DEPLOY_DEADLINE)
         .await
         .map_err(|e| failed(e, Some(client.clone())))?;
-    Ctx::new(cluster, profile).map_err(|e| failed(e, Some(client)))
+    let mut ctx = Ctx::new(cluster, profile).map_err(|e| failed(e, Some(client.clone())))?;
+    // Per test process: a container exit or restart no case caused fails the case.
+    ctx.watch_stability("before the first case")
+        .await
+        .map_err(|e| failed(e, Some(client)))?;
+    Ok(ctx)
 }
 
 /// Runs `test` on the shared cluster; when it fails (or the set-up did), writes the

@@ -157,6 +157,7 @@ pub async fn run_case(ctx: &Ctx, case: &Case) -> CaseResult {
         return result;
     }
     eprintln!("[case] {} {} ...", case.id, case.summary);
+    ctx.set_stability_phase(case.id);
     match tokio::time::timeout(CASE_TIMEOUT, (case.run)(ctx)).await {
         Ok(Ok(mut observations)) => {
             result.outcome = Outcome::Passed;
@@ -179,6 +180,12 @@ pub async fn run_case(ctx: &Ctx, case: &Case) -> CaseResult {
             result.reason = Some(format!("did not finish within {CASE_TIMEOUT:?}"));
         }
     }
+    let crashes = ctx.unexpected_terminations().await;
+    ctx.set_stability_phase("between cases");
+    if !crashes.is_empty() {
+        result.outcome = Outcome::Failed;
+        result.reason = Some(crash_reason(&crashes, result.reason.as_deref()));
+    }
     result.duration = start.elapsed();
     let word = match result.outcome {
         Outcome::Passed => "passed",
@@ -196,6 +203,19 @@ pub async fn run_case(ctx: &Ctx, case: &Case) -> CaseResult {
             .unwrap_or_default()
     );
     result
+}
+
+/// The failure reason of a case during which the implementation crashed (CONTRACT.md §7).
+fn crash_reason(crashes: &[crate::stability::Termination], earlier: Option<&str>) -> String {
+    let list: Vec<String> = crashes.iter().map(|c| c.describe()).collect();
+    let mut reason = format!(
+        "a container of the implementation exited or restarted and no case caused it: {}",
+        list.join("; ")
+    );
+    if let Some(earlier) = earlier {
+        reason.push_str(&format!("; besides: {earlier}"));
+    }
+    reason
 }
 
 /// Skipped when a [`Skip`] is anywhere in the error's chain, else failed.
