@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 . ci/lib.sh
 
 ensure_nextest
+# The e2e suite's article walkthrough runs the real curl and grpcurl (found through $CURL/$GRPCURL).
+ensure_curl
+ensure_grpcurl
 ensure_controlplane
 ensure_node
 

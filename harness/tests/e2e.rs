@@ -371,6 +371,142 @@ fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
     files
 }
 
+/// A command-line tool the walkthrough runs: `$<env>` when set (ci/test.sh sets it), else
+/// `name` on PATH. Missing is a failure with a clear message, never a skip.
+fn tool(env: &str, name: &str) -> std::path::PathBuf {
+    if let Some(path) = std::env::var_os(env) {
+        return path.into();
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(name))
+        .find(|path| path.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "{name} is needed by the article walkthrough test: set {env} or put {name} on PATH \
+                 (ci/test.sh installs it, see ensure_{name} in ci/lib.sh)"
+            )
+        })
+}
+
+/// Runs a tool and returns its standard output, failing on a non-zero exit.
+fn run_tool(program: &Path, args: &[&str]) -> String {
+    let output = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{} {args:?} failed ({}): {stdout}{}",
+        program.display(),
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// The seed article's walkthrough, with the real curl and grpcurl against admin-srv's pod:
+/// the HTTP and gRPC logins exactly as the article writes them, `list` and `describe`.
+#[test]
+fn article_walkthrough_with_curl_and_grpcurl() {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let (curl, grpcurl) = (tool("CURL", "curl"), tool("GRPCURL", "grpcurl"));
+    let suite = suite();
+    let ctx = &suite.ctx;
+    let admin = &ctx.profile.services.admin;
+    let (http, grpc) = suite
+        .runtime
+        .block_on(async {
+            let pod = ctx.ready_pods(admin).await?.remove(0);
+            let http = ctx.pod_addr(&pod, admin.http_port.unwrap()).await?;
+            let grpc = ctx.pod_addr(&pod, admin.grpc_port).await?;
+            anyhow::Ok((http, grpc))
+        })
+        .unwrap();
+    let body = r#"{"userName":"thangn","password":"123456"}"#;
+    let check = |what: &str, output: &str| {
+        let reply: harness::login::LoginReply = serde_json::from_str(output)
+            .unwrap_or_else(|e| panic!("{what} printed no login reply ({e}): {output}"));
+        harness::login::check_reply(ctx, &reply, &ctx.profile.expectations.api_key)
+            .unwrap_or_else(|e| panic!("{what}: {e:#}"));
+    };
+    let url = format!("http://{http}/admin/v1/login");
+    check(
+        "curl",
+        &run_tool(
+            &curl,
+            &["-sS", "--noproxy", "*", "-X", "POST", &url, "-d", body],
+        ),
+    );
+    let target = grpc.to_string();
+    check(
+        "grpcurl Login",
+        &run_tool(
+            &grpcurl,
+            &[
+                "-plaintext",
+                "-d",
+                body,
+                &target,
+                "admin_srv.v1.AuthenticationService/Login",
+            ],
+        ),
+    );
+    let listed = run_tool(&grpcurl, &["-plaintext", &target, "list"]);
+    for service in [
+        "admin_srv.v1.AuthenticationService",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+    ] {
+        assert!(
+            listed.lines().any(|l| l.trim() == service),
+            "grpcurl list does not show {service}: {listed}"
+        );
+    }
+    let service = run_tool(
+        &grpcurl,
+        &[
+            "-plaintext",
+            &target,
+            "describe",
+            "admin_srv.v1.AuthenticationService",
+        ],
+    );
+    assert!(
+        service.contains(
+            "rpc Login ( .admin_srv.v1.LoginRequest ) returns ( .admin_srv.v1.LoginReply );"
+        ),
+        "{service}"
+    );
+    let request = run_tool(
+        &grpcurl,
+        &[
+            "-plaintext",
+            &target,
+            "describe",
+            "admin_srv.v1.LoginRequest",
+        ],
+    );
+    for field in ["string userName = 1;", "string password = 2;"] {
+        assert!(request.contains(field), "{request}");
+    }
+    let reply = run_tool(
+        &grpcurl,
+        &["-plaintext", &target, "describe", "admin_srv.v1.LoginReply"],
+    );
+    for field in [
+        "string id = 1;",
+        "string userName = 2;",
+        "string token = 3;",
+    ] {
+        assert!(reply.contains(field), "{reply}");
+    }
+}
+
 #[test]
 fn every_case_has_an_e2e_test() {
     let source = include_str!("e2e.rs");
