@@ -460,7 +460,6 @@ fn article_walkthrough_with_curl_and_grpcurl() {
     for service in [
         "admin_srv.v1.AuthenticationService",
         "grpc.health.v1.Health",
-        "grpc.reflection.v1.ServerReflection",
     ] {
         assert!(
             listed.lines().any(|l| l.trim() == service),
@@ -478,7 +477,7 @@ fn article_walkthrough_with_curl_and_grpcurl() {
     );
     assert!(
         service.contains(
-            "rpc Login ( .admin_srv.v1.LoginRequest ) returns ( .admin_srv.v1.LoginReply );"
+            "rpc Login ( .admin_srv.v1.LoginRequest ) returns ( .admin_srv.v1.LoginReply )"
         ),
         "{service}"
     );
