@@ -14,8 +14,8 @@ use crate::cluster::Cluster;
 use crate::pods;
 use crate::profile::{Profile, ServiceSpec};
 use crate::secrets::KnownSecrets;
-use crate::wait::wait_until;
 use crate::stability::{Stability, StabilityWatch, Termination};
+use crate::wait::wait_until;
 
 /// Shared state of a conformance run.
 pub struct Ctx {

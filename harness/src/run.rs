@@ -139,7 +139,7 @@ pub async fn run(options: &RunOptions) -> Result<ConformanceReport> {
     // Crashes before the first case are named at run level only.
     ctx.unexpected_terminations().await;
     ctx.set_stability_phase("between cases");
-    let results = match &deployed {
+    let mut results = match &deployed {
         Ok(()) => cases::run_all(&ctx, &selection).await,
         Err(error) => {
             eprintln!("[harness] deployment failed: {error:#}");
@@ -149,6 +149,10 @@ pub async fn run(options: &RunOptions) -> Result<ConformanceReport> {
     ctx.set_stability_phase("after the last case");
     ctx.unexpected_terminations().await;
     let stability = ctx.stability();
+    // A termination reported after its case ended still fails that case.
+    for result in &mut results {
+        cases::fail_for_crashes(result, &stability.unexpected);
+    }
     let date = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let report =
         report::build(&profile, backend, &version, &results, date).with_stability(stability);

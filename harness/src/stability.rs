@@ -124,6 +124,34 @@ impl Stability {
 struct ContainerSeen {
     restart_count: i32,
     terminations: BTreeSet<String>,
+    /// Terminations seen whose restart the restart count does not show yet.
+    unrestarted: i32,
+}
+
+/// A stretch of the run: a case (by ID) or a phase between them.
+#[derive(Debug)]
+struct Phase {
+    name: String,
+    /// Unix second it began (the precision of a container's `finishedAt`).
+    started: i64,
+    /// Deployments whose restarts it causes on purpose.
+    expected_restarts: BTreeSet<String>,
+}
+
+impl Phase {
+    fn new(name: &str) -> Phase {
+        Phase {
+            name: name.to_string(),
+            started: unix_now(),
+            expected_restarts: BTreeSet::new(),
+        }
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// The state the watch task and the case runner share.
@@ -131,15 +159,36 @@ struct ContainerSeen {
 struct Tracker {
     deployments: Vec<String>,
     containers: BTreeMap<(String, String), ContainerSeen>,
-    phase: String,
-    /// Deployments whose restarts the running case causes on purpose.
-    expected_restarts: BTreeSet<String>,
+    /// Every phase so far, the current one last (never empty once started).
+    phases: Vec<Phase>,
     seen: Vec<Termination>,
     /// How many of `seen` were already handed to a case or the run.
     taken: usize,
 }
 
 impl Tracker {
+    fn new(deployments: Vec<String>, phase: &str) -> Tracker {
+        Tracker {
+            deployments,
+            phases: vec![Phase::new(phase)],
+            ..Default::default()
+        }
+    }
+
+    /// The phase a termination belongs to: the one running when the container finished
+    /// (it may be reported after that phase ended), else the current one.
+    fn phase_at(&self, finished: Option<i64>) -> Option<&Phase> {
+        match finished {
+            Some(second) => self
+                .phases
+                .iter()
+                .rev()
+                .find(|p| p.started <= second)
+                .or(self.phases.first()),
+            None => self.phases.last(),
+        }
+    }
+
     /// The Deployment a pod belongs to (through its ReplicaSet's name), if one of the profile's.
     fn deployment_of(&self, pod: &Pod) -> Option<String> {
         let owner = pod
@@ -174,25 +223,39 @@ impl Tracker {
         for status in statuses {
             let key = (pod.uid().unwrap_or_default(), status.name.clone());
             let seen = self.containers.entry(key).or_default();
-            let grew = status.restart_count > seen.restart_count;
-            seen.restart_count = seen.restart_count.max(status.restart_count);
             let mut found = Vec::new();
             for terminated in terminations_of(&status) {
                 if seen.terminations.insert(termination_id(terminated)) {
                     found.push(terminated.clone());
                 }
             }
+            // A termination first shows as the current state, then (restarted) as the last
+            // state with a grown restart count: a growth it explains is not another restart.
+            seen.unrestarted += i32::try_from(found.len()).unwrap_or(i32::MAX);
+            let grown = (status.restart_count - seen.restart_count).max(0);
+            seen.restart_count = seen.restart_count.max(status.restart_count);
+            let explained = grown.min(seen.unrestarted);
+            seen.unrestarted -= explained;
+            let unexplained = grown > explained;
             if baseline {
                 continue;
             }
-            let expected = if deleting {
-                Some("its pod was being deleted".to_string())
-            } else if self.expected_restarts.contains(&deployment) {
-                Some(format!("{} restarts {deployment} on purpose", self.phase))
-            } else {
-                None
-            };
-            let mut record = |terminated: Option<&ContainerStateTerminated>| {
+            let records: Vec<Option<&ContainerStateTerminated>> = found
+                .iter()
+                .map(Some)
+                .chain(unexplained.then_some(None))
+                .collect();
+            for terminated in records {
+                let finished = terminated.and_then(|t| t.finished_at.as_ref());
+                let phase = self.phase_at(finished.map(|t| t.0.as_second()));
+                let during = phase.map(|p| p.name.clone()).unwrap_or_default();
+                let expected = if deleting {
+                    Some("its pod was being deleted".to_string())
+                } else if phase.is_some_and(|p| p.expected_restarts.contains(&deployment)) {
+                    Some(format!("{during} restarts {deployment} on purpose"))
+                } else {
+                    None
+                };
                 self.seen.push(Termination {
                     pod: pod.name_any(),
                     container: status.name.clone(),
@@ -202,20 +265,12 @@ impl Tracker {
                     reason: terminated
                         .and_then(|t| t.reason.clone())
                         .unwrap_or_else(|| "Restarted".to_string()),
-                    finished_at: terminated
-                        .and_then(|t| t.finished_at.as_ref())
-                        .map(|t| t.0.to_string()),
+                    finished_at: finished.map(|t| t.0.to_string()),
                     restart_count: status.restart_count,
-                    during: self.phase.clone(),
-                    expected: expected.clone(),
+                    during,
+                    expected,
                     previous_log: None,
-                })
-            };
-            if found.is_empty() && grew {
-                record(None);
-            }
-            for terminated in &found {
-                record(Some(terminated));
+                });
             }
         }
     }
@@ -282,11 +337,7 @@ impl StabilityWatch {
             deployments.join(", "),
             profile.namespace
         );
-        let tracker = Arc::new(Mutex::new(Tracker {
-            deployments,
-            phase: phase.to_string(),
-            ..Default::default()
-        }));
+        let tracker = Arc::new(Mutex::new(Tracker::new(deployments, phase)));
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(watch(api.clone(), tracker.clone(), ready_tx));
         tokio::time::timeout(START_DEADLINE, ready_rx)
@@ -308,19 +359,17 @@ impl StabilityWatch {
         self.tracker.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Labels what is seen from now on with `phase` (a case ID or a phase of the run) and
-    /// forgets the previous case's expected restarts.
+    /// Begins a new phase (a case ID or a phase of the run): containers that finish from now
+    /// on belong to it, whenever their termination is reported.
     pub fn set_phase(&self, phase: &str) {
-        let mut tracker = self.tracker();
-        tracker.phase = phase.to_string();
-        tracker.expected_restarts.clear();
+        self.tracker().phases.push(Phase::new(phase));
     }
 
-    /// Marks restarts of `deployment`'s pods as caused on purpose until the phase changes.
+    /// Marks restarts of `deployment`'s pods during the current phase as caused on purpose.
     pub fn expect_restarts(&self, deployment: &str) {
-        self.tracker()
-            .expected_restarts
-            .insert(deployment.to_string());
+        if let Some(phase) = self.tracker().phases.last_mut() {
+            phase.expected_restarts.insert(deployment.to_string());
+        }
     }
 
     /// Brings the record up to date with a fresh list (the watch may lag behind), then
@@ -424,6 +473,7 @@ async fn watch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use serde_json::json;
 
     fn pod(deleting: bool, restarts: i32, last: Option<(i32, &str)>, running: bool) -> Pod {
@@ -453,12 +503,65 @@ mod tests {
         serde_json::from_value(value).unwrap()
     }
 
+    fn phase(name: &str, started: &str) -> Phase {
+        Phase {
+            name: name.into(),
+            started: serde_json::from_value::<Time>(json!(started))
+                .unwrap()
+                .0
+                .as_second(),
+            expected_restarts: BTreeSet::new(),
+        }
+    }
+
     fn tracker() -> Tracker {
         Tracker {
             deployments: vec!["admin-srv".into(), "user-srv".into()],
-            phase: "LOGIN-001".into(),
+            phases: vec![phase("LOGIN-001", "2026-12-01T00:00:00Z")],
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_termination_then_its_restart_is_one_record() {
+        let mut t = tracker();
+        t.observe(&pod(false, 0, None, true), false);
+        let mut exited: serde_json::Value =
+            serde_json::to_value(pod(false, 0, None, false)).unwrap();
+        exited["status"]["containerStatuses"][0]["state"] = json!({ "terminated": {
+            "exitCode": 1, "reason": "Error", "startedAt": "2026-12-01T00:00:00Z",
+            "finishedAt": "2026-12-01T00:00:05Z", "containerID": "local://1"
+        }});
+        t.observe(&serde_json::from_value(exited).unwrap(), false);
+        t.observe(
+            &pod(false, 1, Some((1, "2026-12-01T00:00:05Z")), true),
+            false,
+        );
+        let new = t.take_new();
+        assert_eq!(new.len(), 1, "{new:?}");
+        assert_eq!(new[0].exit_code, Some(1));
+    }
+
+    #[test]
+    fn a_termination_reported_late_belongs_to_the_phase_it_finished_in() {
+        let mut t = tracker();
+        t.phases[0].expected_restarts.insert("user-srv".into());
+        t.phases.push(phase("LOGIN-002", "2026-12-01T00:00:10Z"));
+        t.observe(&pod(false, 0, None, true), false);
+        t.observe(
+            &pod(false, 1, Some((137, "2026-12-01T00:00:05Z")), true),
+            false,
+        );
+        t.observe(
+            &pod(false, 2, Some((1, "2026-12-01T00:00:11Z")), true),
+            false,
+        );
+        let new = t.take_new();
+        let seen: Vec<(&str, bool)> = new
+            .iter()
+            .map(|t| (t.during.as_str(), t.expected.is_some()))
+            .collect();
+        assert_eq!(seen, [("LOGIN-001", true), ("LOGIN-002", false)]);
     }
 
     #[test]
@@ -521,7 +624,7 @@ mod tests {
             &pod(true, 0, Some((0, "2026-12-01T00:00:05Z")), false),
             false,
         );
-        t.expected_restarts.insert("user-srv".into());
+        t.phases[0].expected_restarts.insert("user-srv".into());
         t.observe(
             &pod(false, 1, Some((137, "2026-12-01T00:00:06Z")), true),
             false,

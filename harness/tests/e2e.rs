@@ -408,102 +408,103 @@ fn run_tool(program: &Path, args: &[&str]) -> String {
 }
 
 /// The seed article's walkthrough, with the real curl and grpcurl against admin-srv's pod:
-/// the HTTP and gRPC logins exactly as the article writes them, `list` and `describe`.
+/// the HTTP and gRPC logins exactly as the article writes them (its curl sends JSON with
+/// `Content-Type: application/json`), then `grpcurl list` and `describe`. It asserts what
+/// CONTRACT.md §5 and §7 demand: the logins' replies and JWT, Login callable and described
+/// through reflection with the contract's fields, health listed.
 #[test]
 fn article_walkthrough_with_curl_and_grpcurl() {
     let _serial = SERIAL
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let (curl, grpcurl) = (tool("CURL", "curl"), tool("GRPCURL", "grpcurl"));
-    let suite = suite();
-    let ctx = &suite.ctx;
-    let admin = &ctx.profile.services.admin;
-    let (http, grpc) = suite
-        .runtime
-        .block_on(async {
-            let pod = ctx.ready_pods(admin).await?.remove(0);
-            let http = ctx.pod_addr(&pod, admin.http_port.unwrap()).await?;
-            let grpc = ctx.pod_addr(&pod, admin.grpc_port).await?;
-            anyhow::Ok((http, grpc))
-        })
-        .unwrap();
-    let body = r#"{"userName":"thangn","password":"123456"}"#;
-    let check = |what: &str, output: &str| {
-        let reply: harness::login::LoginReply = serde_json::from_str(output)
-            .unwrap_or_else(|e| panic!("{what} printed no login reply ({e}): {output}"));
-        harness::login::check_reply(ctx, &reply, &ctx.profile.expectations.api_key)
-            .unwrap_or_else(|e| panic!("{what}: {e:#}"));
-    };
-    let url = format!("http://{http}/admin/v1/login");
-    check(
-        "curl",
-        &run_tool(
-            &curl,
-            &["-sS", "--noproxy", "*", "-X", "POST", &url, "-d", body],
-        ),
-    );
-    let target = grpc.to_string();
-    check(
-        "grpcurl Login",
-        &run_tool(
-            &grpcurl,
-            &[
-                "-plaintext",
-                "-d",
-                body,
-                &target,
-                "admin_srv.v1.AuthenticationService/Login",
-            ],
-        ),
-    );
-    let listed = run_tool(&grpcurl, &["-plaintext", &target, "list"]);
-    for service in [
-        "admin_srv.v1.AuthenticationService",
-        "grpc.health.v1.Health",
-    ] {
-        assert!(
-            listed.lines().any(|l| l.trim() == service),
-            "grpcurl list does not show {service}: {listed}"
+    with_diagnostics(&reference_namespace(), |ctx| {
+        let admin = &ctx.profile.services.admin;
+        let (http, grpc) = suite()
+            .runtime
+            .block_on(async {
+                let pod = ctx.ready_pods(admin).await?.remove(0);
+                let http = ctx.pod_addr(&pod, admin.http_port.unwrap()).await?;
+                let grpc = ctx.pod_addr(&pod, admin.grpc_port).await?;
+                anyhow::Ok((http, grpc))
+            })
+            .unwrap();
+        let check = |what: &str, output: &str| {
+            let reply: harness::login::LoginReply = serde_json::from_str(output)
+                .unwrap_or_else(|e| panic!("{what} printed no login reply ({e}): {output}"));
+            harness::login::check_reply(ctx, &reply, &ctx.profile.expectations.api_key)
+                .unwrap_or_else(|e| panic!("{what}: {e:#}"));
+        };
+        let url = format!("http://{http}/admin/v1/login");
+        // The article's command; `-sS --noproxy '*'` only keep the output clean and the
+        // environment's proxy out of the way.
+        let article_body = "{\n  \"userName\": \"thangn\",\n  \"password\": \"123456\"\n}";
+        check(
+            "curl",
+            &run_tool(
+                &curl,
+                &[
+                    "-sS",
+                    "--noproxy",
+                    "*",
+                    "-X",
+                    "POST",
+                    &url,
+                    "-H",
+                    "accept: application/json",
+                    "-H",
+                    "Content-Type: application/json",
+                    "-d",
+                    article_body,
+                ],
+            ),
         );
-    }
-    let service = run_tool(
-        &grpcurl,
-        &[
-            "-plaintext",
-            &target,
-            "describe",
+        let target = grpc.to_string();
+        check(
+            "grpcurl Login",
+            &run_tool(
+                &grpcurl,
+                &[
+                    "-plaintext",
+                    "-d",
+                    r#"{"userName":"thangn","password":"123456"}"#,
+                    &target,
+                    "admin_srv.v1.AuthenticationService/Login",
+                ],
+            ),
+        );
+        let listed = run_tool(&grpcurl, &["-plaintext", &target, "list"]);
+        for service in [
             "admin_srv.v1.AuthenticationService",
-        ],
-    );
-    assert!(
-        service.contains(
-            "rpc Login ( .admin_srv.v1.LoginRequest ) returns ( .admin_srv.v1.LoginReply )"
-        ),
-        "{service}"
-    );
-    let request = run_tool(
-        &grpcurl,
-        &[
-            "-plaintext",
-            &target,
-            "describe",
-            "admin_srv.v1.LoginRequest",
-        ],
-    );
-    for field in ["string userName = 1;", "string password = 2;"] {
-        assert!(request.contains(field), "{request}");
-    }
-    let reply = run_tool(
-        &grpcurl,
-        &["-plaintext", &target, "describe", "admin_srv.v1.LoginReply"],
-    );
-    for field in [
-        "string id = 1;",
-        "string userName = 2;",
-        "string token = 3;",
-    ] {
-        assert!(reply.contains(field), "{reply}");
-    }
+            "grpc.health.v1.Health",
+        ] {
+            assert!(
+                listed.lines().any(|l| l.trim() == service),
+                "grpcurl list does not show {service}: {listed}"
+            );
+        }
+        let describe =
+            |symbol: &str| run_tool(&grpcurl, &["-plaintext", &target, "describe", symbol]);
+        let service = describe("admin_srv.v1.AuthenticationService");
+        assert!(
+            service.contains(
+                "rpc Login ( .admin_srv.v1.LoginRequest ) returns ( .admin_srv.v1.LoginReply )"
+            ),
+            "{service}"
+        );
+        let request = describe("admin_srv.v1.LoginRequest");
+        for field in ["string userName = 1;", "string password = 2;"] {
+            assert!(request.contains(field), "{request}");
+        }
+        let reply = describe("admin_srv.v1.LoginReply");
+        for field in [
+            "string id = 1;",
+            "string userName = 2;",
+            "string token = 3;",
+        ] {
+            assert!(reply.contains(field), "{reply}");
+        }
+    });
 }
 
 #[test]

@@ -85,18 +85,23 @@ fn all_three_reports_are_written_with_reasons() {
     assert!(yaml.contains("result: failure"), "{yaml}");
 }
 
-#[test]
-fn all_passing_declared_features_is_success() {
+/// A profile declaring only registration, whose one case passed.
+fn registration_passed() -> report::ConformanceReport {
     let results = vec![result("REG-001", "registration", Outcome::Passed, None)];
     let mut profile = profile();
     profile.features = ["registration".to_string()].into();
-    let report = report::build(
+    report::build(
         &profile,
         "local",
         "v1.35.4",
         &results,
         "2026-11-25T00:00:00Z".into(),
-    );
+    )
+}
+
+#[test]
+fn all_passing_declared_features_is_success() {
+    let report = registration_passed();
     assert_eq!(report.result, ReportResult::Success);
 }
 
@@ -252,18 +257,9 @@ fn a_crash_outside_every_case_fails_the_run_and_every_report_names_it() {
         unexpected: vec![crash],
         expected: vec![],
     };
-    let results = vec![result("REG-001", "registration", Outcome::Passed, None)];
-    let mut profile = profile();
-    profile.features = ["registration".to_string()].into();
-    let report = report::build(
-        &profile,
-        "local",
-        "v1.35.4",
-        &results,
-        "2026-11-25T00:00:00Z".into(),
-    )
-    .with_stability(stability);
+    let report = registration_passed().with_stability(stability);
     assert_eq!(report.result, ReportResult::Failure);
+    assert_eq!(report.conformance_level, "none");
     let dir = tempfile::tempdir().unwrap();
     let writer = report::ReportWriter::new(dir.path(), Default::default());
     report::write_all(&report, &writer).unwrap();

@@ -30,7 +30,7 @@ pub fn cases() -> Vec<Case> {
         Case {
             id: "HEALTH-002",
             feature: "reflection",
-            section: "§5",
+            section: "§5, §7",
             summary: "server reflection (v1 and v1alpha) lists each service's API and health; every listed service's descriptors resolve with all imports and Login is described",
             run: case_fn!(reflection_lists_services),
         },
@@ -257,11 +257,11 @@ fn dependencies_first(
     out
 }
 
-/// One reflection v1 request answered with file descriptors.
-async fn reflect_files(
+/// One reflection v1 request and its response.
+async fn reflect(
     client: &mut ServerReflectionClient<tonic::transport::Channel>,
     request: MessageRequest,
-) -> Result<Vec<FileDescriptorProto>> {
+) -> Result<MessageResponse> {
     let request = ServerReflectionRequest {
         host: String::new(),
         message_request: Some(request),
@@ -270,12 +270,21 @@ async fn reflect_files(
         .server_reflection_info(tokio_stream::once(request))
         .await?
         .into_inner();
-    let response = responses
+    responses
         .message()
         .await?
-        .context("no reflection response")?;
-    match response.message_response {
-        Some(MessageResponse::FileDescriptorResponse(files)) => files
+        .context("no reflection response")?
+        .message_response
+        .context("an empty reflection response")
+}
+
+/// One reflection v1 request answered with file descriptors.
+async fn reflect_files(
+    client: &mut ServerReflectionClient<tonic::transport::Channel>,
+    request: MessageRequest,
+) -> Result<Vec<FileDescriptorProto>> {
+    match reflect(client, request).await? {
+        MessageResponse::FileDescriptorResponse(files) => files
             .file_descriptor_proto
             .iter()
             .map(|bytes| {
@@ -283,7 +292,7 @@ async fn reflect_files(
                     .context("a reflected file descriptor does not decode")
             })
             .collect(),
-        Some(MessageResponse::ErrorResponse(error)) => bail!(
+        MessageResponse::ErrorResponse(error) => bail!(
             "reflection error {}: {}",
             error.error_code,
             error.error_message
@@ -294,20 +303,8 @@ async fn reflect_files(
 
 async fn list_services_v1(channel: tonic::transport::Channel) -> Result<Vec<String>> {
     let mut client = ServerReflectionClient::new(channel);
-    let request = ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
-    };
-    let mut responses = client
-        .server_reflection_info(tokio_stream::once(request))
-        .await?
-        .into_inner();
-    let response = responses
-        .message()
-        .await?
-        .context("no reflection response")?;
-    match response.message_response {
-        Some(MessageResponse::ListServicesResponse(list)) => {
+    match reflect(&mut client, MessageRequest::ListServices(String::new())).await? {
+        MessageResponse::ListServicesResponse(list) => {
             Ok(list.service.into_iter().map(|s| s.name).collect())
         }
         other => bail!("unexpected reflection response {other:?}"),

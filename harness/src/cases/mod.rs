@@ -180,12 +180,11 @@ pub async fn run_case(ctx: &Ctx, case: &Case) -> CaseResult {
             result.reason = Some(format!("did not finish within {CASE_TIMEOUT:?}"));
         }
     }
+    // Terminations that finished before this case began (reported late) are the run's to
+    // attribute (see `fail_for_crashes`).
     let crashes = ctx.unexpected_terminations().await;
     ctx.set_stability_phase("between cases");
-    if !crashes.is_empty() {
-        result.outcome = Outcome::Failed;
-        result.reason = Some(crash_reason(&crashes, result.reason.as_deref()));
-    }
+    fail_for_crashes(&mut result, &crashes);
     result.duration = start.elapsed();
     let word = match result.outcome {
         Outcome::Passed => "passed",
@@ -205,17 +204,29 @@ pub async fn run_case(ctx: &Ctx, case: &Case) -> CaseResult {
     result
 }
 
-/// The failure reason of a case during which the implementation crashed (CONTRACT.md §7).
-fn crash_reason(crashes: &[crate::stability::Termination], earlier: Option<&str>) -> String {
-    let list: Vec<String> = crashes.iter().map(|c| c.describe()).collect();
+/// Fails `result` for each unexpected container exit or restart that happened during its case
+/// (CONTRACT.md §7, "Any implementation") and that its reason does not name yet.
+pub fn fail_for_crashes(result: &mut CaseResult, crashes: &[crate::stability::Termination]) {
+    let named = |line: &str| result.reason.as_deref().is_some_and(|r| r.contains(line));
+    let list: Vec<String> = crashes
+        .iter()
+        .filter(|c| c.during == result.id)
+        .map(|c| c.describe())
+        .filter(|line| !named(line))
+        .collect();
+    if list.is_empty() {
+        return;
+    }
     let mut reason = format!(
         "a container of the implementation exited or restarted and no case caused it: {}",
         list.join("; ")
     );
-    if let Some(earlier) = earlier {
+    if let Some(earlier) = &result.reason {
         reason.push_str(&format!("; besides: {earlier}"));
     }
-    reason
+    result.outcome = Outcome::Failed;
+    result.reason = Some(reason);
+    result.observations = serde_json::Value::Null;
 }
 
 /// Skipped when a [`Skip`] is anywhere in the error's chain, else failed.

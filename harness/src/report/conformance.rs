@@ -247,7 +247,10 @@ impl ConformanceReport {
             .iter()
             .any(|t| !case_ids.contains(&t.during.as_str()))
         {
+            // Not conformant at any level (CONTRACT.md §7, "Any implementation").
             self.result = ReportResult::Failure;
+            self.levels.core.result = ReportResult::Failure;
+            self.conformance_level = "none".into();
         }
         self.stability = StabilityReport {
             summary: stability.line(),
