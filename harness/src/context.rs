@@ -60,10 +60,11 @@ impl Ctx {
         }
     }
 
-    /// Labels what the crash watch sees from now on (a case ID or a phase of the run).
-    pub fn set_stability_phase(&self, phase: &str) {
+    /// Begins a phase of the run for the crash watch (containers that finish from now on
+    /// belong to it); `is_case` when it is a case, named by its ID.
+    pub fn set_stability_phase(&self, phase: &str, is_case: bool) {
         if let Some(watch) = &self.stability {
-            watch.set_phase(phase);
+            watch.set_phase(phase, is_case);
         }
     }
 

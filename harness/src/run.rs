@@ -138,7 +138,7 @@ pub async fn run(options: &RunOptions) -> Result<ConformanceReport> {
     );
     // Crashes before the first case are named at run level only.
     ctx.unexpected_terminations().await;
-    ctx.set_stability_phase("between cases");
+    ctx.set_stability_phase("between cases", false);
     let mut results = match &deployed {
         Ok(()) => cases::run_all(&ctx, &selection).await,
         Err(error) => {
@@ -146,12 +146,20 @@ pub async fn run(options: &RunOptions) -> Result<ConformanceReport> {
             failed_all(&ctx, &selection, &format!("deployment failed: {error:#}"))
         }
     };
-    ctx.set_stability_phase("after the last case");
+    ctx.set_stability_phase("after the last case", false);
     ctx.unexpected_terminations().await;
     let stability = ctx.stability();
     // A termination reported after its case ended still fails that case.
     for result in &mut results {
+        let before = result.outcome.clone();
         cases::fail_for_crashes(result, &stability.unexpected);
+        if result.outcome != before {
+            eprintln!(
+                "[case] {} FAILED after all: {}",
+                result.id,
+                result.reason.as_deref().unwrap_or_default()
+            );
+        }
     }
     let date = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let report =

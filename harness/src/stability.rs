@@ -128,30 +128,36 @@ struct ContainerSeen {
     unrestarted: i32,
 }
 
-/// A stretch of the run: a case (by ID) or a phase between them.
+/// A stretch of the run: a case (by ID) or a phase around them.
 #[derive(Debug)]
 struct Phase {
     name: String,
-    /// Unix second it began (the precision of a container's `finishedAt`).
-    started: i64,
+    is_case: bool,
+    /// When it began, in Unix seconds.
+    started: f64,
     /// Deployments whose restarts it causes on purpose.
     expected_restarts: BTreeSet<String>,
 }
 
 impl Phase {
-    fn new(name: &str) -> Phase {
+    /// Why a restart of `deployment`'s pods during this phase was caused on purpose, if it was.
+    fn caused(&self, deployment: &str) -> Option<String> {
+        self.expected_restarts
+            .contains(deployment)
+            .then(|| format!("{} restarts {deployment} on purpose", self.name))
+    }
+
+    fn new(name: &str, is_case: bool) -> Phase {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
         Phase {
             name: name.to_string(),
-            started: unix_now(),
+            is_case,
+            started: now,
             expected_restarts: BTreeSet::new(),
         }
     }
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// The state the watch task and the case runner share.
@@ -170,23 +176,42 @@ impl Tracker {
     fn new(deployments: Vec<String>, phase: &str) -> Tracker {
         Tracker {
             deployments,
-            phases: vec![Phase::new(phase)],
+            phases: vec![Phase::new(phase, false)],
             ..Default::default()
         }
     }
 
-    /// The phase a termination belongs to: the one running when the container finished
-    /// (it may be reported after that phase ended), else the current one.
-    fn phase_at(&self, finished: Option<i64>) -> Option<&Phase> {
-        match finished {
-            Some(second) => self
-                .phases
-                .iter()
-                .rev()
-                .find(|p| p.started <= second)
-                .or(self.phases.first()),
-            None => self.phases.last(),
-        }
+    /// The phase a termination belongs to: the one running when the container finished (it
+    /// may be reported after that phase ended), else the current one. `finishedAt` has whole
+    /// seconds: of the phases running in that second, the first case, else the first phase
+    /// (a crash usually ends its case at once, so the next one starts in the same second).
+    /// `last_output`, the time of the container's last log line, narrows that second down.
+    fn phase_at(&self, finished: Option<f64>, last_output: Option<f64>) -> Option<&Phase> {
+        let Some(second) = finished.map(f64::floor) else {
+            return self.phases.last();
+        };
+        let from = last_output
+            .filter(|t| (second..second + 1.0).contains(t))
+            .unwrap_or(second);
+        let ends = self
+            .phases
+            .iter()
+            .skip(1)
+            .map(|p| p.started)
+            .chain([f64::INFINITY]);
+        let running: Vec<&Phase> = self
+            .phases
+            .iter()
+            .zip(ends)
+            .filter(|(p, end)| p.started < second + 1.0 && *end > from)
+            .map(|(p, _)| p)
+            .collect();
+        running
+            .iter()
+            .find(|p| p.is_case)
+            .or(running.first())
+            .copied()
+            .or(self.phases.first())
     }
 
     /// The Deployment a pod belongs to (through its ReplicaSet's name), if one of the profile's.
@@ -247,14 +272,12 @@ impl Tracker {
                 .collect();
             for terminated in records {
                 let finished = terminated.and_then(|t| t.finished_at.as_ref());
-                let phase = self.phase_at(finished.map(|t| t.0.as_second()));
+                let phase = self.phase_at(finished.map(|t| t.0.as_second() as f64), None);
                 let during = phase.map(|p| p.name.clone()).unwrap_or_default();
                 let expected = if deleting {
                     Some("its pod was being deleted".to_string())
-                } else if phase.is_some_and(|p| p.expected_restarts.contains(&deployment)) {
-                    Some(format!("{during} restarts {deployment} on purpose"))
                 } else {
-                    None
+                    phase.and_then(|p| p.caused(&deployment))
                 };
                 self.seen.push(Termination {
                     pod: pod.name_any(),
@@ -281,6 +304,22 @@ impl Tracker {
         self.taken = self.seen.len();
         new
     }
+}
+
+/// Unix seconds of an RFC 3339 time.
+fn unix_seconds(time: &str) -> Option<f64> {
+    let time = humantime::parse_rfc3339(time).ok()?;
+    Some(
+        time.duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_secs_f64(),
+    )
+}
+
+/// The time of the last line of a log read with `timestamps=true`.
+fn last_line_time(log: &str) -> Option<f64> {
+    let line = log.lines().rev().find(|l| !l.trim().is_empty())?;
+    unix_seconds(line.split_whitespace().next()?)
 }
 
 /// The current and the last termination of a container.
@@ -359,10 +398,10 @@ impl StabilityWatch {
         self.tracker.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Begins a new phase (a case ID or a phase of the run): containers that finish from now
-    /// on belong to it, whenever their termination is reported.
-    pub fn set_phase(&self, phase: &str) {
-        self.tracker().phases.push(Phase::new(phase));
+    /// Begins a new phase, a case (by ID) or a phase of the run: containers that finish from
+    /// now on belong to it, whenever their termination is reported.
+    pub fn set_phase(&self, phase: &str, is_case: bool) {
+        self.tracker().phases.push(Phase::new(phase, is_case));
     }
 
     /// Marks restarts of `deployment`'s pods during the current phase as caused on purpose.
@@ -388,24 +427,31 @@ impl StabilityWatch {
         let first = self.tracker().taken;
         let new = self.tracker().take_new();
         let mut unexpected = Vec::new();
-        for (index, termination) in (first..).zip(new) {
+        for (index, mut termination) in (first..).zip(new) {
+            if termination.expected.is_none() {
+                let log = self.previous_log(&termination).await;
+                let mut tracker = self.tracker();
+                // The last line before the exit places it within `finishedAt`'s second.
+                let finished = termination.finished_at.as_deref().and_then(unix_seconds);
+                if let Some(phase) = tracker.phase_at(finished, last_line_time(&log)) {
+                    termination.during = phase.name.clone();
+                    termination.expected = phase.caused(&termination.deployment);
+                }
+                termination.previous_log = Some(log);
+                // The run-level record keeps the log too.
+                if let Some(seen) = tracker.seen.get_mut(index) {
+                    *seen = termination.clone();
+                }
+            }
             match &termination.expected {
                 Some(why) => eprintln!("[stability] expected: {} ({why})", termination.describe()),
                 None => {
                     eprintln!("[stability] UNEXPECTED: {}", termination.describe());
-                    unexpected.push((index, termination));
+                    unexpected.push(termination);
                 }
             }
         }
-        for (index, termination) in &mut unexpected {
-            let log = self.previous_log(termination).await;
-            termination.previous_log = Some(log.clone());
-            // The run-level record keeps the log too.
-            if let Some(seen) = self.tracker().seen.get_mut(*index) {
-                seen.previous_log = Some(log);
-            }
-        }
-        unexpected.into_iter().map(|(_, t)| t).collect()
+        unexpected
     }
 
     async fn previous_log(&self, termination: &Termination) -> String {
@@ -413,6 +459,7 @@ impl StabilityWatch {
             container: Some(termination.container.clone()),
             previous: true,
             tail_lines: Some(PREVIOUS_LOG_LINES),
+            timestamps: true,
             ..Default::default()
         };
         self.api
@@ -504,12 +551,11 @@ mod tests {
     }
 
     fn phase(name: &str, started: &str) -> Phase {
+        let started = serde_json::from_value::<Time>(json!(started)).unwrap().0;
         Phase {
             name: name.into(),
-            started: serde_json::from_value::<Time>(json!(started))
-                .unwrap()
-                .0
-                .as_second(),
+            is_case: !name.contains(' '),
+            started: started.as_millisecond() as f64 / 1000.0,
             expected_restarts: BTreeSet::new(),
         }
     }
@@ -540,6 +586,46 @@ mod tests {
         let new = t.take_new();
         assert_eq!(new.len(), 1, "{new:?}");
         assert_eq!(new[0].exit_code, Some(1));
+    }
+
+    #[test]
+    fn in_a_second_shared_by_two_cases_the_first_gets_the_termination() {
+        let mut t = tracker();
+        t.phases
+            .push(phase("between cases", "2026-12-01T00:00:05.100Z"));
+        t.phases
+            .push(phase("LOGIN-002", "2026-12-01T00:00:05.200Z"));
+        t.observe(&pod(false, 0, None, true), false);
+        t.observe(
+            &pod(false, 1, Some((1, "2026-12-01T00:00:05Z")), true),
+            false,
+        );
+        t.observe(
+            &pod(false, 2, Some((1, "2026-12-01T00:00:07Z")), true),
+            false,
+        );
+        let during: Vec<String> = t.take_new().into_iter().map(|t| t.during).collect();
+        assert_eq!(during, ["LOGIN-001", "LOGIN-002"]);
+    }
+
+    #[test]
+    fn the_last_log_line_narrows_the_second_down() {
+        let mut t = tracker();
+        t.phases
+            .push(phase("LOGIN-002", "2026-12-01T00:00:05.100Z"));
+        t.phases
+            .push(phase("between cases", "2026-12-01T00:00:05.200Z"));
+        t.phases
+            .push(phase("LOGIN-003", "2026-12-01T00:00:05.300Z"));
+        let finished = unix_seconds("2026-12-01T00:00:05Z");
+        let log = "2026-12-01T00:00:04.9Z starting\n2026-12-01T00:00:05.250Z exiting\n";
+        let during = |last| t.phase_at(finished, last).map(|p| p.name.as_str());
+        assert_eq!(during(last_line_time(log)), Some("LOGIN-003"));
+        assert_eq!(during(None), Some("LOGIN-001"));
+        assert_eq!(
+            during(unix_seconds("2026-12-01T00:00:04.9Z")),
+            Some("LOGIN-001")
+        );
     }
 
     #[test]

@@ -292,24 +292,12 @@ async fn deploy_and_check(
 #[test]
 fn leaky_admin_fails_secret_hygiene_and_its_reports_hold_no_secret() {
     let _serial = serial_on_local_backend("the leaky fixture's image");
-    let harness = env!("CARGO_BIN_EXE_harness");
-    let down = std::process::Command::new(harness)
-        .arg("down")
-        .output()
-        .unwrap();
-    assert!(down.status.success(), "harness down: {down:?}");
     let reports = tempfile::tempdir().unwrap();
-    let profile = workspace_root().join("fixtures/profiles/broken/leaky-admin.yaml");
-    let run = std::process::Command::new(harness)
-        .args(["run", "--backend", "local", "--feature", "secret-hygiene"])
-        .arg("--profile")
-        .arg(&profile)
-        .arg("--report-dir")
-        .arg(reports.path())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert_eq!(run.status.code(), Some(1), "a failed run exits 1: {stderr}");
+    run_fixture_failing(
+        "leaky-admin.yaml",
+        &["--feature", "secret-hygiene"],
+        reports.path(),
+    );
     let summary = std::fs::read_to_string(reports.path().join("summary.md")).unwrap();
     for id in ["SEC-001", "SEC-002"] {
         let row = summary
@@ -355,6 +343,97 @@ fn leaky_admin_fails_secret_hygiene_and_its_reports_hold_no_secret() {
     assert!(
         leaked_logs_redacted,
         "the diagnostics hold no redacted request body, so the leak was not collected"
+    );
+}
+
+/// Stops the shared cluster (the next test starts it again) and runs `harness run` as a user
+/// does, on a local cluster of its own, with the broken fixture profile `name` and `args`;
+/// the run must fail (exit 1).
+fn run_fixture_failing(name: &str, args: &[&str], reports: &Path) {
+    let harness = env!("CARGO_BIN_EXE_harness");
+    let down = std::process::Command::new(harness)
+        .arg("down")
+        .output()
+        .unwrap();
+    assert!(down.status.success(), "harness down: {down:?}");
+    let profile = workspace_root().join("fixtures/profiles/broken").join(name);
+    let run = std::process::Command::new(harness)
+        .args(["run", "--backend", "local"])
+        .args(args)
+        .arg("--profile")
+        .arg(&profile)
+        .arg("--report-dir")
+        .arg(reports)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "a failed run exits 1: {stderr}");
+}
+
+/// A fixture whose user-srv exits 1 right after its first login
+/// (fixtures/profiles/broken/crash-once.yaml) fails the case that made that login, and every
+/// report names pod, container, exit code, reason and time; the YAML report and the
+/// diagnostics keep the crashed container's log.
+#[test]
+fn a_crash_fails_the_running_case_and_is_named_with_its_previous_log() {
+    let _serial = serial_on_local_backend("the crash-once fixture's image");
+    let reports = tempfile::tempdir().unwrap();
+    run_fixture_failing(
+        "crash-once.yaml",
+        &[
+            "--case",
+            "REG-001",
+            "--case",
+            "LOGIN-001",
+            "--case",
+            "LOGIN-002",
+        ],
+        reports.path(),
+    );
+    let read = |name: &str| std::fs::read_to_string(reports.path().join(name)).unwrap();
+    let summary = read("summary.md");
+    let row = |id: &str| {
+        summary
+            .lines()
+            .find(|l| l.contains(&format!("| {id} |")))
+            .unwrap_or_else(|| panic!("{id} is not in the summary:\n{summary}"))
+            .to_string()
+    };
+    assert!(row("REG-001").contains("| passed |"), "{summary}");
+    let crashed = row("LOGIN-001");
+    assert!(
+        crashed.contains("| **failed** |")
+            && crashed.contains("no case caused it: pod user-srv-")
+            && crashed.contains("container user-srv exit code 1 (Error) at ")
+            && crashed.contains("during LOGIN-001"),
+        "{crashed}"
+    );
+    let stability = summary
+        .lines()
+        .find(|l| l.starts_with("Stability: "))
+        .unwrap_or_else(|| panic!("no stability line:\n{summary}"));
+    assert!(
+        stability.contains("1 unexpected container exit(s) or restart(s): pod user-srv-"),
+        "{stability}"
+    );
+    for file in ["conformance-report.yaml", "junit.xml"] {
+        assert!(
+            read(file).contains("container user-srv exit code 1 (Error) at "),
+            "{file}"
+        );
+    }
+    assert!(
+        read("conformance-report.yaml").contains("crash-once: first login answered"),
+        "the YAML report does not keep the crashed container's log"
+    );
+    let previous = files_under(reports.path())
+        .into_iter()
+        .find(|f| f.to_string_lossy().ends_with("_user-srv.previous.log"))
+        .unwrap_or_else(|| panic!("no previous log of user-srv in the diagnostics"));
+    let previous = std::fs::read_to_string(previous).unwrap();
+    assert!(
+        previous.contains("crash-once: first login answered"),
+        "{previous}"
     );
 }
 

@@ -157,7 +157,7 @@ pub async fn run_case(ctx: &Ctx, case: &Case) -> CaseResult {
         return result;
     }
     eprintln!("[case] {} {} ...", case.id, case.summary);
-    ctx.set_stability_phase(case.id);
+    ctx.set_stability_phase(case.id, true);
     match tokio::time::timeout(CASE_TIMEOUT, (case.run)(ctx)).await {
         Ok(Ok(mut observations)) => {
             result.outcome = Outcome::Passed;
@@ -183,7 +183,7 @@ pub async fn run_case(ctx: &Ctx, case: &Case) -> CaseResult {
     // Terminations that finished before this case began (reported late) are the run's to
     // attribute (see `fail_for_crashes`).
     let crashes = ctx.unexpected_terminations().await;
-    ctx.set_stability_phase("between cases");
+    ctx.set_stability_phase("between cases", false);
     fail_for_crashes(&mut result, &crashes);
     result.duration = start.elapsed();
     let word = match result.outcome {
