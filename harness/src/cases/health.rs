@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Context, Result, bail};
 use prost::Message;
-use prost_reflect::DescriptorPool;
+use prost_reflect::{DescriptorPool, Kind};
 use prost_types::{FileDescriptorProto, FileDescriptorSet};
 use serde_json::{Value, json};
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -133,48 +133,43 @@ fn describe_login(pool: &DescriptorPool) -> Result<Value> {
         .methods()
         .find(|m| m.name() == "Login")
         .context("AuthenticationService has no method Login")?;
-    let fields = |message: prost_reflect::MessageDescriptor| -> Vec<(u32, String, String)> {
+    // A field other than a singular string shows its kind, so it differs from the contract.
+    let fields = |message: prost_reflect::MessageDescriptor| -> Vec<(u32, String)> {
         message
             .fields()
-            .map(|f| (f.number(), f.name().to_string(), format!("{:?}", f.kind())))
+            .map(|f| {
+                let singular_string = f.kind() == Kind::String && !f.is_list() && !f.is_map();
+                let name = match singular_string {
+                    true => f.name().to_string(),
+                    false => format!(
+                        "{} ({:?}{})",
+                        f.name(),
+                        f.kind(),
+                        if f.is_list() { ", repeated" } else { "" }
+                    ),
+                };
+                (f.number(), name)
+            })
             .collect()
     };
-    let (input, output) = (fields(login.input()), fields(login.output()));
-    let names = |fields: &[(u32, String, String)]| -> Vec<(u32, String)> {
-        fields
-            .iter()
-            .map(|(n, name, _)| (*n, name.clone()))
-            .collect()
-    };
-    let expect = |got: Vec<(u32, String)>, want: &[(u32, &str)], what: &str| -> Result<()> {
+    let expect = |message: prost_reflect::MessageDescriptor, want: &[(u32, &str)]| {
+        let got = fields(message.clone());
         let want: Vec<(u32, String)> = want.iter().map(|(n, s)| (*n, s.to_string())).collect();
         if got != want {
-            bail!("{what} fields are {got:?}, the contract has {want:?}");
+            bail!(
+                "{} fields are {got:?}, the contract has these string fields: {want:?}",
+                message.full_name()
+            );
         }
-        Ok(())
+        Ok(got.into_iter().map(|(_, name)| name).collect::<Vec<_>>())
     };
-    expect(
-        names(&input),
-        &[(1, "userName"), (2, "password")],
-        login.input().full_name(),
-    )?;
-    expect(
-        names(&output),
-        &[(1, "id"), (2, "userName"), (3, "token")],
-        login.output().full_name(),
-    )?;
-    if input
-        .iter()
-        .chain(&output)
-        .any(|(_, _, kind)| kind != "String")
-    {
-        bail!("Login's fields are not all strings: {input:?} → {output:?}");
-    }
+    let input = expect(login.input(), &[(1, "userName"), (2, "password")])?;
+    let output = expect(login.output(), &[(1, "id"), (2, "userName"), (3, "token")])?;
     Ok(json!({
         "input": login.input().full_name(),
-        "inputFields": names(&input).into_iter().map(|(_, n)| n).collect::<Vec<_>>(),
+        "inputFields": input,
         "output": login.output().full_name(),
-        "outputFields": names(&output).into_iter().map(|(_, n)| n).collect::<Vec<_>>(),
+        "outputFields": output,
     }))
 }
 
@@ -380,6 +375,32 @@ mod tests {
         ])
         .unwrap();
         assert!(pool.get_message_by_name("p.A").is_some());
+    }
+
+    #[test]
+    fn login_is_described_with_the_contract_fields_only_when_they_are_strings() {
+        let set = FileDescriptorSet::decode(gomicro_proto::FILE_DESCRIPTOR_SET).unwrap();
+        let pool = DescriptorPool::from_file_descriptor_set(set.clone()).unwrap();
+        let described = describe_login(&pool).unwrap();
+        assert_eq!(
+            described["outputFields"],
+            json!(["id", "userName", "token"])
+        );
+        let mut changed = set;
+        let file = changed
+            .file
+            .iter_mut()
+            .find(|f| f.message_type.iter().any(|m| m.name() == "LoginRequest"))
+            .unwrap();
+        let request = file
+            .message_type
+            .iter_mut()
+            .find(|m| m.name() == "LoginRequest")
+            .unwrap();
+        request.field[1].r#type = Some(12); // bytes
+        let pool = DescriptorPool::from_file_descriptor_set(changed).unwrap();
+        let error = describe_login(&pool).unwrap_err().to_string();
+        assert!(error.contains("password (bytes)"), "{error}");
     }
 
     #[test]
