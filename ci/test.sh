@@ -9,9 +9,12 @@ cd "$(dirname "$0")/.."
 . ci/lib.sh
 
 ensure_nextest
+# The e2e suite's article walkthrough runs the real curl (found through $CURL) and grpcurl
+# ($GRPCURL: built with the Go builds below, exported after them).
+ensure_curl
 
-# The Go builds (control plane, node runtime, go-minimal; each cached by version or source
-# hash, so instant when warm) run beside the cargo builds below: cold, both take minutes.
+# The Go builds (control plane, node runtime, go-minimal, grpcurl; each cached by version or
+# source hash, so instant when warm) run beside the cargo builds below: cold, both take minutes.
 start_go_builds
 
 cleanup() { stop_go_builds; cargo run --quiet -p harness -- down >/dev/null 2>&1 || true; }
@@ -28,6 +31,7 @@ step "cargo nextest run --no-run (the test build)"
 cargo nextest run --workspace --profile "$profile" --no-run
 
 wait_go_builds
+ensure_grpcurl
 
 step "cargo nextest run --workspace --profile $profile"
 cargo nextest run --workspace --profile "$profile" "$@"

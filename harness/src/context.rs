@@ -14,6 +14,7 @@ use crate::cluster::Cluster;
 use crate::pods;
 use crate::profile::{Profile, ServiceSpec};
 use crate::secrets::KnownSecrets;
+use crate::stability::{Stability, StabilityWatch, Termination};
 use crate::wait::wait_until;
 
 /// Shared state of a conformance run.
@@ -25,6 +26,7 @@ pub struct Ctx {
     /// Secrets known to the run (redacted from everything it writes).
     pub secrets: KnownSecrets,
     http: reqwest::Client,
+    stability: Option<StabilityWatch>,
 }
 
 impl Ctx {
@@ -40,7 +42,46 @@ impl Ctx {
             secrets: KnownSecrets::for_profile(&profile),
             profile,
             http,
+            stability: None,
         })
+    }
+
+    /// Starts watching the implementation's pods for crashes (see [`crate::stability`]);
+    /// what is seen before the first case is labelled `phase`.
+    pub async fn watch_stability(&mut self, phase: &str) -> Result<()> {
+        self.stability = Some(StabilityWatch::start(&self.client(), &self.profile, phase).await?);
+        Ok(())
+    }
+
+    /// Marks restarts of `service`'s pods as caused on purpose by the running case.
+    pub fn expect_restarts(&self, service: &ServiceSpec) {
+        if let Some(watch) = &self.stability {
+            watch.expect_restarts(&service.deployment);
+        }
+    }
+
+    /// Begins a phase of the run for the crash watch (containers that finish from now on
+    /// belong to it); `is_case` when it is a case, named by its ID.
+    pub fn set_stability_phase(&self, phase: &str, is_case: bool) {
+        if let Some(watch) = &self.stability {
+            watch.set_phase(phase, is_case);
+        }
+    }
+
+    /// Unexpected container exits or restarts since the last call (none when not watching).
+    pub async fn unexpected_terminations(&self) -> Vec<Termination> {
+        match &self.stability {
+            Some(watch) => watch.take_unexpected().await,
+            None => Vec::new(),
+        }
+    }
+
+    /// The run's stability record for the reports.
+    pub fn stability(&self) -> Stability {
+        self.stability
+            .as_ref()
+            .map(StabilityWatch::stability)
+            .unwrap_or_default()
     }
 
     /// Admin client of the cluster.

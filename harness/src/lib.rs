@@ -25,4 +25,5 @@ pub mod report;
 pub mod resolver_log;
 pub mod run;
 pub mod secrets;
+pub mod stability;
 pub mod wait;

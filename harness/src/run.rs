@@ -125,25 +125,49 @@ pub async fn run(options: &RunOptions) -> Result<ConformanceReport> {
     let backend = cluster.backend().name();
     let version = cluster.kubernetes_version().to_string();
     let client = cluster.client();
+    let mut ctx = Ctx::new(cluster, profile.clone())?;
+    // Watching from before the deployment, so a crash while it rolls out is seen too.
+    if let Err(error) = ctx.watch_stability("deployment").await {
+        eprintln!("[stability] cannot watch the implementation's pods: {error:#}");
+    }
     let deploy_started = Instant::now();
     let deployed = deploy::deploy(&client, &profile, DEPLOY_DEADLINE).await;
     eprintln!(
         "[harness] deploy step took {:.1} s",
         deploy_started.elapsed().as_secs_f64()
     );
-    let ctx = Ctx::new(cluster, profile.clone())?;
-    let results = match &deployed {
+    // Crashes before the first case are named at run level only.
+    ctx.unexpected_terminations().await;
+    ctx.set_stability_phase("between cases", false);
+    let mut results = match &deployed {
         Ok(()) => cases::run_all(&ctx, &selection).await,
         Err(error) => {
             eprintln!("[harness] deployment failed: {error:#}");
             failed_all(&ctx, &selection, &format!("deployment failed: {error:#}"))
         }
     };
+    ctx.set_stability_phase("after the last case", false);
+    ctx.unexpected_terminations().await;
+    let stability = ctx.stability();
+    // A termination reported after its case ended still fails that case.
+    for result in &mut results {
+        let before = result.outcome.clone();
+        cases::fail_for_crashes(result, &stability.unexpected);
+        if result.outcome != before {
+            eprintln!(
+                "[case] {} FAILED after all: {}",
+                result.id,
+                result.reason.as_deref().unwrap_or_default()
+            );
+        }
+    }
     let date = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let report = report::build(&profile, backend, &version, &results, date);
+    let report =
+        report::build(&profile, backend, &version, &results, date).with_stability(stability);
     let writer = ReportWriter::new(&options.report_dir, ctx.secrets.redactor());
     report::write_all(&report, &writer)?;
-    let failed = results.iter().any(|r| r.outcome == Outcome::Failed);
+    let failed = results.iter().any(|r| r.outcome == Outcome::Failed)
+        || !report.stability.record.unexpected.is_empty();
     if failed
         && let Err(error) = report::diagnostics::collect(&client, &profile.namespace, &writer).await
     {

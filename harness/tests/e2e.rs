@@ -76,7 +76,12 @@ async fn set_up() -> Result<Ctx, SetupFailure> {
     deploy::deploy(&client, &profile, DEPLOY_DEADLINE)
         .await
         .map_err(|e| failed(e, Some(client.clone())))?;
-    Ctx::new(cluster, profile).map_err(|e| failed(e, Some(client)))
+    let mut ctx = Ctx::new(cluster, profile).map_err(|e| failed(e, Some(client.clone())))?;
+    // Per test process: a container exit or restart no case caused fails the case.
+    ctx.watch_stability("before the first case")
+        .await
+        .map_err(|e| failed(e, Some(client)))?;
+    Ok(ctx)
 }
 
 /// Runs `test` on the shared cluster; when it fails (or the set-up did), writes the
@@ -287,24 +292,12 @@ async fn deploy_and_check(
 #[test]
 fn leaky_admin_fails_secret_hygiene_and_its_reports_hold_no_secret() {
     let _serial = serial_on_local_backend("the leaky fixture's image");
-    let harness = env!("CARGO_BIN_EXE_harness");
-    let down = std::process::Command::new(harness)
-        .arg("down")
-        .output()
-        .unwrap();
-    assert!(down.status.success(), "harness down: {down:?}");
     let reports = tempfile::tempdir().unwrap();
-    let profile = workspace_root().join("fixtures/profiles/broken/leaky-admin.yaml");
-    let run = std::process::Command::new(harness)
-        .args(["run", "--backend", "local", "--feature", "secret-hygiene"])
-        .arg("--profile")
-        .arg(&profile)
-        .arg("--report-dir")
-        .arg(reports.path())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert_eq!(run.status.code(), Some(1), "a failed run exits 1: {stderr}");
+    run_fixture_failing(
+        "leaky-admin.yaml",
+        &["--feature", "secret-hygiene"],
+        reports.path(),
+    );
     let summary = std::fs::read_to_string(reports.path().join("summary.md")).unwrap();
     for id in ["SEC-001", "SEC-002"] {
         let row = summary
@@ -353,6 +346,97 @@ fn leaky_admin_fails_secret_hygiene_and_its_reports_hold_no_secret() {
     );
 }
 
+/// Stops the shared cluster (the next test starts it again) and runs `harness run` as a user
+/// does, on a local cluster of its own, with the broken fixture profile `name` and `args`;
+/// the run must fail (exit 1).
+fn run_fixture_failing(name: &str, args: &[&str], reports: &Path) {
+    let harness = env!("CARGO_BIN_EXE_harness");
+    let down = std::process::Command::new(harness)
+        .arg("down")
+        .output()
+        .unwrap();
+    assert!(down.status.success(), "harness down: {down:?}");
+    let profile = workspace_root().join("fixtures/profiles/broken").join(name);
+    let run = std::process::Command::new(harness)
+        .args(["run", "--backend", "local"])
+        .args(args)
+        .arg("--profile")
+        .arg(&profile)
+        .arg("--report-dir")
+        .arg(reports)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "a failed run exits 1: {stderr}");
+}
+
+/// A fixture whose user-srv exits 1 right after its first login
+/// (fixtures/profiles/broken/crash-once.yaml) fails the case that made that login, and every
+/// report names pod, container, exit code, reason and time; the YAML report and the
+/// diagnostics keep the crashed container's log.
+#[test]
+fn a_crash_fails_the_running_case_and_is_named_with_its_previous_log() {
+    let _serial = serial_on_local_backend("the crash-once fixture's image");
+    let reports = tempfile::tempdir().unwrap();
+    run_fixture_failing(
+        "crash-once.yaml",
+        &[
+            "--case",
+            "REG-001",
+            "--case",
+            "LOGIN-001",
+            "--case",
+            "LOGIN-002",
+        ],
+        reports.path(),
+    );
+    let read = |name: &str| std::fs::read_to_string(reports.path().join(name)).unwrap();
+    let summary = read("summary.md");
+    let row = |id: &str| {
+        summary
+            .lines()
+            .find(|l| l.contains(&format!("| {id} |")))
+            .unwrap_or_else(|| panic!("{id} is not in the summary:\n{summary}"))
+            .to_string()
+    };
+    assert!(row("REG-001").contains("| passed |"), "{summary}");
+    let crashed = row("LOGIN-001");
+    assert!(
+        crashed.contains("| **failed** |")
+            && crashed.contains("no case caused it: pod user-srv-")
+            && crashed.contains("container user-srv exit code 1 (Error) at ")
+            && crashed.contains("during LOGIN-001"),
+        "{crashed}"
+    );
+    let stability = summary
+        .lines()
+        .find(|l| l.starts_with("Stability: "))
+        .unwrap_or_else(|| panic!("no stability line:\n{summary}"));
+    assert!(
+        stability.contains("1 unexpected container exit(s) or restart(s): pod user-srv-"),
+        "{stability}"
+    );
+    for file in ["conformance-report.yaml", "junit.xml"] {
+        assert!(
+            read(file).contains("container user-srv exit code 1 (Error) at "),
+            "{file}"
+        );
+    }
+    assert!(
+        read("conformance-report.yaml").contains("crash-once: first login answered"),
+        "the YAML report does not keep the crashed container's log"
+    );
+    let previous = files_under(reports.path())
+        .into_iter()
+        .find(|f| f.to_string_lossy().ends_with("_user-srv.previous.log"))
+        .unwrap_or_else(|| panic!("no previous log of user-srv in the diagnostics"));
+    let previous = std::fs::read_to_string(previous).unwrap();
+    assert!(
+        previous.contains("crash-once: first login answered"),
+        "{previous}"
+    );
+}
+
 fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -364,6 +448,142 @@ fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
         }
     }
     files
+}
+
+/// A command-line tool the walkthrough runs: `$<env>` when set (ci/test.sh sets it), else
+/// `name` on PATH. Missing is a failure with a clear message, never a skip.
+fn tool(env: &str, name: &str) -> std::path::PathBuf {
+    if let Some(path) = std::env::var_os(env) {
+        return path.into();
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(name))
+        .find(|path| path.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "{name} is needed by the article walkthrough test: set {env} or put {name} on PATH \
+                 (ci/test.sh installs it, see ensure_{name} in ci/lib.sh)"
+            )
+        })
+}
+
+/// Runs a tool and returns its standard output, failing on a non-zero exit.
+fn run_tool(program: &Path, args: &[&str]) -> String {
+    let output = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{} {args:?} failed ({}): {stdout}{}",
+        program.display(),
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// The seed article's walkthrough, with the real curl and grpcurl against admin-srv's pod:
+/// the HTTP and gRPC logins exactly as the article writes them (its curl sends JSON with
+/// `Content-Type: application/json`), then `grpcurl list` and `describe`. It asserts what
+/// CONTRACT.md §5 and §7 demand: the logins' replies and JWT, Login callable and described
+/// through reflection with the contract's fields, health listed.
+#[test]
+fn article_walkthrough_with_curl_and_grpcurl() {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let (curl, grpcurl) = (tool("CURL", "curl"), tool("GRPCURL", "grpcurl"));
+    with_diagnostics(&reference_namespace(), |ctx| {
+        let admin = &ctx.profile.services.admin;
+        let (http, grpc) = suite()
+            .runtime
+            .block_on(async {
+                let pod = ctx.ready_pods(admin).await?.remove(0);
+                let http = ctx.pod_addr(&pod, admin.http_port.unwrap()).await?;
+                let grpc = ctx.pod_addr(&pod, admin.grpc_port).await?;
+                anyhow::Ok((http, grpc))
+            })
+            .unwrap();
+        let check = |what: &str, output: &str| {
+            let reply: harness::login::LoginReply = serde_json::from_str(output)
+                .unwrap_or_else(|e| panic!("{what} printed no login reply ({e}): {output}"));
+            harness::login::check_reply(ctx, &reply, &ctx.profile.expectations.api_key)
+                .unwrap_or_else(|e| panic!("{what}: {e:#}"));
+        };
+        let url = format!("http://{http}/admin/v1/login");
+        // The article's command; `-sS --noproxy '*'` only keep the output clean and the
+        // environment's proxy out of the way.
+        let article_body = "{\n  \"userName\": \"thangn\",\n  \"password\": \"123456\"\n}";
+        check(
+            "curl",
+            &run_tool(
+                &curl,
+                &[
+                    "-sS",
+                    "--noproxy",
+                    "*",
+                    "-X",
+                    "POST",
+                    &url,
+                    "-H",
+                    "accept: application/json",
+                    "-H",
+                    "Content-Type: application/json",
+                    "-d",
+                    article_body,
+                ],
+            ),
+        );
+        let target = grpc.to_string();
+        check(
+            "grpcurl Login",
+            &run_tool(
+                &grpcurl,
+                &[
+                    "-plaintext",
+                    "-d",
+                    r#"{"userName":"thangn","password":"123456"}"#,
+                    &target,
+                    "admin_srv.v1.AuthenticationService/Login",
+                ],
+            ),
+        );
+        let listed = run_tool(&grpcurl, &["-plaintext", &target, "list"]);
+        for service in [
+            "admin_srv.v1.AuthenticationService",
+            "grpc.health.v1.Health",
+        ] {
+            assert!(
+                listed.lines().any(|l| l.trim() == service),
+                "grpcurl list does not show {service}: {listed}"
+            );
+        }
+        let describe =
+            |symbol: &str| run_tool(&grpcurl, &["-plaintext", &target, "describe", symbol]);
+        let service = describe("admin_srv.v1.AuthenticationService");
+        assert!(
+            service.contains(
+                "rpc Login ( .admin_srv.v1.LoginRequest ) returns ( .admin_srv.v1.LoginReply )"
+            ),
+            "{service}"
+        );
+        let request = describe("admin_srv.v1.LoginRequest");
+        for field in ["string userName = 1;", "string password = 2;"] {
+            assert!(request.contains(field), "{request}");
+        }
+        let reply = describe("admin_srv.v1.LoginReply");
+        for field in [
+            "string id = 1;",
+            "string userName = 2;",
+            "string token = 3;",
+        ] {
+            assert!(reply.contains(field), "{reply}");
+        }
+    });
 }
 
 #[test]

@@ -69,6 +69,11 @@ fn profile_passes_its_cases(#[case] name: &str, #[case] cases: Vec<&str>) {
         .map(|c| format!("{}: {}", c.id, c.reason.clone().unwrap_or_default()))
         .collect();
     assert!(failed.is_empty(), "{name}: failed cases: {failed:#?}");
+    assert!(
+        report.stability.record.unexpected.is_empty(),
+        "{name}: {}",
+        report.stability.summary
+    );
     if cases.is_empty() {
         assert_eq!(
             report.conformance_level, "Core",

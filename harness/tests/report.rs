@@ -5,6 +5,7 @@ use std::time::Duration;
 use harness::cases::{self, CaseResult, Outcome};
 use harness::profile::{Profile, reference_profile_path};
 use harness::report::{self, ReportResult};
+use harness::stability::{Stability, Termination};
 
 fn result(id: &str, feature: &str, outcome: Outcome, reason: Option<&str>) -> CaseResult {
     CaseResult {
@@ -72,7 +73,9 @@ fn all_three_reports_are_written_with_reasons() {
     report::write_all(&report, &writer).unwrap();
     let junit = std::fs::read_to_string(dir.path().join(report::JUNIT_FILE)).unwrap();
     assert!(
-        junit.contains("tests=\"3\"") && junit.contains("failures=\"1\""),
+        junit.contains("tests=\"4\"")
+            && junit.contains("failures=\"1\"")
+            && junit.contains("implementation pods not watched"),
         "{junit}"
     );
     assert!(junit.contains("latest update lists"), "{junit}");
@@ -82,18 +85,23 @@ fn all_three_reports_are_written_with_reasons() {
     assert!(yaml.contains("result: failure"), "{yaml}");
 }
 
-#[test]
-fn all_passing_declared_features_is_success() {
+/// A profile declaring only registration, whose one case passed.
+fn registration_passed() -> report::ConformanceReport {
     let results = vec![result("REG-001", "registration", Outcome::Passed, None)];
     let mut profile = profile();
     profile.features = ["registration".to_string()].into();
-    let report = report::build(
+    report::build(
         &profile,
         "local",
         "v1.35.4",
         &results,
         "2026-11-25T00:00:00Z".into(),
-    );
+    )
+}
+
+#[test]
+fn all_passing_declared_features_is_success() {
+    let report = registration_passed();
     assert_eq!(report.result, ReportResult::Success);
 }
 
@@ -227,4 +235,46 @@ fn a_declared_feature_with_a_skipped_case_is_partial() {
         summary.contains("| fault-tolerance | Core | partial | FAULT-001 | skipped |"),
         "{summary}"
     );
+}
+
+#[test]
+fn a_crash_outside_every_case_fails_the_run_and_every_report_names_it() {
+    let crash = Termination {
+        pod: "user-srv-5fc4d67dd5-sm9g4".into(),
+        container: "user-srv".into(),
+        deployment: "user-srv".into(),
+        exit_code: Some(1),
+        signal: None,
+        reason: "Error".into(),
+        finished_at: Some("2026-11-25T00:00:05Z".into()),
+        restart_count: 1,
+        during: "deployment".into(),
+        expected: None,
+        previous_log: Some("crash-once: exiting with status 1\n".into()),
+    };
+    let stability = Stability {
+        watched: "pods of Deployments user-srv in namespace go-micro".into(),
+        unexpected: vec![crash],
+        expected: vec![],
+    };
+    let report = registration_passed().with_stability(stability);
+    assert_eq!(report.result, ReportResult::Failure);
+    assert_eq!(report.conformance_level, "none");
+    let dir = tempfile::tempdir().unwrap();
+    let writer = report::ReportWriter::new(dir.path(), Default::default());
+    report::write_all(&report, &writer).unwrap();
+    let line = "pod user-srv-5fc4d67dd5-sm9g4 container user-srv exit code 1 (Error) at \
+                2026-11-25T00:00:05Z, restart count 1, during deployment";
+    for file in [
+        report::REPORT_FILE,
+        report::JUNIT_FILE,
+        report::SUMMARY_FILE,
+    ] {
+        let text = std::fs::read_to_string(dir.path().join(file)).unwrap();
+        assert!(text.contains(line), "{file}: {text}");
+    }
+    let junit = std::fs::read_to_string(dir.path().join(report::JUNIT_FILE)).unwrap();
+    assert!(junit.contains("failures=\"1\""), "{junit}");
+    let yaml = std::fs::read_to_string(dir.path().join(report::REPORT_FILE)).unwrap();
+    assert!(yaml.contains("previousLog"), "{yaml}");
 }

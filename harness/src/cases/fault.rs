@@ -180,6 +180,7 @@ async fn killed_user_pod(ctx: &Ctx) -> Result<Value> {
     let pod = ctx.ready_pods(user).await?.remove(0);
     let pid = require_container_pid(&pod).map_err(|e| Skip(format!("{e:#}")))?;
     let restarts = restart_count(&pod);
+    ctx.expect_restarts(user);
     kill(Pid::from_raw(pid), Signal::SIGKILL)
         .with_context(|| format!("SIGKILL to pid {pid} of pod {}", pod.name_any()))?;
     let killed = Instant::now();

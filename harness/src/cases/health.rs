@@ -1,8 +1,11 @@
 //! HEALTH: grpc.health.v1 and server reflection on every gRPC server (CONTRACT.md §5).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Context, Result, bail};
+use prost::Message;
+use prost_reflect::{DescriptorPool, Kind};
+use prost_types::{FileDescriptorProto, FileDescriptorSet};
 use serde_json::{Value, json};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
@@ -27,8 +30,8 @@ pub fn cases() -> Vec<Case> {
         Case {
             id: "HEALTH-002",
             feature: "reflection",
-            section: "§5",
-            summary: "server reflection (v1 and v1alpha) lists each service's API and health",
+            section: "§5, §7",
+            summary: "server reflection (v1 and v1alpha) lists each service's API and health; every listed service's descriptors resolve with all imports and Login is described",
             run: case_fn!(reflection_lists_services),
         },
     ]
@@ -73,7 +76,7 @@ async fn reflection_lists_services(ctx: &Ctx) -> Result<Value> {
         let v1 = list_services_v1(channel.clone())
             .await
             .with_context(|| format!("{}: reflection v1", service.name))?;
-        let alpha = list_services_v1alpha(channel)
+        let alpha = list_services_v1alpha(channel.clone())
             .await
             .with_context(|| format!("{}: reflection v1alpha", service.name))?;
         for (version, listed) in [("v1", &v1), ("v1alpha", &alpha)] {
@@ -86,32 +89,217 @@ async fn reflection_lists_services(ctx: &Ctx) -> Result<Value> {
                 }
             }
         }
+        // As grpcurl does: every listed service's files with all their imports form one pool.
+        let pool = descriptor_pool(channel, &v1)
+            .await
+            .with_context(|| format!("{}: reflection descriptors", service.name))?;
+        let api = pool
+            .get_service_by_name(api_service(role))
+            .with_context(|| {
+                format!(
+                    "{}: {} is listed but not described",
+                    service.name,
+                    api_service(role)
+                )
+            })?;
+        let mut methods: Vec<String> = api.methods().map(|m| m.name().to_string()).collect();
+        methods.sort();
+        let mut entry = json!({ "methods": methods, "files": pool.files().count() });
+        if role == "admin" {
+            entry["login"] = describe_login(&pool)
+                .with_context(|| format!("{}: describing {LOGIN_METHOD}", service.name))?;
+        }
         let mut relevant: Vec<&String> = v1
             .iter()
             .filter(|s| s.as_str() == api_service(role) || s.as_str() == "grpc.health.v1.Health")
             .collect();
         relevant.sort();
-        observed.insert(role, relevant.into_iter().cloned().collect::<Vec<_>>());
+        entry["listed"] = json!(relevant);
+        observed.insert(role, entry);
     }
     Ok(json!(observed))
 }
 
-async fn list_services_v1(channel: tonic::transport::Channel) -> Result<Vec<String>> {
+/// The method grpcurl describes and calls in the article (CONTRACT.md §5).
+const LOGIN_METHOD: &str = "admin_srv.v1.AuthenticationService/Login";
+
+/// Login's request and reply fields as reflection describes them; they must be the
+/// contract's `LoginRequest{userName=1, password=2}` and `LoginReply{id=1, userName=2, token=3}`.
+fn describe_login(pool: &DescriptorPool) -> Result<Value> {
+    let service = pool
+        .get_service_by_name("admin_srv.v1.AuthenticationService")
+        .context("no AuthenticationService")?;
+    let login = service
+        .methods()
+        .find(|m| m.name() == "Login")
+        .context("AuthenticationService has no method Login")?;
+    // A field other than a singular string shows its kind, so it differs from the contract.
+    let fields = |message: prost_reflect::MessageDescriptor| -> Vec<(u32, String)> {
+        message
+            .fields()
+            .map(|f| {
+                let singular_string = f.kind() == Kind::String && !f.is_list() && !f.is_map();
+                let name = match singular_string {
+                    true => f.name().to_string(),
+                    false => format!(
+                        "{} ({:?}{})",
+                        f.name(),
+                        f.kind(),
+                        if f.is_list() { ", repeated" } else { "" }
+                    ),
+                };
+                (f.number(), name)
+            })
+            .collect()
+    };
+    let expect = |message: prost_reflect::MessageDescriptor, want: &[(u32, &str)]| {
+        let got = fields(message.clone());
+        let want: Vec<(u32, String)> = want.iter().map(|(n, s)| (*n, s.to_string())).collect();
+        if got != want {
+            bail!(
+                "{} fields are {got:?}, the contract has these string fields: {want:?}",
+                message.full_name()
+            );
+        }
+        Ok(got.into_iter().map(|(_, name)| name).collect::<Vec<_>>())
+    };
+    let input = expect(login.input(), &[(1, "userName"), (2, "password")])?;
+    let output = expect(login.output(), &[(1, "id"), (2, "userName"), (3, "token")])?;
+    Ok(json!({
+        "input": login.input().full_name(),
+        "inputFields": input,
+        "output": login.output().full_name(),
+        "outputFields": output,
+    }))
+}
+
+/// Resolves, through reflection v1, the files defining every service in `services` and every
+/// file they import (transitively), and builds a descriptor pool from them: an import the
+/// server cannot provide by that exact file name, or a file that does not link, fails.
+async fn descriptor_pool(
+    channel: tonic::transport::Channel,
+    services: &[String],
+) -> Result<DescriptorPool> {
     let mut client = ServerReflectionClient::new(channel);
+    let mut files: BTreeMap<String, FileDescriptorProto> = BTreeMap::new();
+    for service in services {
+        let received = reflect_files(
+            &mut client,
+            MessageRequest::FileContainingSymbol(service.clone()),
+        )
+        .await
+        .with_context(|| format!("file containing {service}"))?;
+        for file in received {
+            files.insert(file.name().to_string(), file);
+        }
+    }
+    loop {
+        let missing: BTreeSet<String> = files
+            .values()
+            .flat_map(|f| f.dependency.iter())
+            .filter(|d| !files.contains_key(*d))
+            .cloned()
+            .collect();
+        let Some(name) = missing.into_iter().next() else {
+            break;
+        };
+        let importers: Vec<&str> = files
+            .values()
+            .filter(|f| f.dependency.contains(&name))
+            .map(|f| f.name())
+            .collect();
+        let received = reflect_files(&mut client, MessageRequest::FileByFilename(name.clone()))
+            .await
+            .with_context(|| format!("import {name} of {importers:?} cannot be resolved"))?;
+        if !received.iter().any(|f| f.name() == name) {
+            bail!(
+                "import {name} of {importers:?}: reflection answered with other files ({:?})",
+                received.iter().map(|f| f.name()).collect::<Vec<_>>()
+            );
+        }
+        for file in received {
+            files.insert(file.name().to_string(), file);
+        }
+    }
+    DescriptorPool::from_file_descriptor_set(FileDescriptorSet {
+        file: dependencies_first(files),
+    })
+    .map_err(|e| anyhow::anyhow!("the reflected descriptors do not form a valid pool: {e}"))
+}
+
+/// Orders files so that every file comes after the files it imports.
+fn dependencies_first(
+    mut files: BTreeMap<String, FileDescriptorProto>,
+) -> Vec<FileDescriptorProto> {
+    fn visit(
+        name: &str,
+        files: &mut BTreeMap<String, FileDescriptorProto>,
+        out: &mut Vec<FileDescriptorProto>,
+    ) {
+        let Some(file) = files.remove(name) else {
+            return;
+        };
+        for dependency in &file.dependency {
+            visit(dependency, files, out);
+        }
+        out.push(file);
+    }
+    let mut out = Vec::new();
+    let names: Vec<String> = files.keys().cloned().collect();
+    for name in names {
+        visit(&name, &mut files, &mut out);
+    }
+    out
+}
+
+/// One reflection v1 request and its response.
+async fn reflect(
+    client: &mut ServerReflectionClient<tonic::transport::Channel>,
+    request: MessageRequest,
+) -> Result<MessageResponse> {
     let request = ServerReflectionRequest {
         host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
+        message_request: Some(request),
     };
     let mut responses = client
         .server_reflection_info(tokio_stream::once(request))
         .await?
         .into_inner();
-    let response = responses
+    responses
         .message()
         .await?
-        .context("no reflection response")?;
-    match response.message_response {
-        Some(MessageResponse::ListServicesResponse(list)) => {
+        .context("no reflection response")?
+        .message_response
+        .context("an empty reflection response")
+}
+
+/// One reflection v1 request answered with file descriptors.
+async fn reflect_files(
+    client: &mut ServerReflectionClient<tonic::transport::Channel>,
+    request: MessageRequest,
+) -> Result<Vec<FileDescriptorProto>> {
+    match reflect(client, request).await? {
+        MessageResponse::FileDescriptorResponse(files) => files
+            .file_descriptor_proto
+            .iter()
+            .map(|bytes| {
+                FileDescriptorProto::decode(bytes.as_slice())
+                    .context("a reflected file descriptor does not decode")
+            })
+            .collect(),
+        MessageResponse::ErrorResponse(error) => bail!(
+            "reflection error {}: {}",
+            error.error_code,
+            error.error_message
+        ),
+        other => bail!("unexpected reflection response {other:?}"),
+    }
+}
+
+async fn list_services_v1(channel: tonic::transport::Channel) -> Result<Vec<String>> {
+    let mut client = ServerReflectionClient::new(channel);
+    match reflect(&mut client, MessageRequest::ListServices(String::new())).await? {
+        MessageResponse::ListServicesResponse(list) => {
             Ok(list.service.into_iter().map(|s| s.name).collect())
         }
         other => bail!("unexpected reflection response {other:?}"),
@@ -139,5 +327,89 @@ async fn list_services_v1alpha(channel: tonic::transport::Channel) -> Result<Vec
             Ok(list.service.into_iter().map(|s| s.name).collect())
         }
         other => bail!("unexpected reflection response {other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(name: &str, imports: &[&str], message: &str, field_type: &str) -> FileDescriptorProto {
+        FileDescriptorProto {
+            name: Some(name.into()),
+            package: Some("p".into()),
+            dependency: imports.iter().map(|s| s.to_string()).collect(),
+            message_type: vec![prost_types::DescriptorProto {
+                name: Some(message.into()),
+                field: vec![prost_types::FieldDescriptorProto {
+                    name: Some("f".into()),
+                    number: Some(1),
+                    label: Some(1),
+                    r#type: Some(if field_type.is_empty() { 9 } else { 11 }),
+                    type_name: (!field_type.is_empty()).then(|| field_type.to_string()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            syntax: Some("proto3".into()),
+            ..Default::default()
+        }
+    }
+
+    fn pool(files: Vec<FileDescriptorProto>) -> Result<DescriptorPool, String> {
+        let files = files
+            .into_iter()
+            .map(|f| (f.name().to_string(), f))
+            .collect();
+        DescriptorPool::from_file_descriptor_set(FileDescriptorSet {
+            file: dependencies_first(files),
+        })
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn imports_are_linked_whatever_the_order_received() {
+        let pool = pool(vec![
+            file("a.proto", &["common/b.proto"], "A", ".p.B"),
+            file("common/b.proto", &[], "B", ""),
+        ])
+        .unwrap();
+        assert!(pool.get_message_by_name("p.A").is_some());
+    }
+
+    #[test]
+    fn login_is_described_with_the_contract_fields_only_when_they_are_strings() {
+        let set = FileDescriptorSet::decode(gomicro_proto::FILE_DESCRIPTOR_SET).unwrap();
+        let pool = DescriptorPool::from_file_descriptor_set(set.clone()).unwrap();
+        let described = describe_login(&pool).unwrap();
+        assert_eq!(
+            described["outputFields"],
+            json!(["id", "userName", "token"])
+        );
+        let mut changed = set;
+        let file = changed
+            .file
+            .iter_mut()
+            .find(|f| f.message_type.iter().any(|m| m.name() == "LoginRequest"))
+            .unwrap();
+        let request = file
+            .message_type
+            .iter_mut()
+            .find(|m| m.name() == "LoginRequest")
+            .unwrap();
+        request.field[1].r#type = Some(12); // bytes
+        let pool = DescriptorPool::from_file_descriptor_set(changed).unwrap();
+        let error = describe_login(&pool).unwrap_err().to_string();
+        assert!(error.contains("password (bytes)"), "{error}");
+    }
+
+    #[test]
+    fn a_missing_or_misnamed_import_fails() {
+        let err = pool(vec![
+            file("a.proto", &["b.proto"], "A", ".p.B"),
+            file("common/b.proto", &[], "B", ""),
+        ])
+        .unwrap_err();
+        assert!(err.contains("b.proto"), "{err}");
     }
 }

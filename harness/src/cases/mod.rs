@@ -157,6 +157,7 @@ pub async fn run_case(ctx: &Ctx, case: &Case) -> CaseResult {
         return result;
     }
     eprintln!("[case] {} {} ...", case.id, case.summary);
+    ctx.set_stability_phase(case.id, true);
     match tokio::time::timeout(CASE_TIMEOUT, (case.run)(ctx)).await {
         Ok(Ok(mut observations)) => {
             result.outcome = Outcome::Passed;
@@ -179,6 +180,11 @@ pub async fn run_case(ctx: &Ctx, case: &Case) -> CaseResult {
             result.reason = Some(format!("did not finish within {CASE_TIMEOUT:?}"));
         }
     }
+    // Terminations that finished before this case began (reported late) are the run's to
+    // attribute (see `fail_for_crashes`).
+    let crashes = ctx.unexpected_terminations().await;
+    ctx.set_stability_phase("between cases", false);
+    fail_for_crashes(&mut result, &crashes);
     result.duration = start.elapsed();
     let word = match result.outcome {
         Outcome::Passed => "passed",
@@ -196,6 +202,31 @@ pub async fn run_case(ctx: &Ctx, case: &Case) -> CaseResult {
             .unwrap_or_default()
     );
     result
+}
+
+/// Fails `result` for each unexpected container exit or restart that happened during its case
+/// (CONTRACT.md §7, "Any implementation") and that its reason does not name yet.
+pub fn fail_for_crashes(result: &mut CaseResult, crashes: &[crate::stability::Termination]) {
+    let named = |line: &str| result.reason.as_deref().is_some_and(|r| r.contains(line));
+    let list: Vec<String> = crashes
+        .iter()
+        .filter(|c| c.during == result.id)
+        .map(|c| c.describe())
+        .filter(|line| !named(line))
+        .collect();
+    if list.is_empty() {
+        return;
+    }
+    let mut reason = format!(
+        "a container of the implementation exited or restarted and no case caused it: {}",
+        list.join("; ")
+    );
+    if let Some(earlier) = &result.reason {
+        reason.push_str(&format!("; besides: {earlier}"));
+    }
+    result.outcome = Outcome::Failed;
+    result.reason = Some(reason);
+    result.observations = serde_json::Value::Null;
 }
 
 /// Skipped when a [`Skip`] is anywhere in the error's chain, else failed.

@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::cases::{CaseResult, Outcome};
 use crate::features::{FEATURES, Level};
 use crate::profile::{Implementation, Profile};
+use crate::stability::Stability;
 
 /// Schema version of the report.
 pub const REPORT_API_VERSION: &str = "conformance.gomicro.dev/v1";
@@ -59,6 +60,18 @@ pub struct ConformanceReport {
     pub levels: Levels,
     pub statistics: Statistics,
     pub features: Vec<FeatureReport>,
+    /// Container exits and restarts of the implementation seen during the run (CONTRACT.md
+    /// §7, "Any implementation").
+    pub stability: StabilityReport,
+}
+
+/// The report's stability section: the one-line summary and the record behind it.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StabilityReport {
+    pub summary: String,
+    #[serde(flatten)]
+    pub record: Stability,
 }
 
 /// Results per conformance level (CONTRACT.md §7).
@@ -213,6 +226,37 @@ pub fn build(
         levels,
         statistics: total,
         features,
+        stability: StabilityReport {
+            summary: Stability::default().line(),
+            record: Stability::default(),
+        },
+    }
+}
+
+impl ConformanceReport {
+    /// Adds the run's stability record. A crash seen outside every case (during deployment,
+    /// between or after the cases) fails the run; one during a case already failed that case.
+    pub fn with_stability(mut self, stability: Stability) -> ConformanceReport {
+        let case_ids: Vec<&str> = self
+            .features
+            .iter()
+            .flat_map(|f| f.cases.iter().map(|c| c.id.as_str()))
+            .collect();
+        if stability
+            .unexpected
+            .iter()
+            .any(|t| !case_ids.contains(&t.during.as_str()))
+        {
+            // Not conformant at any level (CONTRACT.md §7, "Any implementation").
+            self.result = ReportResult::Failure;
+            self.levels.core.result = ReportResult::Failure;
+            self.conformance_level = "none".into();
+        }
+        self.stability = StabilityReport {
+            summary: stability.line(),
+            record: stability,
+        };
+        self
     }
 }
 

@@ -8,6 +8,31 @@ use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, Te
 use super::ConformanceReport;
 use crate::cases::Outcome;
 
+/// The run-level stability line as a test case of its own.
+fn stability_suite(report: &ConformanceReport) -> TestSuite {
+    let stability = &report.stability;
+    let status = if !stability.record.is_watched() {
+        let mut status = TestCaseStatus::skipped();
+        status.set_message(stability.summary.as_str());
+        status
+    } else if stability.record.unexpected.is_empty() {
+        TestCaseStatus::success()
+    } else {
+        let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+        status.set_message(stability.summary.as_str());
+        status
+    };
+    let mut case = TestCase::new(
+        "STABILITY no container of the implementation exited or restarted unless a case caused it",
+        status,
+    );
+    case.set_classname("conformance.stability");
+    case.set_system_out(stability.summary.as_str());
+    let mut suite = TestSuite::new("stability");
+    suite.add_test_case(case);
+    suite
+}
+
 /// Renders the report as JUnit XML.
 pub fn render(report: &ConformanceReport) -> Result<String> {
     let mut junit = Report::new("gomicro-conformance");
@@ -40,5 +65,6 @@ pub fn render(report: &ConformanceReport) -> Result<String> {
         }
         junit.add_test_suite(suite);
     }
+    junit.add_test_suite(stability_suite(report));
     Ok(junit.to_string()?)
 }

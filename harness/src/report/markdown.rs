@@ -35,6 +35,7 @@ pub fn render(report: &ConformanceReport) -> String {
         report.statistics.failed,
         report.statistics.skipped
     );
+    let _ = writeln!(out, "Stability: {}\n", report.stability.summary);
     let _ = writeln!(
         out,
         "| Feature | Level | Result | Case | Outcome | Reason |\n|---|---|---|---|---|---|"

@@ -9,7 +9,9 @@ mod writer;
 
 use anyhow::Result;
 
-pub use conformance::{ConformanceReport, FeatureReport, Levels, ReportResult, build};
+pub use conformance::{
+    ConformanceReport, FeatureReport, Levels, ReportResult, StabilityReport, build,
+};
 pub use writer::ReportWriter;
 
 /// File names written into the report directory.

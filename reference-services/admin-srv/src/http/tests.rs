@@ -103,6 +103,22 @@ async fn login_replies_id_user_name_and_token() {
     assert_eq!(body, r#"{"id":"1","userName":"thangn","token":"signed"}"#);
 }
 
+/// The seed article's curl: `-H 'accept: application/json' -H 'Content-Type: application/json'`
+/// and a pretty-printed JSON body.
+#[tokio::test]
+async fn the_article_curl_request_logs_in() {
+    let request = Request::post("/admin/v1/login")
+        .header("accept", "application/json")
+        .header(CONTENT_TYPE, "application/json")
+        .body(Body::from(
+            "{\n  \"userName\": \"thangn\",\n  \"password\": \"123456\"\n}",
+        ))
+        .unwrap();
+    let (status, _, body) = send(router(Fake, config(ARTICLE_CONFIG)), request).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, r#"{"id":"1","userName":"thangn","token":"signed"}"#);
+}
+
 #[tokio::test]
 async fn wrong_credentials_answer_like_go_micro() {
     let router = router(Fake, config(ARTICLE_CONFIG));
