@@ -17,7 +17,7 @@ trap cleanup EXIT
 # The e2e suite runs the reference services from their release builds; building them here keeps
 # that (long, when cold) build out of the first e2e test's time budget.
 step "cargo build --release (reference services for the e2e suite)"
-cargo build --release --locked -p token-srv -p user-srv -p admin-srv
+cargo build --release --locked -p token-srv -p user-srv -p admin-srv -p bench-baseline
 
 ensure_go_minimal
 

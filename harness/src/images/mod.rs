@@ -18,9 +18,11 @@ pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The reference services' cargo packages, built together so one feature resolution serves
-/// every profile (see `ci/test.sh`).
-const REFERENCE_PACKAGES: [&str; 3] = ["admin-srv", "token-srv", "user-srv"];
+/// The reference services' cargo packages and the bench's baseline, built together so one
+/// feature resolution serves every profile; `ci/test.sh` and `ci/flake-rate.sh` build the same
+/// set (a test checks it).
+pub(crate) const REFERENCE_PACKAGES: [&str; 4] =
+    ["admin-srv", "bench-baseline", "token-srv", "user-srv"];
 
 /// Builds (where needed) and assembles every local image of the profile.
 ///
@@ -169,5 +171,26 @@ mod tests {
             sanitize("gomicro-conformance/token-srv:0.1.0"),
             "gomicro-conformance_token-srv_0.1.0"
         );
+    }
+
+    /// A selection that differs from the harness's would resolve features differently and
+    /// rebuild much of the dependency tree.
+    #[test]
+    fn the_ci_scripts_build_exactly_the_reference_packages() {
+        for script in ["ci/test.sh", "ci/flake-rate.sh"] {
+            let text = std::fs::read_to_string(workspace_root().join(script)).unwrap();
+            let line = text
+                .lines()
+                .find(|l| l.starts_with("cargo build") && l.contains("--release"))
+                .unwrap_or_else(|| panic!("{script} has no release build"));
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let mut packages: Vec<&str> = words
+                .windows(2)
+                .filter(|w| w[0] == "-p")
+                .map(|w| w[1])
+                .collect();
+            packages.sort_unstable();
+            assert_eq!(packages, REFERENCE_PACKAGES, "{script}: {line}");
+        }
     }
 }
