@@ -22,8 +22,8 @@ trap cleanup EXIT
 
 # The e2e suite runs the reference services from their release builds; building them here keeps
 # that (long, when cold) build out of the first e2e test's time budget.
-step "cargo build --release (the harness and the reference services: the images of the e2e suite)"
-cargo build --release --locked -p harness -p admin-srv -p token-srv -p user-srv
+step "cargo build --release (the harness, the reference services and the bench baseline: the images of the e2e suite)"
+cargo build --release --locked -p admin-srv -p bench-baseline -p harness -p token-srv -p user-srv
 
 profile=default
 [ -n "${CI:-}" ] && profile=ci

@@ -134,13 +134,7 @@ impl Ctx {
 
     /// A gRPC channel to `port` of a given pod.
     pub async fn grpc_channel_to(&self, pod: &Pod, port: u16) -> Result<Channel> {
-        let addr = self.pod_addr(pod, port).await?;
-        Endpoint::from_shared(format!("http://{addr}"))?
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(10))
-            .connect()
-            .await
-            .with_context(|| format!("cannot connect gRPC to pod {} at {addr}", pod.name_any()))
+        connect_grpc(self.pod_addr(pod, port).await?, &pod.name_any()).await
     }
 
     /// Waits until every Running pod of `service` answers grpc.health.v1 SERVING for `""`:
@@ -179,4 +173,14 @@ impl Ctx {
     pub async fn logs(&self, pod: &Pod) -> Result<String> {
         pods::logs(&self.client(), self.namespace(), &pod.name_any()).await
     }
+}
+
+/// A gRPC channel to `addr` (of pod `pod`, named in the error).
+pub async fn connect_grpc(addr: SocketAddr, pod: &str) -> Result<Channel> {
+    Endpoint::from_shared(format!("http://{addr}"))?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(10))
+        .connect()
+        .await
+        .with_context(|| format!("cannot connect gRPC to pod {pod} at {addr}"))
 }

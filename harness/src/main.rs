@@ -109,6 +109,12 @@ enum Command {
         /// Idle and settle window around the unrelated pods (e.g. 10s).
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
         window: std::time::Duration,
+        /// An earlier run's JSON: print each figure's change against it after the table.
+        #[arg(long, value_name = "OLD.json")]
+        compare: Option<PathBuf>,
+        /// With --compare: compare this JSON instead of running the bench (no cluster).
+        #[arg(long, value_name = "NEW.json", requires = "compare")]
+        against: Option<PathBuf>,
     },
     /// List the conformance cases with their CONTRACT.md section, level and feature.
     Cases,
@@ -289,7 +295,18 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             rounds,
             unrelated_pods,
             window,
+            compare,
+            against,
         } => {
+            let load_json = |path: &PathBuf| {
+                harness::bench::compare::load(path)
+                    .map_err(|error| preflight::UsageError(format!("{error:#}")))
+            };
+            let compare = compare.as_ref().map(load_json).transpose()?;
+            if let (Some(old), Some(new)) = (&compare, &against) {
+                print!("{}", harness::bench::compare::render(old, &load_json(new)?));
+                return Ok(ExitCode::SUCCESS);
+            }
             let profiles = if profiles.is_empty() {
                 vec![reference_profile_path()]
             } else {
@@ -312,12 +329,13 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
                 unrelated_pods,
                 window,
                 harness_exe: exe,
+                compare,
             };
             let report = harness::bench::run(&options).await?;
             let unmeasured = report
                 .profiles
                 .iter()
-                .any(|p| p.metrics.cluster_start_s.is_none());
+                .any(|p| p.metrics.cluster_start.is_none());
             Ok(if unmeasured {
                 ExitCode::FAILURE
             } else {

@@ -13,7 +13,7 @@ use kube::api::{Api, LogParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::Value;
 
-use super::report::{LoginLoad, Percentiles, mib};
+use super::report::{Figure, LoadPhase, Percentiles, mib, unit};
 use crate::configmap::{self, CONFIG_KEY};
 use crate::context::Ctx;
 use crate::load::{self, Budget, Target};
@@ -27,8 +27,26 @@ const DEADLINE: Duration = Duration::from_secs(120);
 /// When the harness first saw each state of one pod.
 #[derive(Debug, Clone, Default)]
 struct PodTimes {
-    ready: Option<SystemTime>,
+    /// Registered and, for readiness-aware discovery, Ready; else Running: from then on the
+    /// resolver should list it.
+    discoverable: Option<SystemTime>,
     registered: Option<SystemTime>,
+}
+
+/// Whether the profile's discovery lists only Ready pods (the Extended feature); Core
+/// discovery lists every Running pod (CONTRACT.md §2).
+fn readiness_aware(ctx: &Ctx) -> bool {
+    ctx.profile.supports("readiness-aware-discovery")
+}
+
+/// The pods of `service` its resolver should list: Ready ones for readiness-aware discovery,
+/// else the Running ones (as the RES cases expect).
+async fn discoverable_pods(ctx: &Ctx, service: &ServiceSpec) -> Result<Vec<Pod>> {
+    if readiness_aware(ctx) {
+        pods::ready_pods(&ctx.client(), ctx.namespace(), service).await
+    } else {
+        pods::running_pods(&ctx.client(), ctx.namespace(), service).await
+    }
 }
 
 fn ms_between(from: SystemTime, to: SystemTime) -> f64 {
@@ -53,6 +71,11 @@ fn watch_pod_times(
     let id_key = ctx.profile.key("id");
     let name = service.name.clone();
     let sink = times.clone();
+    let state: fn(&Pod) -> bool = if readiness_aware(ctx) {
+        pods::is_ready
+    } else {
+        pods::is_running
+    };
     let task = tokio::spawn(async move {
         let mut events = watcher(api, config)
             .default_backoff()
@@ -63,13 +86,13 @@ fn watch_pod_times(
             let now = SystemTime::now();
             let mut times = sink.lock().unwrap_or_else(|p| p.into_inner());
             let entry = times.entry(pod.name_any()).or_default();
-            if entry.ready.is_none() && pods::is_ready(&pod) {
-                entry.ready = Some(now);
-            }
             let registered =
                 pod.labels().get(&id_key) == Some(&format!("{}.{name}", pod.name_any()));
             if entry.registered.is_none() && registered {
                 entry.registered = Some(now);
+            }
+            if entry.discoverable.is_none() && registered && state(&pod) {
+                entry.discoverable = Some(now);
             }
         }
     });
@@ -105,7 +128,7 @@ async fn timed_updates(ctx: &Ctx) -> Result<Vec<(SystemTime, Vec<Value>)>> {
 }
 
 /// Scales `service` to `replicas` and waits until every pod is registered and admin-srv's
-/// latest update lists exactly them.
+/// latest update lists exactly the discoverable ones.
 async fn scale_and_settle(ctx: &Ctx, service: &ServiceSpec, replicas: usize) -> Result<()> {
     deploy::scale(
         &ctx.client(),
@@ -116,12 +139,13 @@ async fn scale_and_settle(ctx: &Ctx, service: &ServiceSpec, replicas: usize) -> 
     )
     .await?;
     pods::wait_registered(&ctx.client(), &ctx.profile, service, DEADLINE).await?;
-    wait_until(
-        DEADLINE,
-        "admin-srv's resolver to list the ready pods",
-        || async {
-            let mut ready: Vec<String> = ctx
-                .ready_pods(service)
+    let what = if readiness_aware(ctx) {
+        "admin-srv's resolver to list the ready pods"
+    } else {
+        "admin-srv's resolver to list the running pods"
+    };
+    wait_until(DEADLINE, what, || async {
+            let mut ready: Vec<String> = discoverable_pods(ctx, service)
                 .await?
                 .iter()
                 .map(|p| format!("{}.{}", p.name_any(), service.name))
@@ -135,13 +159,13 @@ async fn scale_and_settle(ctx: &Ctx, service: &ServiceSpec, replicas: usize) -> 
             let latest =
                 resolver_log::latest_for(&updates, &service.name).map(|u| resolver_log::ids(u));
             Ok((latest.as_ref() == Some(&ready)).then_some(()))
-        },
-    )
+    })
     .await
 }
 
-/// Registration (process start → registration labels seen) and resolver update (pod Ready →
-/// first admin-srv update listing it) latencies over `rounds` of scaling user-srv 1 → 3 → 1.
+/// Registration (process start → registration labels seen) and resolver update (pod
+/// discoverable: registered and Ready, or Running without readiness-aware discovery → first
+/// admin-srv update listing it) latencies over `rounds` of scaling user-srv 1 → 3 → 1.
 pub async fn scaling_latencies(ctx: &Ctx, rounds: usize) -> Result<(Vec<f64>, Vec<f64>)> {
     let user = &ctx.profile.services.user;
     let selector = pods::selector(&ctx.client(), ctx.namespace(), &user.deployment).await?;
@@ -187,8 +211,8 @@ pub async fn scaling_latencies(ctx: &Ctx, rounds: usize) -> Result<(Vec<f64>, Ve
             .iter()
             .find(|(_, update)| resolver_log::ids(update).contains(&id))
             .map(|(time, _)| *time);
-        if let (Some(ready), Some(applied)) = (seen.ready, applied) {
-            resolver.push(ms_between(ready, applied));
+        if let (Some(discoverable), Some(applied)) = (seen.discoverable, applied) {
+            resolver.push(ms_between(discoverable, applied));
         }
     }
     if registration.is_empty() || resolver.is_empty() {
@@ -255,21 +279,26 @@ pub fn rss_mib(pids: &BTreeMap<String, i32>) -> Result<BTreeMap<String, f64>> {
         .collect()
 }
 
+/// The HTTP target `POST <base>/admin/v1/login` with a connection pool for `concurrency`.
+pub fn http_target(base: &str, concurrency: usize) -> Result<Target> {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .pool_max_idle_per_host(concurrency)
+        .build()?;
+    Ok(Target::Http {
+        client,
+        url: format!("{base}/admin/v1/login"),
+    })
+}
+
 /// HTTP and gRPC login targets on admin-srv's first ready pod.
 pub async fn login_targets(
     ctx: &Ctx,
     concurrency: usize,
 ) -> Result<(Option<Target>, Option<Target>)> {
     let http = if ctx.profile.supports("login-http") {
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(10))
-            .pool_max_idle_per_host(concurrency)
-            .build()?;
-        Some(Target::Http {
-            client,
-            url: format!("{}/admin/v1/login", ctx.admin_http_base().await?),
-        })
+        Some(http_target(&ctx.admin_http_base().await?, concurrency)?)
     } else {
         None
     };
@@ -282,17 +311,76 @@ pub async fn login_targets(
     Ok((http, grpc))
 }
 
-/// Login load at fixed concurrency; with `pids`, also the peak RSS of each while it runs.
-pub async fn login_load(
+/// CPU time (user + system) of process `pid` (`self` for this one) in seconds.
+pub fn cpu_seconds(pid: &str) -> Result<f64> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    parse_cpu_ticks(&stat)
+        .map(|ticks| ticks as f64 / 100.0)
+        .with_context(|| format!("{path} has no utime/stime"))
+}
+
+/// utime + stime (fields 14 and 15) of a `/proc/<pid>/stat` line, in clock ticks (USER_HZ).
+fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    // The command (field 2) may hold spaces and parentheses: count from its closing one.
+    let after = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after.split_whitespace().skip(11);
+    Some(fields.next()?.parse::<u64>().ok()? + fields.next()?.parse::<u64>().ok()?)
+}
+
+/// CPU time of a set of processes between [`CpuMeter::start`] and [`CpuMeter::share`].
+pub struct CpuMeter {
+    pids: Vec<String>,
+    started: Instant,
+    cpu: f64,
+}
+
+impl CpuMeter {
+    /// Starts metering `pids`; `None` when one cannot be read.
+    pub fn start(pids: Vec<String>) -> Option<CpuMeter> {
+        let cpu = pids.iter().map(|p| cpu_seconds(p).ok()).sum::<Option<f64>>()?;
+        Some(CpuMeter {
+            pids,
+            started: Instant::now(),
+            cpu,
+        })
+    }
+
+    /// Their CPU time since the start in percent of the machine's (wall time × cores).
+    pub fn share(&self) -> Option<Figure> {
+        let now = self.pids.iter().map(|p| cpu_seconds(p).ok()).sum::<Option<f64>>()?;
+        let capacity = self.started.elapsed().as_secs_f64() * cores() as f64;
+        (capacity > 0.0)
+            .then(|| Figure::new(100.0 * (now - self.cpu) / capacity, unit::CPU_PERCENT))
+    }
+}
+
+/// CPU cores this process may use.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// What one load phase counts: logins (through admin-srv) or requests (the baseline).
+#[derive(Debug, Clone, Copy)]
+pub enum Counted {
+    Logins,
+    Requests,
+}
+
+/// A load phase at fixed concurrency; with `rss_pids`, also the peak RSS of each while it
+/// runs. CPU shares are metered for the harness (the load generator) and `cpu_pids`.
+pub async fn load_phase(
     ctx: &Ctx,
     target: &Target,
     budget: Budget,
-    pids: Option<&BTreeMap<String, i32>>,
-) -> (LoginLoad, BTreeMap<String, f64>) {
+    counted: Counted,
+    cpu_pids: &[i32],
+    rss_pids: Option<&BTreeMap<String, i32>>,
+) -> (LoadPhase, BTreeMap<String, f64>) {
     let running = std::sync::atomic::AtomicBool::new(true);
     let mut peaks: BTreeMap<String, f64> = BTreeMap::new();
     let sampler = async {
-        let Some(pids) = pids else { return };
+        let Some(pids) = rss_pids else { return };
         while running.load(std::sync::atomic::Ordering::SeqCst) {
             if let Ok(now) = rss_mib(pids) {
                 for (role, value) in now {
@@ -303,6 +391,9 @@ pub async fn login_load(
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     };
+    let generator = CpuMeter::start(vec!["self".into()]);
+    let pods = CpuMeter::start(cpu_pids.iter().map(i32::to_string).collect())
+        .filter(|_| !cpu_pids.is_empty());
     let load = async {
         let stats = load::run(target, &ctx.profile.expectations.demo_user, budget, &|_| {
             true
@@ -317,14 +408,33 @@ pub async fn login_load(
         .iter()
         .map(|d| d.as_secs_f64() * 1000.0)
         .collect();
-    let summary = LoginLoad {
+    let (count, rate) = match counted {
+        Counted::Logins => (unit::LOGINS, unit::LOGINS_PER_S),
+        Counted::Requests => (unit::REQUESTS, unit::REQUESTS_PER_S),
+    };
+    let summary = LoadPhase {
         concurrency: budget.concurrency,
-        duration_s: stats.elapsed.as_secs_f64(),
-        succeeded: stats.succeeded,
-        failed: stats.failed,
-        per_second: stats.throughput(),
+        duration: Figure::new(stats.elapsed.as_secs_f64(), unit::SECONDS),
+        succeeded: Figure::new(stats.succeeded as f64, count),
+        failed: Figure::new(stats.failed as f64, count),
+        per_second: Figure::new(stats.throughput(), rate),
         latency: Percentiles::of(&latencies, 99),
+        generator_cpu: generator.and_then(|m| m.share()),
+        pods_cpu: pods.and_then(|m| m.share()),
         first_errors: stats.first_errors,
     };
     (summary, peaks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_ticks_are_counted_after_the_command() {
+        let stat = "4242 (a (b) c) S 1 2 3 4 5 6 7 8 9 10 250 17 0 0 20 0 1 0 300";
+        assert_eq!(parse_cpu_ticks(stat), Some(267));
+        assert_eq!(parse_cpu_ticks("4242 (x) S 1"), None);
+        assert!(cpu_seconds("self").unwrap() >= 0.0);
+    }
 }

@@ -5,6 +5,8 @@
 //! addresses. Figures that need host access to the pods' processes (RSS, network counters,
 //! process start times) are measured on the local backend only.
 
+pub mod baseline;
+pub mod compare;
 pub mod measure;
 pub mod report;
 pub mod unrelated;
@@ -20,9 +22,10 @@ use crate::cluster::{BackendKind, Cluster, Lifecycle};
 use crate::context::Ctx;
 use crate::deploy;
 use crate::load::Budget;
+use measure::Counted;
 use crate::profile::Profile;
 use crate::run::{DEPLOY_DEADLINE, start_cluster};
-use report::{BenchReport, Metrics, ProfileBench};
+use report::{BenchReport, Figure, Metrics, ProfileBench, unit};
 
 /// What to measure and how hard.
 #[derive(Debug, Clone)]
@@ -46,6 +49,8 @@ pub struct BenchOptions {
     pub window: Duration,
     /// The `harness` executable (for the local daemon).
     pub harness_exe: PathBuf,
+    /// An earlier run's JSON ([`compare::load`]) to print the changes against.
+    pub compare: Option<serde_json::Value>,
 }
 
 fn method() -> BTreeMap<&'static str, &'static str> {
@@ -64,7 +69,7 @@ fn method() -> BTreeMap<&'static str, &'static str> {
         ),
         (
             "resolverUpdate",
-            "ms from the harness's pod watch seeing a new user-srv pod Ready until the kubelet-captured time of admin-srv's first `[resolver] update instances` line listing it",
+            "ms from the harness's pod watch seeing a new user-srv pod discoverable (registered and Ready; registered and Running when the profile does not declare readiness-aware-discovery) until the kubelet-captured time of admin-srv's first `[resolver] update instances` line listing it",
         ),
         (
             "configReload",
@@ -72,7 +77,15 @@ fn method() -> BTreeMap<&'static str, &'static str> {
         ),
         (
             "loginHttp/loginGrpc",
-            "logins through admin-srv at fixed concurrency, bounded by duration and request count; latency p50/p99 of successful logins",
+            "logins through admin-srv at fixed concurrency, bounded by duration and request count; latency p50/p99 of successful logins; generatorCpu = CPU time of the harness process (the load generator, and on the local backend the process kubelet) / (wall time x cores); podsCpu = the same for the three services' first pods (local backend)",
+        ),
+        (
+            "baselineHttp/baselineGrpc",
+            "the same load generator, concurrency and budget against the cheapest unary handlers (package bench-baseline: constant login reply over HTTP, echo over gRPC) in a pod of their own namespace on the same cluster, right after the login phases; podsCpu = the baseline pod's",
+        ),
+        (
+            "loginHttpVsBaseline/loginGrpcVsBaseline",
+            "logins/s divided by the baseline's requests/s over the same protocol; a login is one request plus two gRPC calls behind it, so about 1/3 is the ideal",
         ),
         (
             "rss",
@@ -89,9 +102,13 @@ fn goals() -> BTreeMap<&'static str, &'static str> {
     BTreeMap::from([
         ("resolverUpdateP95", "<= 200 ms"),
         ("configReloadP95", "<= 300 ms"),
-        ("rssIdlePerService", "<= 15 MiB"),
+        ("rssIdlePerService", "<= 12 MiB"),
+        ("rssUnderLoadPerService", "<= 15 MiB"),
         ("adminRssWithUnrelatedPods", "<= +2 MiB"),
         ("httpLoginsPerSecond", ">= 5000"),
+        ("loginsVsBaseline", ">= 0.25 over HTTP and over gRPC"),
+        ("loginP99", "<= 5 ms at 16 concurrent"),
+        ("failedLogins", "0"),
     ])
 }
 
@@ -109,12 +126,18 @@ pub async fn run(options: &BenchOptions) -> Result<BenchReport> {
         profiles.push(bench);
     }
     let report = BenchReport {
+        format_version: report::FORMAT_VERSION,
         date: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        cores: measure::cores(),
         method: method(),
         goals: goals(),
         profiles,
     };
     println!("{}", report::render_table(&report.profiles));
+    if let Some(old) = &options.compare {
+        println!("changes against the earlier run:");
+        println!("{}", compare::render(old, &serde_json::to_value(&report)?));
+    }
     if let Some(dir) = options.json.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -160,7 +183,8 @@ fn profile_name(path: &Path) -> String {
 }
 
 async fn bench_profile(options: &BenchOptions, path: &Path) -> Result<ProfileBench> {
-    let profile = Profile::load(path)?;
+    let mut profile = Profile::load(path)?;
+    baseline::add_image(&mut profile);
     eprintln!("[bench] profile {}", path.display());
     let (cluster, start) = timed_start(options, &profile).await?;
     let mut bench = ProfileBench {
@@ -175,7 +199,7 @@ async fn bench_profile(options: &BenchOptions, path: &Path) -> Result<ProfileBen
         backend: cluster.backend().name().into(),
         kubernetes_version: cluster.kubernetes_version().into(),
         metrics: Metrics {
-            cluster_start_s: Some(start.as_secs_f64()),
+            cluster_start: Some(Figure::new(start.as_secs_f64(), unit::SECONDS)),
             ..Default::default()
         },
         not_declared: BTreeMap::new(),
@@ -185,7 +209,10 @@ async fn bench_profile(options: &BenchOptions, path: &Path) -> Result<ProfileBen
     let deploying = Instant::now();
     match deploy::deploy(&ctx.client(), &ctx.profile, DEPLOY_DEADLINE).await {
         Ok(()) => {
-            bench.metrics.deploy_to_ready_s = Some(deploying.elapsed().as_secs_f64());
+            bench.metrics.deploy_to_ready = Some(Figure::new(
+                deploying.elapsed().as_secs_f64(),
+                unit::SECONDS,
+            ));
             measure_deployed(options, &ctx, &mut bench).await;
         }
         Err(error) => bench.errors.push(format!("deployment failed: {error:#}")),
@@ -260,22 +287,39 @@ async fn measure_deployed(options: &BenchOptions, ctx: &Ctx, bench: &mut Profile
     if let Some(pids) = &pids
         && let Some(idle) = record(bench, "idle RSS", measure::rss_mib(pids))
     {
-        bench.metrics.rss_idle_mib = idle;
+        bench.metrics.rss_idle = mib_figures(idle);
     }
     let budget = Budget {
         concurrency: options.concurrency,
         max_requests: options.max_requests,
         max_duration: options.load_duration,
     };
+    let cpu_pids: Vec<i32> = pids.iter().flat_map(|p| p.values().copied()).collect();
     if let Some(target) = http.as_ref().filter(|_| http_declared) {
         eprintln!("[bench] HTTP login load");
-        let (load, peaks) = measure::login_load(ctx, target, budget, pids.as_ref()).await;
+        let (load, peaks) = measure::load_phase(
+            ctx,
+            target,
+            budget,
+            Counted::Logins,
+            &cpu_pids,
+            pids.as_ref(),
+        )
+        .await;
         bench.metrics.login_http = Some(load);
-        bench.metrics.rss_load_mib = peaks;
+        bench.metrics.rss_load = mib_figures(peaks);
     }
     if let Some(target) = grpc.as_ref().filter(|_| grpc_declared) {
         eprintln!("[bench] gRPC login load");
-        bench.metrics.login_grpc = Some(measure::login_load(ctx, target, budget, None).await.0);
+        let (load, _) =
+            measure::load_phase(ctx, target, budget, Counted::Logins, &cpu_pids, None).await;
+        bench.metrics.login_grpc = Some(load);
+    }
+    eprintln!("[bench] baseline load (HTTP and gRPC)");
+    if let Some(measured) = record(bench, "baseline", baseline::measure(ctx, budget).await) {
+        bench.metrics.baseline_http = measured.http;
+        bench.metrics.baseline_grpc = measured.grpc;
+        bench.metrics.compute_ratios();
     }
     if options.unrelated_pods > 0
         && let Some(admin) = pids.as_ref().and_then(|p| p.get("admin"))
@@ -288,4 +332,11 @@ async fn measure_deployed(options: &BenchOptions, ctx: &Ctx, bench: &mut Profile
             unrelated::measure(ctx, *admin, options.unrelated_pods, options.window).await;
         bench.metrics.unrelated_pods = record(bench, "unrelated pods", measured);
     }
+}
+
+fn mib_figures(values: BTreeMap<String, f64>) -> BTreeMap<String, Figure> {
+    values
+        .into_iter()
+        .map(|(role, value)| (role, Figure::new(value, unit::MIB)))
+        .collect()
 }

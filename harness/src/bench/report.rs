@@ -1,13 +1,51 @@
 //! What `harness bench` measured, as JSON and as a text table with goals and ratios.
+//!
+//! Every measured figure in the JSON is a [`Figure`], `{"value": 3124.0, "unit": "logins/s"}`;
+//! plain numbers are parameters of a measurement (concurrency, quantile, cores), not figures.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::Serialize;
+use serde::ser::SerializeMap;
 
-/// p50/p95 (or p50/p99) of a latency in milliseconds.
-#[derive(Debug, Clone, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
+/// Version of the JSON layout; `--compare` refuses files of another version.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// Units of the figures.
+pub mod unit {
+    pub const SECONDS: &str = "s";
+    pub const MS: &str = "ms";
+    pub const MIB: &str = "MiB";
+    pub const BYTES: &str = "bytes";
+    pub const PODS: &str = "pods";
+    pub const SAMPLES: &str = "samples";
+    pub const LOGINS: &str = "logins";
+    pub const LOGINS_PER_S: &str = "logins/s";
+    pub const REQUESTS: &str = "requests";
+    pub const REQUESTS_PER_S: &str = "requests/s";
+    /// Percent of the machine's CPU time (wall time × cores).
+    pub const CPU_PERCENT: &str = "% of machine CPU";
+    /// A rate divided by the baseline's rate over the same protocol.
+    pub const RATIO: &str = "ratio";
+}
+
+/// One measured figure and its unit.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Figure {
+    pub value: f64,
+    pub unit: &'static str,
+}
+
+impl Figure {
+    pub fn new(value: f64, unit: &'static str) -> Figure {
+        Figure { value, unit }
+    }
+}
+
+/// p50 and a high quantile (p95 or p99) of a latency in milliseconds; serialised as
+/// `{"samples", "p50", "p95"}` (or `"p99"`).
+#[derive(Debug, Clone, Default)]
 pub struct Percentiles {
     pub samples: usize,
     pub p50_ms: f64,
@@ -28,52 +66,96 @@ impl Percentiles {
     }
 }
 
-/// Login load over one protocol.
-#[derive(Debug, Clone, Default, Serialize)]
+impl Serialize for Percentiles {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(3))?;
+        map.serialize_entry(
+            "samples",
+            &Figure::new(self.samples as f64, unit::SAMPLES),
+        )?;
+        map.serialize_entry("p50", &Figure::new(self.p50_ms, unit::MS))?;
+        map.serialize_entry(
+            &format!("p{}", self.high_quantile),
+            &Figure::new(self.high_ms, unit::MS),
+        )?;
+        map.end()
+    }
+}
+
+/// One load phase (logins through admin-srv, or requests to the baseline) over one protocol.
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct LoginLoad {
+pub struct LoadPhase {
     pub concurrency: usize,
-    pub duration_s: f64,
-    pub succeeded: usize,
-    pub failed: usize,
-    pub per_second: f64,
+    pub duration: Figure,
+    pub succeeded: Figure,
+    pub failed: Figure,
+    pub per_second: Figure,
     pub latency: Option<Percentiles>,
+    /// CPU time of the harness process (the load generator) during the phase.
+    pub generator_cpu: Option<Figure>,
+    /// CPU time of the measured pods' processes during the phase (local backend).
+    pub pods_cpu: Option<Figure>,
     pub first_errors: Vec<String>,
 }
 
 /// admin-srv with unrelated pods in the cluster.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UnrelatedPods {
-    pub pods: usize,
+    pub pods: Figure,
     /// How long creating them took.
-    pub create_s: f64,
-    pub rss_before_mib: f64,
-    pub rss_after_mib: f64,
-    /// Bytes admin-srv's pod network namespace received in an idle window of `window_s`.
-    pub rx_bytes_idle: u64,
-    pub idle_window_s: f64,
-    /// Bytes it received from the first creation until `window_s` after the last one.
-    pub rx_bytes_with_pods: u64,
-    pub pods_window_s: f64,
+    pub create: Figure,
+    pub rss_before: Figure,
+    pub rss_after: Figure,
+    /// Bytes admin-srv's pod network namespace received in the idle window.
+    pub rx_idle: Figure,
+    pub idle_window: Figure,
+    /// Bytes it received from the first creation until the settle window after the last one.
+    pub rx_with_pods: Figure,
+    pub pods_window: Figure,
 }
 
 /// Every figure of one profile; a figure is absent when its measurement failed (see `errors`).
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Metrics {
-    pub cluster_start_s: Option<f64>,
-    pub deploy_to_ready_s: Option<f64>,
+    pub cluster_start: Option<Figure>,
+    pub deploy_to_ready: Option<Figure>,
     pub registration: Option<Percentiles>,
     pub resolver_update: Option<Percentiles>,
     pub config_reload: Option<Percentiles>,
-    pub login_http: Option<LoginLoad>,
-    pub login_grpc: Option<LoginLoad>,
+    pub login_http: Option<LoadPhase>,
+    pub login_grpc: Option<LoadPhase>,
+    /// The cheapest unary handler on the same cluster, load generator and concurrency.
+    pub baseline_http: Option<LoadPhase>,
+    pub baseline_grpc: Option<LoadPhase>,
+    /// Logins/s divided by the baseline's requests/s (ideal about 1/3: a login is one request
+    /// plus two gRPC calls behind it).
+    pub login_http_vs_baseline: Option<Figure>,
+    pub login_grpc_vs_baseline: Option<Figure>,
     /// Per service role (`admin`, `user`, `token`).
-    pub rss_idle_mib: BTreeMap<String, f64>,
+    pub rss_idle: BTreeMap<String, Figure>,
     /// Peak per service role during the HTTP login load.
-    pub rss_load_mib: BTreeMap<String, f64>,
+    pub rss_load: BTreeMap<String, Figure>,
     pub unrelated_pods: Option<UnrelatedPods>,
+}
+
+impl Metrics {
+    /// Fills the baseline ratios from the login and baseline phases.
+    pub fn compute_ratios(&mut self) {
+        let ratio = |login: &Option<LoadPhase>, baseline: &Option<LoadPhase>| {
+            let (login, baseline) = (login.as_ref()?, baseline.as_ref()?);
+            (baseline.per_second.value > 0.0).then(|| {
+                Figure::new(
+                    login.per_second.value / baseline.per_second.value,
+                    unit::RATIO,
+                )
+            })
+        };
+        self.login_http_vs_baseline = ratio(&self.login_http, &self.baseline_http);
+        self.login_grpc_vs_baseline = ratio(&self.login_grpc, &self.baseline_grpc);
+    }
 }
 
 /// The bench of one profile.
@@ -98,7 +180,10 @@ pub struct ProfileBench {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BenchReport {
+    pub format_version: u32,
     pub date: String,
+    /// CPU cores the machine offers this process (the denominator of CPU shares).
+    pub cores: usize,
     /// What each figure means and how it was measured.
     pub method: BTreeMap<&'static str, &'static str>,
     pub goals: BTreeMap<&'static str, &'static str>,
@@ -145,71 +230,108 @@ fn rows(profiles: &[ProfileBench]) -> Vec<Row> {
             unit,
         });
     };
-    row("cluster start", "", "s", &|m| m.cluster_start_s);
-    row("deploy to ready", "", "s", &|m| m.deploy_to_ready_s);
-    row("registration p50", "", "ms", &|m| {
-        m.registration.as_ref().map(|p| p.p50_ms)
-    });
-    row("registration p95", "", "ms", &|m| {
-        m.registration.as_ref().map(|p| p.high_ms)
-    });
-    row("resolver update p50", "", "ms", &|m| {
-        m.resolver_update.as_ref().map(|p| p.p50_ms)
-    });
-    row("resolver update p95", "<= 200 ms", "ms", &|m| {
-        m.resolver_update.as_ref().map(|p| p.high_ms)
-    });
-    row("config reload p50", "", "ms", &|m| {
-        m.config_reload.as_ref().map(|p| p.p50_ms)
-    });
-    row("config reload p95", "<= 300 ms", "ms", &|m| {
-        m.config_reload.as_ref().map(|p| p.high_ms)
-    });
+    let value = |figure: Option<&Figure>| figure.map(|f| f.value);
+    row("cluster start", "", "s", &|m| value(m.cluster_start.as_ref()));
+    row("deploy to ready", "", "s", &|m| value(m.deploy_to_ready.as_ref()));
+    type Latency = fn(&Metrics) -> Option<&Percentiles>;
     for (name, goal, get) in [
+        (
+            "registration",
+            "",
+            (|m: &Metrics| m.registration.as_ref()) as Latency,
+        ),
+        ("resolver update", "<= 200 ms", |m: &Metrics| {
+            m.resolver_update.as_ref()
+        }),
+        ("config reload", "<= 300 ms", |m: &Metrics| {
+            m.config_reload.as_ref()
+        }),
+    ] {
+        row(&format!("{name} p50"), "", "ms", &|m| get(m).map(|p| p.p50_ms));
+        row(&format!("{name} p95"), goal, "ms", &|m| {
+            get(m).map(|p| p.high_ms)
+        });
+    }
+    type Phase = fn(&Metrics) -> Option<&LoadPhase>;
+    type Ratio = fn(&Metrics) -> Option<&Figure>;
+    for (name, goal, login, baseline, ratio) in [
         (
             "HTTP",
             ">= 5000/s",
-            (|m: &Metrics| m.login_http.clone()) as fn(&Metrics) -> Option<LoginLoad>,
+            (|m: &Metrics| m.login_http.as_ref()) as Phase,
+            (|m: &Metrics| m.baseline_http.as_ref()) as Phase,
+            (|m: &Metrics| m.login_http_vs_baseline.as_ref()) as Ratio,
         ),
-        ("gRPC", "", |m: &Metrics| m.login_grpc.clone()),
+        (
+            "gRPC",
+            "",
+            |m: &Metrics| m.login_grpc.as_ref(),
+            |m: &Metrics| m.baseline_grpc.as_ref(),
+            |m: &Metrics| m.login_grpc_vs_baseline.as_ref(),
+        ),
     ] {
         row(&format!("{name} logins/s"), goal, "/s", &|m| {
-            get(m).map(|l| l.per_second)
+            login(m).map(|l| l.per_second.value)
         });
         row(&format!("{name} login p50"), "", "ms", &|m| {
-            get(m).and_then(|l| l.latency).map(|p| p.p50_ms)
+            login(m).and_then(|l| l.latency.as_ref()).map(|p| p.p50_ms)
         });
-        row(&format!("{name} login p99"), "", "ms", &|m| {
-            get(m).and_then(|l| l.latency).map(|p| p.high_ms)
+        row(&format!("{name} login p99"), "<= 5 ms", "ms", &|m| {
+            login(m).and_then(|l| l.latency.as_ref()).map(|p| p.high_ms)
         });
-        row(&format!("{name} failed logins"), "", "", &|m| {
-            get(m).map(|l| l.failed as f64)
+        row(&format!("{name} failed logins"), "0", "", &|m| {
+            login(m).map(|l| l.failed.value)
+        });
+        row(&format!("{name} load generator CPU"), "", "%", &|m| {
+            value(login(m).and_then(|l| l.generator_cpu.as_ref()))
+        });
+        row(&format!("{name} services CPU"), "", "%", &|m| {
+            value(login(m).and_then(|l| l.pods_cpu.as_ref()))
+        });
+        row(&format!("baseline {name} requests/s"), "", "/s", &|m| {
+            baseline(m).map(|l| l.per_second.value)
+        });
+        row(&format!("baseline {name} p99"), "", "ms", &|m| {
+            baseline(m)
+                .and_then(|l| l.latency.as_ref())
+                .map(|p| p.high_ms)
+        });
+        row(&format!("baseline {name} load generator CPU"), "", "%", &|m| {
+            value(baseline(m).and_then(|l| l.generator_cpu.as_ref()))
+        });
+        row(&format!("{name} logins / baseline"), ">= 0.25", "x", &|m| {
+            value(ratio(m))
         });
     }
     for role in ["admin", "user", "token"] {
-        row(&format!("{role} RSS idle"), "<= 15 MiB", "MiB", &|m| {
-            m.rss_idle_mib.get(role).copied()
+        row(&format!("{role} RSS idle"), "<= 12 MiB", "MiB", &|m| {
+            value(m.rss_idle.get(role))
         });
-        row(&format!("{role} RSS under load"), "", "MiB", &|m| {
-            m.rss_load_mib.get(role).copied()
+        row(&format!("{role} RSS under load"), "<= 15 MiB", "MiB", &|m| {
+            value(m.rss_load.get(role))
         });
     }
-    let unrelated = |m: &Metrics| m.unrelated_pods.clone();
-    row("admin RSS, 0 unrelated pods", "", "MiB", &|m| {
-        unrelated(m).map(|u| u.rss_before_mib)
-    });
-    row("admin RSS, with unrelated pods", "", "MiB", &|m| {
-        unrelated(m).map(|u| u.rss_after_mib)
-    });
-    row("admin RSS growth", "<= +2 MiB", "MiB", &|m| {
-        unrelated(m).map(|u| u.rss_after_mib - u.rss_before_mib)
-    });
-    row("admin rx, idle window", "", "KiB", &|m| {
-        unrelated(m).map(|u| u.rx_bytes_idle as f64 / 1024.0)
-    });
-    row("admin rx, unrelated-pods window", "", "KiB", &|m| {
-        unrelated(m).map(|u| u.rx_bytes_with_pods as f64 / 1024.0)
-    });
+    type Unrelated = fn(&UnrelatedPods) -> f64;
+    for (label, goal, unit, get) in [
+        (
+            "admin RSS, 0 unrelated pods",
+            "",
+            "MiB",
+            (|u: &UnrelatedPods| u.rss_before.value) as Unrelated,
+        ),
+        ("admin RSS, with unrelated pods", "", "MiB", |u| {
+            u.rss_after.value
+        }),
+        ("admin RSS growth", "<= +2 MiB", "MiB", |u| {
+            u.rss_after.value - u.rss_before.value
+        }),
+        ("admin rx, idle window", "", "KiB", |u| u.rx_idle.value / 1024.0),
+        ("admin rx, unrelated-pods window", "", "KiB", |u| {
+            u.rx_with_pods.value / 1024.0
+        }),
+    ] {
+        row(label, goal, unit, &|m| m.unrelated_pods.as_ref().map(get));
+    }
     rows
 }
 
@@ -217,6 +339,7 @@ fn format_value(value: Option<f64>, unit: &str) -> String {
     match value {
         None => "-".into(),
         Some(v) if unit == "s" => format!("{v:.1} s"),
+        Some(v) if unit == "x" => format!("{v:.2}"),
         Some(v) if unit.is_empty() => format!("{v:.0}"),
         Some(v) if v.abs() >= 100.0 => format!("{v:.0} {unit}"),
         Some(v) => format!("{v:.1} {unit}"),
@@ -294,11 +417,13 @@ mod tests {
 
     fn bench(name: &str, start: f64, rss: f64) -> ProfileBench {
         let mut metrics = Metrics {
-            cluster_start_s: Some(start),
+            cluster_start: Some(Figure::new(start, unit::SECONDS)),
             resolver_update: Percentiles::of(&[10.0, 20.0, 30.0], 95),
             ..Default::default()
         };
-        metrics.rss_idle_mib.insert("admin".into(), rss);
+        metrics
+            .rss_idle
+            .insert("admin".into(), Figure::new(rss, unit::MIB));
         ProfileBench {
             name: name.into(),
             profile: format!("{name}.yaml"),
@@ -377,5 +502,61 @@ mod tests {
             .find(|l| l.starts_with("HTTP logins/s"))
             .unwrap();
         assert!(http.ends_with('-'), "{http}");
+    }
+
+    fn phase(per_second: f64, rate: &'static str) -> LoadPhase {
+        LoadPhase {
+            concurrency: 16,
+            duration: Figure::new(10.0, unit::SECONDS),
+            succeeded: Figure::new(per_second * 10.0, unit::LOGINS),
+            failed: Figure::new(0.0, unit::LOGINS),
+            per_second: Figure::new(per_second, rate),
+            latency: Percentiles::of(&[1.0, 2.0, 4.0], 99),
+            generator_cpu: Some(Figure::new(41.5, unit::CPU_PERCENT)),
+            pods_cpu: None,
+            first_errors: vec![],
+        }
+    }
+
+    #[test]
+    fn logins_are_divided_by_the_baseline_of_their_protocol() {
+        let mut profile = bench("reference", 12.0, 5.0);
+        let metrics = &mut profile.metrics;
+        metrics.login_http = Some(phase(3000.0, unit::LOGINS_PER_S));
+        metrics.baseline_http = Some(phase(12000.0, unit::REQUESTS_PER_S));
+        metrics.login_grpc = Some(phase(2000.0, unit::LOGINS_PER_S));
+        metrics.compute_ratios();
+        assert_eq!(
+            metrics.login_http_vs_baseline,
+            Some(Figure::new(0.25, unit::RATIO))
+        );
+        assert_eq!(metrics.login_grpc_vs_baseline, None, "no gRPC baseline");
+        let table = render_table(&[profile.clone()]);
+        let line = |label: &str| table.lines().find(|l| l.starts_with(label)).unwrap();
+        assert!(
+            line("HTTP logins / baseline").ends_with("0.25"),
+            "{table}"
+        );
+        assert!(
+            line("HTTP load generator CPU").ends_with("41.5 %"),
+            "{table}"
+        );
+        assert!(
+            line("baseline HTTP requests/s").ends_with("12000 /s"),
+            "{table}"
+        );
+        let json = serde_json::to_value(&profile.metrics).unwrap();
+        assert_eq!(
+            json["loginHttp"]["latency"],
+            serde_json::json!({
+                "samples": {"value": 3.0, "unit": "samples"},
+                "p50": {"value": 2.0, "unit": "ms"},
+                "p99": {"value": 4.0, "unit": "ms"},
+            })
+        );
+        assert_eq!(
+            json["loginHttpVsBaseline"],
+            serde_json::json!({"value": 0.25, "unit": "ratio"})
+        );
     }
 }

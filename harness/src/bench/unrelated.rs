@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
 
-use super::report::{UnrelatedPods, mib};
+use super::report::{Figure, UnrelatedPods, mib, unit};
 use crate::context::Ctx;
 use crate::pod_process;
 use crate::wait::wait_until;
@@ -35,16 +35,16 @@ fn pending_pod(index: usize) -> Pod {
     .expect("a static pod shape")
 }
 
-async fn create_namespace(client: &kube::Client) -> Result<()> {
+/// Creates namespace `name` and waits until it admits pods.
+pub(super) async fn create_namespace(client: &kube::Client, name: &str) -> Result<()> {
     let namespaces: Api<Namespace> = Api::all(client.clone());
-    let namespace: Namespace =
-        serde_json::from_value(json!({ "metadata": { "name": NAMESPACE } }))?;
+    let namespace: Namespace = serde_json::from_value(json!({ "metadata": { "name": name } }))?;
     namespaces
         .create(&PostParams::default(), &namespace)
         .await
-        .with_context(|| format!("creating namespace {NAMESPACE}"))?;
+        .with_context(|| format!("creating namespace {name}"))?;
     // Pods are admitted once the namespace's default ServiceAccount exists.
-    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), NAMESPACE);
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), name);
     wait_until(
         DEADLINE,
         "the default ServiceAccount of the bench namespace",
@@ -53,18 +53,15 @@ async fn create_namespace(client: &kube::Client) -> Result<()> {
     .await
 }
 
-async fn delete_namespace(client: &kube::Client) -> Result<()> {
+/// Deletes namespace `name` (if it exists) and waits until it is gone.
+pub(super) async fn delete_namespace(client: &kube::Client, name: &str) -> Result<()> {
     let namespaces: Api<Namespace> = Api::all(client.clone());
-    if namespaces.get_opt(NAMESPACE).await?.is_some() {
-        namespaces
-            .delete(NAMESPACE, &DeleteParams::default())
-            .await?;
+    if namespaces.get_opt(name).await?.is_some() {
+        namespaces.delete(name, &DeleteParams::default()).await?;
     }
-    wait_until(
-        DEADLINE,
-        &format!("namespace {NAMESPACE} to be gone"),
-        || async { Ok(namespaces.get_opt(NAMESPACE).await?.is_none().then_some(())) },
-    )
+    wait_until(DEADLINE, &format!("namespace {name} to be gone"), || async {
+        Ok(namespaces.get_opt(name).await?.is_none().then_some(()))
+    })
     .await
 }
 
@@ -85,7 +82,7 @@ pub async fn measure(
     let measured = async {
         let rx_before = pod_process::netns_rx_bytes(admin_pid)?;
         let started = Instant::now();
-        create_namespace(&client).await?;
+        create_namespace(&client, NAMESPACE).await?;
         let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
         futures::stream::iter(0..count)
             .map(|i| {
@@ -104,18 +101,18 @@ pub async fn measure(
         tokio::time::sleep(window).await;
         let rx_with_pods = pod_process::netns_rx_bytes(admin_pid)? - rx_before;
         anyhow::Ok(UnrelatedPods {
-            pods: count,
-            create_s,
-            rss_before_mib: rss_before,
-            rss_after_mib: mib(pod_process::rss_bytes(admin_pid)?),
-            rx_bytes_idle: rx_idle,
-            idle_window_s: window.as_secs_f64(),
-            rx_bytes_with_pods: rx_with_pods,
-            pods_window_s: started.elapsed().as_secs_f64(),
+            pods: Figure::new(count as f64, unit::PODS),
+            create: Figure::new(create_s, unit::SECONDS),
+            rss_before: Figure::new(rss_before, unit::MIB),
+            rss_after: Figure::new(mib(pod_process::rss_bytes(admin_pid)?), unit::MIB),
+            rx_idle: Figure::new(rx_idle as f64, unit::BYTES),
+            idle_window: Figure::new(window.as_secs_f64(), unit::SECONDS),
+            rx_with_pods: Figure::new(rx_with_pods as f64, unit::BYTES),
+            pods_window: Figure::new(started.elapsed().as_secs_f64(), unit::SECONDS),
         })
     }
     .await;
-    let cleaned = delete_namespace(&client).await;
+    let cleaned = delete_namespace(&client, NAMESPACE).await;
     let result = measured?;
     cleaned.context("removing the unrelated pods")?;
     Ok(result)

@@ -18,12 +18,14 @@ pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The packages every local image build compiles together: the harness and the reference
-/// services. Cargo resolves features per selection; with the harness in it, this selection
-/// resolves exactly like `cargo run --release -p harness` (checked by
-/// `ci/check-feature-unification.sh`), so the dependency tree compiled for the harness
-/// serves the images too, and one build serves every profile. `ci/test.sh` builds the same set.
-const RELEASE_PACKAGES: [&str; 4] = ["harness", "admin-srv", "token-srv", "user-srv"];
+/// The packages every local image build compiles together: the harness, the reference
+/// services and the bench's baseline. Cargo resolves features per selection; with the harness
+/// in it, this selection resolves exactly like `cargo run --release -p harness` (checked by
+/// `ci/check-feature-unification.sh`), so the dependency tree compiled for the harness serves
+/// the images too, and one build serves every profile. `ci/test.sh` and `ci/flake-rate.sh`
+/// build the same set (a test checks it).
+pub(crate) const REFERENCE_PACKAGES: [&str; 5] =
+    ["admin-srv", "bench-baseline", "harness", "token-srv", "user-srv"];
 
 /// Builds (where needed) and assembles every local image of the profile.
 ///
@@ -38,7 +40,7 @@ pub fn prepare_local(profile: &Profile) -> Result<ImageMap> {
     if !packages.is_empty() {
         // Always the whole set (as `ci/test.sh` builds it): building one service alone
         // resolves features differently and recompiles much of the dependency tree.
-        packages.extend(RELEASE_PACKAGES);
+        packages.extend(REFERENCE_PACKAGES);
         packages.sort_unstable();
         packages.dedup();
         cargo_build_release(&packages)?;
@@ -174,19 +176,24 @@ mod tests {
         );
     }
 
-    /// `ci/test.sh` must build exactly this set, or the e2e suite's first image build
-    /// recompiles the dependency tree with other features.
+    /// A selection that differs from the harness's would resolve features differently and
+    /// rebuild much of the dependency tree.
     #[test]
-    fn ci_builds_the_same_release_packages() {
-        let script = std::fs::read_to_string(workspace_root().join("ci/test.sh")).unwrap();
-        let line = script
-            .lines()
-            .find_map(|line| line.strip_prefix("cargo build --release --locked "))
-            .expect("ci/test.sh builds the release packages");
-        let mut built: Vec<&str> = line.split_whitespace().filter(|w| *w != "-p").collect();
-        built.sort_unstable();
-        let mut expected = RELEASE_PACKAGES.to_vec();
-        expected.sort_unstable();
-        assert_eq!(built, expected);
+    fn the_ci_scripts_build_exactly_the_reference_packages() {
+        for script in ["ci/test.sh", "ci/flake-rate.sh"] {
+            let text = std::fs::read_to_string(workspace_root().join(script)).unwrap();
+            let line = text
+                .lines()
+                .find(|l| l.starts_with("cargo build") && l.contains("--release"))
+                .unwrap_or_else(|| panic!("{script} has no release build"));
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let mut packages: Vec<&str> = words
+                .windows(2)
+                .filter(|w| w[0] == "-p")
+                .map(|w| w[1])
+                .collect();
+            packages.sort_unstable();
+            assert_eq!(packages, REFERENCE_PACKAGES, "{script}: {line}");
+        }
     }
 }
