@@ -181,12 +181,18 @@ impl Tracker {
         }
     }
 
-    /// The phase a termination belongs to: the one running when the container finished (it
-    /// may be reported after that phase ended), else the current one. `finishedAt` has whole
-    /// seconds: of the phases running in that second, the first case, else the first phase
-    /// (a crash usually ends its case at once, so the next one starts in the same second).
-    /// `last_output`, the time of the container's last log line, narrows that second down.
-    fn phase_at(&self, finished: Option<f64>, last_output: Option<f64>) -> Option<&Phase> {
+    /// The phase a termination of `deployment`'s pod belongs to: the one running when the
+    /// container finished (it may be reported after that phase ended), else the current one.
+    /// `finishedAt` has whole seconds; `last_output`, the time of the container's last log
+    /// line, narrows that second down. Of the phases running then, one that restarts
+    /// `deployment` on purpose wins (a case kills a pod right after the previous case ended),
+    /// else the first case (a crash usually ends its case at once), else the first phase.
+    fn phase_at(
+        &self,
+        deployment: &str,
+        finished: Option<f64>,
+        last_output: Option<f64>,
+    ) -> Option<&Phase> {
         let Some(second) = finished.map(f64::floor) else {
             return self.phases.last();
         };
@@ -208,7 +214,8 @@ impl Tracker {
             .collect();
         running
             .iter()
-            .find(|p| p.is_case)
+            .find(|p| p.expected_restarts.contains(deployment))
+            .or_else(|| running.iter().find(|p| p.is_case))
             .or(running.first())
             .copied()
             .or(self.phases.first())
@@ -272,7 +279,8 @@ impl Tracker {
                 .collect();
             for terminated in records {
                 let finished = terminated.and_then(|t| t.finished_at.as_ref());
-                let phase = self.phase_at(finished.map(|t| t.0.as_second() as f64), None);
+                let phase =
+                    self.phase_at(&deployment, finished.map(|t| t.0.as_second() as f64), None);
                 let during = phase.map(|p| p.name.clone()).unwrap_or_default();
                 let expected = if deleting {
                     Some("its pod was being deleted".to_string())
@@ -344,7 +352,7 @@ fn termination_id(t: &ContainerStateTerminated) -> String {
 }
 
 /// A running watch on the implementation's pods; stops when dropped.
-pub struct StabilityWatch {
+pub(crate) struct StabilityWatch {
     api: Api<Pod>,
     tracker: Arc<Mutex<Tracker>>,
     watched: String,
@@ -433,7 +441,9 @@ impl StabilityWatch {
                 let mut tracker = self.tracker();
                 // The last line before the exit places it within `finishedAt`'s second.
                 let finished = termination.finished_at.as_deref().and_then(unix_seconds);
-                if let Some(phase) = tracker.phase_at(finished, last_line_time(&log)) {
+                if let Some(phase) =
+                    tracker.phase_at(&termination.deployment, finished, last_line_time(&log))
+                {
                     termination.during = phase.name.clone();
                     termination.expected = phase.caused(&termination.deployment);
                 }
@@ -609,6 +619,22 @@ mod tests {
     }
 
     #[test]
+    fn a_restart_caused_on_purpose_in_a_shared_second_is_expected() {
+        let mut t = tracker();
+        let mut kill = phase("FAULT-003", "2026-12-01T00:00:05.400Z");
+        kill.expected_restarts.insert("user-srv".into());
+        t.phases.push(kill);
+        t.observe(&pod(false, 0, None, true), false);
+        t.observe(
+            &pod(false, 1, Some((137, "2026-12-01T00:00:05Z")), true),
+            false,
+        );
+        let new = t.take_new();
+        assert_eq!(new[0].during, "FAULT-003");
+        assert!(new[0].expected.is_some(), "{new:?}");
+    }
+
+    #[test]
     fn the_last_log_line_narrows_the_second_down() {
         let mut t = tracker();
         t.phases
@@ -619,7 +645,10 @@ mod tests {
             .push(phase("LOGIN-003", "2026-12-01T00:00:05.300Z"));
         let finished = unix_seconds("2026-12-01T00:00:05Z");
         let log = "2026-12-01T00:00:04.9Z starting\n2026-12-01T00:00:05.250Z exiting\n";
-        let during = |last| t.phase_at(finished, last).map(|p| p.name.as_str());
+        let during = |last| {
+            t.phase_at("user-srv", finished, last)
+                .map(|p| p.name.as_str())
+        };
         assert_eq!(during(last_line_time(log)), Some("LOGIN-003"));
         assert_eq!(during(None), Some("LOGIN-001"));
         assert_eq!(

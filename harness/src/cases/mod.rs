@@ -206,7 +206,7 @@ pub async fn run_case(ctx: &Ctx, case: &Case) -> CaseResult {
 
 /// Fails `result` for each unexpected container exit or restart that happened during its case
 /// (CONTRACT.md §7, "Any implementation") and that its reason does not name yet.
-pub fn fail_for_crashes(result: &mut CaseResult, crashes: &[crate::stability::Termination]) {
+pub(crate) fn fail_for_crashes(result: &mut CaseResult, crashes: &[crate::stability::Termination]) {
     let named = |line: &str| result.reason.as_deref().is_some_and(|r| r.contains(line));
     let list: Vec<String> = crashes
         .iter()
