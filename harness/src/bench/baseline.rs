@@ -121,8 +121,7 @@ pub async fn measure(ctx: &Ctx, budget: Budget) -> Result<Baseline> {
         let mut baseline = Baseline::default();
         for (target, phase) in [(&http, &mut baseline.http), (&grpc, &mut baseline.grpc)] {
             let (load, _) =
-                measure::load_phase(ctx, target, budget, Counted::Requests, &cpu_pids, None)
-                    .await;
+                measure::load_phase(ctx, target, budget, Counted::Requests, &cpu_pids, None).await;
             *phase = Some(load);
         }
         anyhow::Ok(baseline)

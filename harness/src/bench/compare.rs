@@ -24,8 +24,8 @@ type Figures = BTreeMap<(String, String), (f64, String)>;
 pub fn load(path: &Path) -> Result<Value> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the bench JSON {}", path.display()))?;
-    let value: Value = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not JSON", path.display()))?;
+    let value: Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
     check(&value).with_context(|| format!("{} cannot be compared", path.display()))?;
     Ok(value)
 }
@@ -58,9 +58,13 @@ fn figures(report: &Value) -> Figures {
     let mut out = Figures::new();
     for profile in report["profiles"].as_array().into_iter().flatten() {
         let name = profile["name"].as_str().unwrap_or_default().to_string();
-        collect(&profile["metrics"], &mut String::new(), &mut |path, value, unit| {
-            out.insert((name.clone(), path.to_string()), (value, unit.to_string()));
-        });
+        collect(
+            &profile["metrics"],
+            &mut String::new(),
+            &mut |path, value, unit| {
+                out.insert((name.clone(), path.to_string()), (value, unit.to_string()));
+            },
+        );
     }
     out
 }
@@ -113,7 +117,10 @@ pub fn render(old: &Value, new: &Value) -> String {
     keys.sort();
     keys.dedup();
     let mut lines = vec![
-        ["profile", "figure", "unit", "old", "new", "change", "verdict"].map(String::from),
+        [
+            "profile", "figure", "unit", "old", "new", "change", "verdict",
+        ]
+        .map(String::from),
     ];
     for key in keys {
         let (profile, path) = key;
@@ -124,10 +131,9 @@ pub fn render(old: &Value, new: &Value) -> String {
             (Some((_, old_unit)), Some(_)) if *old_unit != unit => {
                 ("-".into(), format!("unit was {old_unit}"))
             }
-            (Some((o, _)), Some((n, _))) if *o == 0.0 => (
-                "-".into(),
-                if *n == 0.0 { "same" } else { "was 0" }.into(),
-            ),
+            (Some((o, _)), Some((n, _))) if *o == 0.0 => {
+                ("-".into(), if *n == 0.0 { "same" } else { "was 0" }.into())
+            }
             (Some((o, _)), Some((n, _))) => {
                 let percent = (n - o) / o.abs() * 100.0;
                 let verdict = match more_is_better(path, &unit) {
@@ -152,7 +158,13 @@ pub fn render(old: &Value, new: &Value) -> String {
         ]);
     }
     let widths: Vec<usize> = (0..7)
-        .map(|i| lines.iter().map(|l| l[i].chars().count()).max().unwrap_or(0))
+        .map(|i| {
+            lines
+                .iter()
+                .map(|l| l[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     for line in &lines {
@@ -202,7 +214,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for (content, reason) in [
             ("{not json", "is not JSON: key must be a string"),
-            ("[1, 2]", "cannot be compared: it is not the JSON of `harness bench`"),
+            (
+                "[1, 2]",
+                "cannot be compared: it is not the JSON of `harness bench`",
+            ),
             (
                 r#"{"profiles": []}"#,
                 "it has no formatVersion: it was written before figures carried their units",

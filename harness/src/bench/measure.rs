@@ -145,20 +145,20 @@ async fn scale_and_settle(ctx: &Ctx, service: &ServiceSpec, replicas: usize) -> 
         "admin-srv's resolver to list the running pods"
     };
     wait_until(DEADLINE, what, || async {
-            let mut ready: Vec<String> = discoverable_pods(ctx, service)
-                .await?
-                .iter()
-                .map(|p| format!("{}.{}", p.name_any(), service.name))
-                .collect();
-            ready.sort();
-            let updates: Vec<Vec<Value>> = timed_updates(ctx)
-                .await?
-                .into_iter()
-                .map(|(_, u)| u)
-                .collect();
-            let latest =
-                resolver_log::latest_for(&updates, &service.name).map(|u| resolver_log::ids(u));
-            Ok((latest.as_ref() == Some(&ready)).then_some(()))
+        let mut ready: Vec<String> = discoverable_pods(ctx, service)
+            .await?
+            .iter()
+            .map(|p| format!("{}.{}", p.name_any(), service.name))
+            .collect();
+        ready.sort();
+        let updates: Vec<Vec<Value>> = timed_updates(ctx)
+            .await?
+            .into_iter()
+            .map(|(_, u)| u)
+            .collect();
+        let latest =
+            resolver_log::latest_for(&updates, &service.name).map(|u| resolver_log::ids(u));
+        Ok((latest.as_ref() == Some(&ready)).then_some(()))
     })
     .await
 }
@@ -338,7 +338,10 @@ pub struct CpuMeter {
 impl CpuMeter {
     /// Starts metering `pids`; `None` when one cannot be read.
     pub fn start(pids: Vec<String>) -> Option<CpuMeter> {
-        let cpu = pids.iter().map(|p| cpu_seconds(p).ok()).sum::<Option<f64>>()?;
+        let cpu = pids
+            .iter()
+            .map(|p| cpu_seconds(p).ok())
+            .sum::<Option<f64>>()?;
         Some(CpuMeter {
             pids,
             started: Instant::now(),
@@ -348,7 +351,11 @@ impl CpuMeter {
 
     /// Their CPU time since the start in percent of the machine's (wall time × cores).
     pub fn share(&self) -> Option<Figure> {
-        let now = self.pids.iter().map(|p| cpu_seconds(p).ok()).sum::<Option<f64>>()?;
+        let now = self
+            .pids
+            .iter()
+            .map(|p| cpu_seconds(p).ok())
+            .sum::<Option<f64>>()?;
         let capacity = self.started.elapsed().as_secs_f64() * cores() as f64;
         (capacity > 0.0)
             .then(|| Figure::new(100.0 * (now - self.cpu) / capacity, unit::CPU_PERCENT))

@@ -22,9 +22,9 @@ use crate::cluster::{BackendKind, Cluster, Lifecycle};
 use crate::context::Ctx;
 use crate::deploy;
 use crate::load::Budget;
-use measure::Counted;
 use crate::profile::Profile;
 use crate::run::{DEPLOY_DEADLINE, start_cluster};
+use measure::Counted;
 use report::{BenchReport, Figure, Metrics, ProfileBench, unit};
 
 /// What to measure and how hard.

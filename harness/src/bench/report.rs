@@ -69,10 +69,7 @@ impl Percentiles {
 impl Serialize for Percentiles {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(3))?;
-        map.serialize_entry(
-            "samples",
-            &Figure::new(self.samples as f64, unit::SAMPLES),
-        )?;
+        map.serialize_entry("samples", &Figure::new(self.samples as f64, unit::SAMPLES))?;
         map.serialize_entry("p50", &Figure::new(self.p50_ms, unit::MS))?;
         map.serialize_entry(
             &format!("p{}", self.high_quantile),
@@ -231,8 +228,12 @@ fn rows(profiles: &[ProfileBench]) -> Vec<Row> {
         });
     };
     let value = |figure: Option<&Figure>| figure.map(|f| f.value);
-    row("cluster start", "", "s", &|m| value(m.cluster_start.as_ref()));
-    row("deploy to ready", "", "s", &|m| value(m.deploy_to_ready.as_ref()));
+    row("cluster start", "", "s", &|m| {
+        value(m.cluster_start.as_ref())
+    });
+    row("deploy to ready", "", "s", &|m| {
+        value(m.deploy_to_ready.as_ref())
+    });
     type Latency = fn(&Metrics) -> Option<&Percentiles>;
     for (name, goal, get) in [
         (
@@ -247,7 +248,9 @@ fn rows(profiles: &[ProfileBench]) -> Vec<Row> {
             m.config_reload.as_ref()
         }),
     ] {
-        row(&format!("{name} p50"), "", "ms", &|m| get(m).map(|p| p.p50_ms));
+        row(&format!("{name} p50"), "", "ms", &|m| {
+            get(m).map(|p| p.p50_ms)
+        });
         row(&format!("{name} p95"), goal, "ms", &|m| {
             get(m).map(|p| p.high_ms)
         });
@@ -296,9 +299,12 @@ fn rows(profiles: &[ProfileBench]) -> Vec<Row> {
                 .and_then(|l| l.latency.as_ref())
                 .map(|p| p.high_ms)
         });
-        row(&format!("baseline {name} load generator CPU"), "", "%", &|m| {
-            value(baseline(m).and_then(|l| l.generator_cpu.as_ref()))
-        });
+        row(
+            &format!("baseline {name} load generator CPU"),
+            "",
+            "%",
+            &|m| value(baseline(m).and_then(|l| l.generator_cpu.as_ref())),
+        );
         row(&format!("{name} logins / baseline"), ">= 0.25", "x", &|m| {
             value(ratio(m))
         });
@@ -307,9 +313,12 @@ fn rows(profiles: &[ProfileBench]) -> Vec<Row> {
         row(&format!("{role} RSS idle"), "<= 12 MiB", "MiB", &|m| {
             value(m.rss_idle.get(role))
         });
-        row(&format!("{role} RSS under load"), "<= 15 MiB", "MiB", &|m| {
-            value(m.rss_load.get(role))
-        });
+        row(
+            &format!("{role} RSS under load"),
+            "<= 15 MiB",
+            "MiB",
+            &|m| value(m.rss_load.get(role)),
+        );
     }
     type Unrelated = fn(&UnrelatedPods) -> f64;
     for (label, goal, unit, get) in [
@@ -325,7 +334,9 @@ fn rows(profiles: &[ProfileBench]) -> Vec<Row> {
         ("admin RSS growth", "<= +2 MiB", "MiB", |u| {
             u.rss_after.value - u.rss_before.value
         }),
-        ("admin rx, idle window", "", "KiB", |u| u.rx_idle.value / 1024.0),
+        ("admin rx, idle window", "", "KiB", |u| {
+            u.rx_idle.value / 1024.0
+        }),
         ("admin rx, unrelated-pods window", "", "KiB", |u| {
             u.rx_with_pods.value / 1024.0
         }),
@@ -533,10 +544,7 @@ mod tests {
         assert_eq!(metrics.login_grpc_vs_baseline, None, "no gRPC baseline");
         let table = render_table(&[profile.clone()]);
         let line = |label: &str| table.lines().find(|l| l.starts_with(label)).unwrap();
-        assert!(
-            line("HTTP logins / baseline").ends_with("0.25"),
-            "{table}"
-        );
+        assert!(line("HTTP logins / baseline").ends_with("0.25"), "{table}");
         assert!(
             line("HTTP load generator CPU").ends_with("41.5 %"),
             "{table}"

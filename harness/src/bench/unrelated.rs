@@ -59,9 +59,11 @@ pub(super) async fn delete_namespace(client: &kube::Client, name: &str) -> Resul
     if namespaces.get_opt(name).await?.is_some() {
         namespaces.delete(name, &DeleteParams::default()).await?;
     }
-    wait_until(DEADLINE, &format!("namespace {name} to be gone"), || async {
-        Ok(namespaces.get_opt(name).await?.is_none().then_some(()))
-    })
+    wait_until(
+        DEADLINE,
+        &format!("namespace {name} to be gone"),
+        || async { Ok(namespaces.get_opt(name).await?.is_none().then_some(())) },
+    )
     .await
 }
 

@@ -24,8 +24,13 @@ pub fn workspace_root() -> PathBuf {
 /// `ci/check-feature-unification.sh`), so the dependency tree compiled for the harness serves
 /// the images too, and one build serves every profile. `ci/test.sh` and `ci/flake-rate.sh`
 /// build the same set (a test checks it).
-pub(crate) const REFERENCE_PACKAGES: [&str; 5] =
-    ["admin-srv", "bench-baseline", "harness", "token-srv", "user-srv"];
+pub(crate) const REFERENCE_PACKAGES: [&str; 5] = [
+    "admin-srv",
+    "bench-baseline",
+    "harness",
+    "token-srv",
+    "user-srv",
+];
 
 /// Builds (where needed) and assembles every local image of the profile.
 ///
