@@ -50,7 +50,7 @@ fi
 # runc and the CNI plugins: the host's when it has them (e.g. Docker's runc on a CI runner),
 # else Debian's packages; linked into the bin dir so the node's configs name one place.
 find_runc() { command -v runc || true; }
-find_cni_dir() { local d; for d in /usr/lib/cni /opt/cni/bin; do [ -x "$d/bridge" ] && { echo "$d"; return; }; done; }
+find_cni_dir() { local d; for d in /usr/lib/cni /opt/cni/bin; do [ -x "$d/bridge" ] && { echo "$d"; return; }; done; return 0; }
 runc_path=$(find_runc) cni_dir=$(find_cni_dir)
 missing=()
 [ -n "$runc_path" ] || missing+=("$RUNC_DEB")
