@@ -50,7 +50,7 @@ ensure_node() {
 # it failed) and exports GOMICRO_NODE_BIN_DIR; stop_go_builds kills it (EXIT traps).
 start_go_builds() {
   GO_BUILDS_LOG=$(mktemp)
-  step "Go builds in the background: control plane, node runtime, go-minimal (cached after the first build; log: $GO_BUILDS_LOG)"
+  step "Go builds in the background: control plane, node runtime, go-minimal, grpcurl (cached after the first build; log: $GO_BUILDS_LOG)"
   # Its own process group (setsid), so stop_go_builds also stops the go commands below it.
   setsid bash -c 'set -e
     . ci/lib.sh
