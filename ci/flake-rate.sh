@@ -52,7 +52,7 @@ for ((i = 1; i <= runs; i++)); do
   [ -n "$lock" ] && run=(flock "$lock" "${run[@]}")
   # The kubelet's INFO lines record every container start and exit with its code.
   status=0
-  RUST_LOG=${RUST_LOG:-warn,process_kubelet=info} "${run[@]}" > "$dir/harness.log" 2>&1 || status=$?
+  RUST_LOG=${RUST_LOG:-warn} "${run[@]}" > "$dir/harness.log" 2>&1 || status=$?
   seconds=$((SECONDS - started))
   if [ -n "$load_pid" ]; then kill "$load_pid" 2>/dev/null || true; wait "$load_pid" 2>/dev/null || true; fi
   # Logs carry ANSI colours; strip them before matching.

@@ -36,6 +36,12 @@ ensure_grpcurl
 step "cargo nextest run --workspace --profile $profile"
 cargo nextest run --workspace --profile "$profile" "$@"
 
+# The same e2e suite with pods reached through kube-rs port-forward (the k3s backend's path)
+# instead of their IPs on the bridge.
+cleanup
+step "cargo nextest run -p harness --test e2e with HARNESS_POD_ACCESS=port-forward"
+HARNESS_POD_ACCESS=port-forward cargo nextest run -p harness --test e2e --profile "$profile" "$@"
+
 # local-cluster's real-cluster tests start clusters of their own, so they run after the e2e
 # suite with its shared `harness up` cluster stopped; a missing root or control plane fails
 # them here instead of skipping.

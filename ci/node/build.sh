@@ -3,6 +3,7 @@
 #   containerd, containerd-shim-runc-v2, ctr  (github.com/containerd/containerd/v2, Go module ./containerd)
 #   pause                                      (./pause/pause.c, gcc -static: the sandbox image's program)
 #   runc, cni/{bridge,host-local,loopback}     (the host's, else Debian packages via apt-get; symlinked)
+#   nft (on PATH, for kube-proxy's nftables mode and clean-up: the host's, else Debian's nftables)
 # kubelet and kube-proxy come from ../controlplane/build.sh (the same k8s.io/kubernetes build).
 # Prints the bin directory on stdout as its last line. Rebuilds only what is missing.
 # Env: GOMICRO_CACHE_DIR (default ~/.cache/gomicro-conformance).
@@ -55,21 +56,23 @@ runc_path=$(find_runc) cni_dir=$(find_cni_dir)
 missing=()
 [ -n "$runc_path" ] || missing+=("$RUNC_DEB")
 [ -n "$cni_dir" ] || missing+=("$CNI_PLUGINS_DEB")
+command -v nft >/dev/null 2>&1 || missing+=("$NFTABLES_DEB")
 if [ "${#missing[@]}" -gt 0 ]; then
-  command -v apt-get >/dev/null 2>&1 || { log "error: ${missing[*]} missing and no apt-get here: install runc and the CNI plugins (bridge, host-local, loopback) with the system's package manager"; exit 2; }
+  command -v apt-get >/dev/null 2>&1 || { log "error: ${missing[*]} missing and no apt-get here: install runc, the CNI plugins (bridge, host-local, loopback) and nft with the system's package manager"; exit 2; }
   log "installing Debian packages: ${missing[*]}"
   { apt-get install -y --no-install-recommends "${missing[@]}" || { apt-get update && apt-get install -y --no-install-recommends "${missing[@]}"; }; } >&2 \
     || { log "error: apt-get install ${missing[*]} failed"; exit 1; }
   runc_path=$(find_runc) cni_dir=$(find_cni_dir)
 fi
 [ -n "$runc_path" ] || { log "error: runc not on PATH after installing $RUNC_DEB"; exit 1; }
+command -v nft >/dev/null 2>&1 || { log "error: nft not on PATH after installing $NFTABLES_DEB"; exit 1; }
 [ -n "$cni_dir" ] || { log "error: no CNI bridge plugin in /usr/lib/cni or /opt/cni/bin after installing $CNI_PLUGINS_DEB"; exit 1; }
 ln -sfn "$runc_path" "$bin_dir/runc"
 for plugin in bridge host-local loopback; do
   [ -x "$cni_dir/$plugin" ] || { log "error: CNI plugin $plugin missing in $cni_dir"; exit 1; }
   ln -sfn "$cni_dir/$plugin" "$bin_dir/cni/$plugin"
 done
-for pair in "$RUNC_DEB $RUNC_DEB_TESTED" "$CNI_PLUGINS_DEB $CNI_PLUGINS_DEB_TESTED"; do
+for pair in "$RUNC_DEB $RUNC_DEB_TESTED" "$CNI_PLUGINS_DEB $CNI_PLUGINS_DEB_TESTED" "$NFTABLES_DEB $NFTABLES_DEB_TESTED"; do
   read -r package tested <<<"$pair"
   installed=$(dpkg-query -W -f '${Version}' "$package" 2>/dev/null || echo "not from $package")
   [ "$installed" = "$tested" ] || log "note: $package: $installed here; the local backend was tried with $tested"

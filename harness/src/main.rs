@@ -10,7 +10,7 @@ use harness::cluster::local::{default_state_dir, prepare_images};
 use harness::preflight::{self, is_usage_error};
 use harness::profile::reference_profile_path;
 use harness::report::ReportResult;
-use harness::run::{RunOptions, run, write_image_map};
+use harness::run::{RunOptions, run, write_image_list};
 use harness::{cases, images};
 
 /// The exit codes, shown by `--help`.
@@ -131,8 +131,9 @@ enum Command {
     /// Runs a local cluster in the foreground (started by `harness up`).
     #[command(hide = true)]
     ClusterDaemon {
+        /// A JSON list of the image archives to import.
         #[arg(long)]
-        image_map: PathBuf,
+        image_archives: PathBuf,
     },
 }
 
@@ -159,14 +160,8 @@ fn invocation(exe: &std::path::Path) -> String {
 
 fn main() -> ExitCode {
     let command = Cli::parse().command;
-    // The daemon's log goes into diagnostics bundles: keep the kubelet's container starts and
-    // exits (with exit codes) there.
-    let default_filter = match command {
-        Command::ClusterDaemon { .. } => "warn,process_kubelet=info",
-        _ => "warn",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| default_filter.into());
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -230,11 +225,11 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
                 .into());
             }
             let profile = preflight::load_profile(&profile_or_default(profile))?;
-            let map = write_image_map(&prepare_images(&profile)?)?;
+            let list = write_image_list(&prepare_images(&profile)?)?;
             let args = vec![
                 "cluster-daemon".into(),
-                "--image-map".into(),
-                map.display().to_string(),
+                "--image-archives".into(),
+                list.display().to_string(),
             ];
             let started = std::time::Instant::now();
             let info = local_cluster::daemon::up(&default_state_dir(), &exe, &args).await?;
@@ -359,10 +354,11 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::ClusterDaemon { image_map } => {
-            let text = std::fs::read(&image_map)
-                .with_context(|| format!("cannot read {}", image_map.display()))?;
-            let images = serde_json::from_slice(&text).context("image map is not valid JSON")?;
+        Command::ClusterDaemon { image_archives } => {
+            let text = std::fs::read(&image_archives)
+                .with_context(|| format!("cannot read {}", image_archives.display()))?;
+            let images = serde_json::from_slice(&text)
+                .context("the list of image archives is not valid JSON")?;
             let spec = local_cluster::ClusterSpec::with_defaults(images)?;
             local_cluster::daemon::serve(spec).await?;
             Ok(ExitCode::SUCCESS)

@@ -91,9 +91,12 @@ pub struct ServiceSpec {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ImageSource {
-    /// For the local backend: a directory tree plus entrypoint.
+    /// A directory tree plus entrypoint, written as an OCI archive by the harness.
     #[serde(default)]
     pub local: Option<LocalImageSource>,
+    /// Or: an OCI or `docker save` archive the profile brings, imported as it is.
+    #[serde(default)]
+    pub archive: Option<PathBuf>,
     /// For Docker-based backends: how to build it (absent: pulled or preloaded).
     #[serde(default)]
     pub docker: Option<DockerBuild>,
@@ -103,7 +106,8 @@ pub struct ImageSource {
     pub replaces: Vec<String>,
 }
 
-/// A local "image": a directory mounted at `mount_path` in the pod.
+/// A local image: a directory placed at `mount_path` of an image the harness writes (the
+/// entrypoint program's shared libraries are added from the host).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LocalImageSource {
@@ -131,6 +135,10 @@ pub struct LocalImageSource {
     /// The image's environment (Dockerfile `ENV`); the container's `env` overrides it.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Absolute host paths copied into the image at the same paths: programs (with their
+    /// shared libraries) and directories a script image needs, e.g. `/bin/sh`.
+    #[serde(default)]
+    pub host_paths: Vec<PathBuf>,
 }
 
 /// A Docker build of one image.
@@ -269,6 +277,9 @@ impl Profile {
             );
         }
         for (name, image) in &self.images {
+            if image.local.is_some() && image.archive.is_some() {
+                bail!("image {name}: `local` and `archive` exclude each other");
+            }
             if let Some(local) = &image.local {
                 match (&local.dir, &local.cargo_package) {
                     (Some(_), None) | (None, Some(_)) => {}
@@ -281,6 +292,12 @@ impl Profile {
                     && local.cargo_package.is_none()
                 {
                     bail!("image {name}: local.conf and local.overlay need cargoPackage");
+                }
+                if let Some(path) = local.host_paths.iter().find(|p| !p.is_absolute()) {
+                    bail!(
+                        "image {name}: local.hostPaths must be absolute, found {}",
+                        path.display()
+                    );
                 }
                 if let Some(dir) = local.working_dir.as_ref().filter(|d| !d.is_absolute()) {
                     bail!(
@@ -319,6 +336,9 @@ impl Profile {
                 for dir in [&mut local.conf, &mut local.overlay].into_iter().flatten() {
                     abs(dir);
                 }
+            }
+            if let Some(archive) = &mut image.archive {
+                abs(archive);
             }
             if let Some(docker) = &mut image.docker {
                 abs(&mut docker.context);

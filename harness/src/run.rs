@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 
 use crate::cases::{self, Outcome};
 use crate::cluster::local::{self, LocalBackend};
-use crate::cluster::{BackendKind, Cluster, Lifecycle, k3s, kubeconfig};
+use crate::cluster::{BackendKind, Cluster, External, k3s, kubeconfig};
 use crate::context::Ctx;
 use crate::preflight::{self, UsageError};
 use crate::profile::Profile;
@@ -46,19 +46,28 @@ pub async fn start_cluster(
         BackendKind::Local => {
             let images = local::prepare_images(profile)?;
             let (local, client) = if keep {
-                let map_file = write_image_map(&images)?;
-                LocalBackend::up(harness_exe, &map_file).await?
+                let list = write_image_list(&images)?;
+                LocalBackend::up(harness_exe, &list).await?
             } else {
                 LocalBackend::start(images).await?
             };
-            Cluster::new(backend, client, Lifecycle::Local(Box::new(local))).await?
+            Cluster::new(backend, client, Box::new(local)).await?
         }
         BackendKind::K3s => {
-            let (k3s, client) = k3s::K3sCluster::start(&images::docker_builds(profile)).await?;
-            Cluster::new(backend, client, Lifecycle::K3s(Box::new(k3s))).await?
+            let archives = images::local_archives(profile)?;
+            let expected: Vec<String> = profile
+                .images
+                .iter()
+                .filter(|(_, image)| image.local.is_some() || image.archive.is_some())
+                .map(|(name, _)| name.clone())
+                .collect();
+            let (k3s, client) =
+                k3s::K3sCluster::start(&archives, &images::docker_builds(profile), &expected)
+                    .await?;
+            Cluster::new(backend, client, Box::new(k3s)).await?
         }
         BackendKind::Kubeconfig => {
-            Cluster::new(backend, kubeconfig::connect().await?, Lifecycle::External).await?
+            Cluster::new(backend, kubeconfig::connect().await?, Box::new(External)).await?
         }
         BackendKind::Auto => unreachable!("resolved above"),
     };
@@ -70,16 +79,16 @@ pub async fn start_cluster(
     Ok(cluster)
 }
 
-/// Where `harness up` leaves the local image map for its daemon.
-fn image_map_path() -> PathBuf {
-    local::default_state_dir().join("image-map.json")
+/// Where `harness up` leaves the list of image archives for its daemon.
+fn image_list_path() -> PathBuf {
+    local::default_state_dir().join("image-archives.json")
 }
 
-/// Writes the local image map where `harness up` and the daemon can share it.
-pub fn write_image_map(images: &process_kubelet::ImageMap) -> Result<PathBuf> {
+/// Writes the list of image archives where `harness up` and the daemon can share it.
+pub fn write_image_list(images: &[PathBuf]) -> Result<PathBuf> {
     let dir = local::default_state_dir();
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let path = image_map_path();
+    let path = image_list_path();
     std::fs::write(&path, serde_json::to_vec_pretty(images)?)?;
     Ok(path)
 }
@@ -89,10 +98,10 @@ pub fn write_image_map(images: &process_kubelet::ImageMap) -> Result<PathBuf> {
 pub async fn stop_local_daemon() -> Result<()> {
     let dir = local::default_state_dir();
     local_cluster::daemon::down(&dir).await?;
-    match std::fs::remove_file(image_map_path()) {
+    match std::fs::remove_file(image_list_path()) {
         Ok(()) => {}
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-        Err(error) => return Err(error).context("cannot remove the image map"),
+        Err(error) => return Err(error).context("cannot remove the image archive list"),
     }
     // Only succeeds when empty (kept logs stay, with their directory).
     let _ = std::fs::remove_dir(&dir);

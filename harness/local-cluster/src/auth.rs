@@ -1,5 +1,6 @@
 //! Static bearer tokens of the control-plane principals, the API server's token file and the
-//! kubeconfigs that carry those tokens.
+//! kubeconfigs that carry those tokens; the kubelet's kubeconfig carries its client
+//! certificate instead.
 
 use std::path::Path;
 
@@ -11,7 +12,7 @@ use crate::layout::StateLayout;
 /// One principal of the static token file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
-    /// Kubeconfig name: `admin`, `controller-manager`, `scheduler`, `node`.
+    /// Kubeconfig name: `admin`, `controller-manager`, `scheduler`, `kube-proxy`.
     pub kubeconfig_name: &'static str,
     /// Kubernetes user name.
     pub user: String,
@@ -21,7 +22,7 @@ pub struct Principal {
     pub token: String,
 }
 
-/// The four control-plane principals.
+/// The four token principals.
 #[derive(Debug, Clone)]
 pub struct Principals {
     /// Cluster admin (`system:masters`).
@@ -30,13 +31,13 @@ pub struct Principals {
     pub controller_manager: Principal,
     /// `system:kube-scheduler`.
     pub scheduler: Principal,
-    /// `system:node:<node>` in `system:nodes`.
-    pub node: Principal,
+    /// `system:kube-proxy` (bound to `system:node-proxier` by the default RBAC policy).
+    pub kube_proxy: Principal,
 }
 
 impl Principals {
     /// Principals with fresh random tokens.
-    pub fn generate(node_name: &str) -> anyhow::Result<Self> {
+    pub fn generate() -> anyhow::Result<Self> {
         let principal = |kubeconfig_name, user: &str, groups: &[&str]| -> anyhow::Result<_> {
             Ok(Principal {
                 kubeconfig_name,
@@ -53,11 +54,7 @@ impl Principals {
                 &[],
             )?,
             scheduler: principal("scheduler", "system:kube-scheduler", &[])?,
-            node: principal(
-                "node",
-                &format!("system:node:{node_name}"),
-                &["system:nodes"],
-            )?,
+            kube_proxy: principal("kube-proxy", "system:kube-proxy", &[])?,
         })
     }
 
@@ -67,21 +64,30 @@ impl Principals {
             &self.admin,
             &self.controller_manager,
             &self.scheduler,
-            &self.node,
+            &self.kube_proxy,
         ]
     }
 
-    /// Writes `tokens.csv` and one kubeconfig per principal.
+    /// Writes `tokens.csv`, one kubeconfig per principal and the kubelet's (`kubelet`, with
+    /// the client certificate `kubelet-client.crt` of the PKI dir).
     pub fn write(&self, layout: &StateLayout, server: &str) -> anyhow::Result<()> {
         write_private(&layout.token_file(), &token_file(&self.all()))?;
         let ca = layout.pki("ca.crt");
         for principal in self.all() {
+            let user = Credentials::Token(&principal.token);
             write_private(
                 &layout.kubeconfig(principal.kubeconfig_name),
-                &render_kubeconfig(server, &ca, principal),
+                &render_kubeconfig(server, &ca, principal.kubeconfig_name, user),
             )?;
         }
-        Ok(())
+        let (cert, key) = (
+            layout.pki("kubelet-client.crt"),
+            layout.pki("kubelet-client.key"),
+        );
+        write_private(
+            &layout.kubeconfig("kubelet"),
+            &render_kubeconfig(server, &ca, "kubelet", Credentials::Cert(&cert, &key)),
+        )
     }
 }
 
@@ -100,10 +106,30 @@ pub fn token_file(principals: &[&Principal]) -> String {
         .collect()
 }
 
-/// A kubeconfig with one cluster (CA file), one token user and one current context.
-pub fn render_kubeconfig(server: &str, ca_file: &Path, principal: &Principal) -> String {
+/// How a kubeconfig's user authenticates.
+pub enum Credentials<'a> {
+    /// A bearer token.
+    Token(&'a str),
+    /// A client certificate and its key (files).
+    Cert(&'a Path, &'a Path),
+}
+
+/// A kubeconfig with one cluster (CA file), one user and one current context.
+pub fn render_kubeconfig(
+    server: &str,
+    ca_file: &Path,
+    user: &str,
+    credentials: Credentials<'_>,
+) -> String {
     let name = "gomicro-local";
-    let user = principal.kubeconfig_name;
+    let credentials = match credentials {
+        Credentials::Token(token) => format!("token: \"{token}\""),
+        Credentials::Cert(cert, key) => format!(
+            "client-certificate: \"{}\"\n    client-key: \"{}\"",
+            cert.display(),
+            key.display()
+        ),
+    };
     format!(
         "apiVersion: v1\n\
          kind: Config\n\
@@ -115,7 +141,7 @@ pub fn render_kubeconfig(server: &str, ca_file: &Path, principal: &Principal) ->
          users:\n\
          - name: {user}\n  \
            user:\n    \
-             token: \"{token}\"\n\
+             {credentials}\n\
          contexts:\n\
          - name: {name}\n  \
            context:\n    \
@@ -124,7 +150,6 @@ pub fn render_kubeconfig(server: &str, ca_file: &Path, principal: &Principal) ->
              namespace: default\n\
          current-context: {name}\n",
         ca = ca_file.display(),
-        token = principal.token,
     )
 }
 
@@ -144,7 +169,7 @@ mod tests {
     use kube::config::Kubeconfig;
 
     fn principals() -> Principals {
-        Principals::generate("n1").unwrap()
+        Principals::generate().unwrap()
     }
 
     #[test]
@@ -167,10 +192,7 @@ mod tests {
         assert!(lines[2].contains(",system:kube-scheduler,"));
         assert_eq!(
             lines[3],
-            format!(
-                "{},system:node:n1,system:node:n1,\"system:nodes\"",
-                p.node.token
-            )
+            format!("{},system:kube-proxy,system:kube-proxy", p.kube_proxy.token)
         );
     }
 
@@ -189,7 +211,8 @@ mod tests {
         let yaml = render_kubeconfig(
             "https://10.244.0.1:6443",
             Path::new("/s/cluster/pki/ca.crt"),
-            &p.scheduler,
+            "scheduler",
+            Credentials::Token(&p.scheduler.token),
         );
         let kc = Kubeconfig::from_yaml(&yaml).unwrap();
         assert_eq!(kc.current_context.as_deref(), Some("gomicro-local"));
@@ -207,5 +230,15 @@ mod tests {
             kc.contexts[0].context.as_ref().unwrap().user.as_deref(),
             Some("scheduler")
         );
+        let yaml = render_kubeconfig(
+            "https://10.244.0.1:6443",
+            Path::new("/s/ca.crt"),
+            "kubelet",
+            Credentials::Cert(Path::new("/s/k.crt"), Path::new("/s/k.key")),
+        );
+        let kc = Kubeconfig::from_yaml(&yaml).unwrap();
+        let user = kc.auth_infos[0].auth_info.as_ref().unwrap();
+        assert_eq!(user.client_certificate.as_deref(), Some("/s/k.crt"));
+        assert_eq!(user.client_key.as_deref(), Some("/s/k.key"));
     }
 }

@@ -9,12 +9,14 @@ use anyhow::{Context as _, bail};
 pub const BIN_DIR_ENV: &str = "GOMICRO_CONTROLPLANE_BIN_DIR";
 
 /// Every binary the local backend needs in its bin dir.
-pub const REQUIRED_BINARIES: [&str; 5] = [
+pub const REQUIRED_BINARIES: [&str; 7] = [
     "etcd",
     "kube-apiserver",
     "kube-controller-manager",
     "kube-scheduler",
     "kubectl",
+    "kubelet",
+    "kube-proxy",
 ];
 
 /// Env var naming a directory with the node runtime; skips `ci/node/build.sh`.
@@ -49,15 +51,7 @@ pub fn ensure_node_binaries() -> anyhow::Result<PathBuf> {
         Some(dir) => PathBuf::from(dir),
         None => run_build_script(&node_build_script(), "the node runtime")?,
     };
-    let missing = missing_from(&dir, &NODE_BINARIES);
-    if !missing.is_empty() {
-        bail!(
-            "node runtime missing in {}: {} (build it with {})",
-            dir.display(),
-            missing.join(", "),
-            node_build_script().display()
-        );
-    }
+    check_node_binaries(&dir)?;
     Ok(dir)
 }
 
@@ -77,6 +71,20 @@ fn missing_from(bin_dir: &Path, names: &[&'static str]) -> Vec<&'static str> {
                 .unwrap_or(false)
         })
         .collect()
+}
+
+/// Checks that `node_bin_dir` holds the node runtime.
+pub fn check_node_binaries(node_bin_dir: &Path) -> anyhow::Result<()> {
+    let missing = missing_from(node_bin_dir, &NODE_BINARIES);
+    if !missing.is_empty() {
+        bail!(
+            "node runtime missing in {}: {} (build it with {})",
+            node_bin_dir.display(),
+            missing.join(", "),
+            node_build_script().display()
+        );
+    }
+    Ok(())
 }
 
 /// Checks that `bin_dir` holds every required binary.

@@ -1,5 +1,7 @@
 //! Removing what a cluster leaves behind: component processes (verified against their pid
-//! files), the kubelet's pods, the bridge and routes, and mounts below the state dir.
+//! files), the containers and their shims, the host's sysctls as recorded, kube-proxy's nft
+//! tables, veths, the bridge and routes, mounts below the state dir (containerd's rootfs and
+//! netns mounts, the kubelet's volumes), the kubepods cgroups and the node's host files.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -11,12 +13,11 @@ use nix::unistd::Pid;
 use crate::layout::StateLayout;
 use crate::lock::{ClusterLock, lock_file};
 use crate::process::parse_pid_file;
-use crate::{kubelet, net, procfs};
+use crate::sysctls::RecordedSysctls;
+use crate::{host, net, procfs};
 
-/// Removes leftovers of a killed cluster in `state_dir`: component processes recorded in pid
-/// files (identity verified before killing), the process kubelet's pods and namespaces, bridge
-/// `gmc0`, the unreachable routes and mounts below `state_dir`. Returns what was removed.
-/// Fails if a live cluster holds the machine-wide lock.
+/// Removes leftovers of a killed cluster in `state_dir` (see the module docs); returns what
+/// was removed. Fails if a live cluster holds the machine-wide lock.
 pub fn cleanup_stale(state_dir: &Path) -> anyhow::Result<Vec<String>> {
     let _lock = ClusterLock::acquire(&lock_file(), state_dir)?;
     cleanup_stale_locked(state_dir)
@@ -26,12 +27,24 @@ pub fn cleanup_stale(state_dir: &Path) -> anyhow::Result<Vec<String>> {
 pub(crate) fn cleanup_stale_locked(state_dir: &Path) -> anyhow::Result<Vec<String>> {
     let layout = StateLayout::new(state_dir);
     let mut removed = kill_recorded_components(&layout);
+    let containers = host::kill_pod_processes();
+    if containers > 0 {
+        removed.push(format!("{containers} container processes"));
+    }
     removed.extend(
-        kubelet::cleanup_stale(&layout.kubelet_dir())
-            .context("cleaning up the process kubelet's leftovers")?,
+        host::kill_shims(state_dir)
+            .iter()
+            .map(|pid| format!("shim {pid}")),
     );
+    removed.extend(
+        RecordedSysctls::restore_saved(&layout.sysctls_file())
+            .context("restoring the host's sysctls")?,
+    );
+    removed.extend(host::delete_nft_tables()?);
     removed.extend(net::teardown().context("removing the cluster network")?);
     removed.extend(unmount_below(state_dir)?);
+    removed.extend(host::remove_kubepods_cgroups()?);
+    removed.extend(host::remove_host_files(state_dir)?);
     Ok(removed)
 }
 

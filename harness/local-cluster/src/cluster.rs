@@ -9,52 +9,58 @@ use anyhow::{Context as _, bail};
 use k8s_openapi::api::core::v1::{ConfigMap, Node, ServiceAccount};
 use kube::Api;
 use kube::runtime::wait::await_condition;
-use process_kubelet::ImageMap;
 use tokio::sync::{Mutex, watch};
 
 use crate::auth::{Principals, client_from_kubeconfig};
-use crate::binaries::ensure_binaries;
+use crate::binaries::{ensure_binaries, ensure_node_binaries};
 use crate::cleanup::{cleanup_stale_locked, unmount_below};
 use crate::component::Component;
-use crate::kubelet::{self, KubeletTask};
 use crate::layout::{DEFAULT_STATE_DIR, KEEP_LOGS_ENV, NODE_NAME, StateLayout, api_server_url};
 use crate::lock::{ClusterLock, lock_file};
 use crate::pki::Pki;
 use crate::probe::Prober;
 use crate::process::{Launch, ManagedProcess, ProcessWatch, Spawner};
-use crate::{net, preflight};
+use crate::sysctls::{NODE_SYSCTLS, RecordedSysctls};
+use crate::{net, node, preflight};
 
 /// How long each component may take to become ready (generous: CI machines are slow).
 fn ready_timeout(component: Component) -> Duration {
     match component {
-        Component::Etcd => Duration::from_secs(30),
+        Component::Etcd | Component::Containerd => Duration::from_secs(30),
         Component::ApiServer => Duration::from_secs(90),
-        Component::ControllerManager | Component::Scheduler => Duration::from_secs(60),
+        Component::ControllerManager
+        | Component::Scheduler
+        | Component::Kubelet
+        | Component::KubeProxy => Duration::from_secs(60),
     }
 }
 /// How long the node may take to become Ready, and the defaults to appear.
 const NODE_TIMEOUT: Duration = Duration::from_secs(60);
 /// SIGTERM grace of a component on stop.
 const COMPONENT_GRACE: Duration = Duration::from_secs(5);
-/// How long the kubelet may take to stop its pods.
-const KUBELET_STOP_TIMEOUT: Duration = Duration::from_secs(45);
 
 /// What to start.
 #[derive(Debug, Clone)]
 pub struct ClusterSpec {
-    /// Directory with etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl.
+    /// Directory with etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet,
+    /// kube-proxy and kubectl (`ci/controlplane/build.sh`).
     pub bin_dir: PathBuf,
+    /// Directory with the node runtime: containerd, ctr, runc, CNI plugins, pause
+    /// (`ci/node/build.sh`).
+    pub node_bin_dir: PathBuf,
     /// Where the cluster keeps its files (default `/run/gomicro-conformance`).
     pub state_dir: PathBuf,
-    /// Image name → local tree, for the process kubelet.
-    pub images: ImageMap,
+    /// OCI (or `docker save`) image archives imported into the node's containerd at start.
+    pub images: Vec<PathBuf>,
 }
 
 impl ClusterSpec {
-    /// Default state dir and the binaries from [`ensure_binaries`] (built if missing).
-    pub fn with_defaults(images: ImageMap) -> anyhow::Result<Self> {
+    /// Default state dir and the binaries from [`ensure_binaries`] and
+    /// [`ensure_node_binaries`] (built if missing).
+    pub fn with_defaults(images: Vec<PathBuf>) -> anyhow::Result<Self> {
         Ok(Self {
             bin_dir: ensure_binaries()?,
+            node_bin_dir: ensure_node_binaries()?,
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             images,
         })
@@ -69,17 +75,17 @@ pub(crate) fn keep_logs() -> bool {
     std::env::var(KEEP_LOGS_ENV).is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
 }
 
-/// A running local cluster: etcd, kube-apiserver, kube-controller-manager and kube-scheduler
-/// as child processes, the process kubelet as a task. Stop it with [`LocalCluster::stop`];
-/// dropping it tears everything down synchronously as a fallback.
+/// A running local cluster: etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
+/// containerd, the kubelet and kube-proxy as child processes. Stop it with
+/// [`LocalCluster::stop`]; dropping it tears everything down synchronously as a fallback.
 pub struct LocalCluster {
     layout: StateLayout,
     admin_kubeconfig: PathBuf,
     bin_dir: PathBuf,
+    node_bin_dir: PathBuf,
     principals: Principals,
     prober: Prober,
     processes: Mutex<BTreeMap<Component, ManagedProcess>>,
-    kubelet: Option<KubeletTask>,
     failures: watch::Sender<Option<String>>,
     spawner: Option<Spawner>,
     stopped: bool,
@@ -87,12 +93,12 @@ pub struct LocalCluster {
 }
 
 impl LocalCluster {
-    /// Starts the cluster; returns once the API server is ready, the node is Ready and the
+    /// Starts the cluster; returns once every component is ready, the node is Ready and the
     /// `default` ServiceAccount and `kube-root-ca.crt` exist in `default`. Cleans up a killed
     /// run's leftovers first. Progress goes to stderr.
     pub async fn start(spec: ClusterSpec) -> anyhow::Result<LocalCluster> {
         let started = Instant::now();
-        preflight::check(&spec.bin_dir)?;
+        preflight::check(&spec.bin_dir, &spec.node_bin_dir)?;
         let layout = StateLayout::new(&spec.state_dir);
         std::fs::create_dir_all(layout.root())
             .with_context(|| format!("creating {}", layout.root().display()))?;
@@ -105,30 +111,39 @@ impl LocalCluster {
             );
         }
         remove_generated_files(&layout, false)?;
-        for dir in [layout.pki_dir(), layout.run_dir(), layout.logs_dir()] {
+        for dir in [
+            layout.pki_dir(),
+            layout.run_dir(),
+            layout.logs_dir(),
+            layout.pod_logs_dir(),
+            layout.ipam_dir(),
+        ] {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         let pki = Pki::generate(NODE_NAME)?;
         pki.write(&layout)?;
-        let principals = Principals::generate(NODE_NAME)?;
+        let principals = Principals::generate()?;
         principals.write(&layout, &api_server_url())?;
-        let prober = Prober::new(&pki.ca.cert_pem, &principals.admin.token)?;
-        progress("preflight, PKI and kubeconfigs", started.elapsed());
+        let prober = Prober::new(&pki.ca.cert_pem, &principals.admin.token, &layout)?;
+        RecordedSysctls::record(Path::new("/proc/sys"), &NODE_SYSCTLS)?
+            .save(&layout.sysctls_file())?;
+        node::write_configs(&layout, &spec.node_bin_dir)?;
+        progress("preflight, PKI, sysctls and configs", started.elapsed());
 
         let mut cluster = LocalCluster {
             admin_kubeconfig: layout.kubeconfig("admin"),
             layout,
             bin_dir: spec.bin_dir,
+            node_bin_dir: spec.node_bin_dir,
             principals,
             prober,
             processes: Mutex::new(BTreeMap::new()),
-            kubelet: None,
             failures: watch::channel(None).0,
             spawner: Some(Spawner::start()?),
             stopped: false,
             _lock: lock,
         };
-        match cluster.bring_up(&pki, spec.images).await {
+        match cluster.bring_up(&spec.images).await {
             Ok(()) => {
                 progress("local cluster ready", started.elapsed());
                 Ok(cluster)
@@ -147,32 +162,47 @@ impl LocalCluster {
         }
     }
 
-    async fn bring_up(&mut self, pki: &Pki, images: ImageMap) -> anyhow::Result<()> {
+    async fn bring_up(&mut self, images: &[PathBuf]) -> anyhow::Result<()> {
         let phase = Instant::now();
         net::setup().context("creating the cluster network")?;
         progress("bridge and routes", phase.elapsed());
 
-        for component in [Component::Etcd, Component::ApiServer] {
-            let phase = Instant::now();
-            let process = self.launch(component).await?;
-            self.wait_process(&process, phase).await?;
-        }
+        // etcd and containerd need nothing; the API server needs etcd; the kubelet needs the
+        // API server and the images imported.
+        let phase = Instant::now();
+        let etcd = self.launch(Component::Etcd).await?;
+        let containerd = self.launch(Component::Containerd).await?;
+        self.wait_process(&etcd, phase).await?;
+        let api_server = self.launch(Component::ApiServer).await?;
+        let import = async {
+            self.wait_process(&containerd, phase).await?;
+            let (layout, bin) = (self.layout.clone(), self.node_bin_dir.clone());
+            let archives = images.to_vec();
+            tokio::task::spawn_blocking(move || node::import_images(&layout, &bin, &archives))
+                .await
+                .context("the image import panicked")??;
+            progress(
+                &format!("{} image archives imported", images.len() + 1),
+                phase.elapsed(),
+            );
+            anyhow::Ok(())
+        };
+        futures::try_join!(self.wait_process(&api_server, phase), import)?;
 
         // Everything after the API server is independent: start it all at once.
         let phase = Instant::now();
-        let controller_manager = self.launch(Component::ControllerManager).await?;
-        let scheduler = self.launch(Component::Scheduler).await?;
-        let node_client = client_from_kubeconfig(&self.layout.kubeconfig("node")).await?;
-        let config = kubelet::config(&self.layout, NODE_NAME, pki, images);
-        self.kubelet = Some(KubeletTask::start(
-            node_client,
-            config,
-            self.failures.clone(),
-        ));
+        let mut started = Vec::new();
+        for component in [
+            Component::ControllerManager,
+            Component::Scheduler,
+            Component::Kubelet,
+            Component::KubeProxy,
+        ] {
+            started.push(self.launch(component).await?);
+        }
         let admin = self.client().await?;
         futures::try_join!(
-            self.wait_process(&controller_manager, phase),
-            self.wait_process(&scheduler, phase),
+            futures::future::try_join_all(started.iter().map(|p| self.wait_process(p, phase))),
             self.guarded("node Ready", phase, wait_node_ready(admin.clone())),
             self.guarded(
                 "default ServiceAccount and kube-root-ca.crt",
@@ -221,9 +251,14 @@ impl LocalCluster {
         component: Component,
     ) -> anyhow::Result<ProcessWatch> {
         let name = component.binary_name();
+        let bin_dir = if component.from_node_runtime() {
+            &self.node_bin_dir
+        } else {
+            &self.bin_dir
+        };
         let launch = Launch {
             component,
-            program: self.bin_dir.join(name),
+            program: bin_dir.join(name),
             args: component.args(&self.layout),
             log: self.layout.logs_dir().join(format!("{name}.log")),
             home: self.layout.home_dir(),
@@ -276,7 +311,20 @@ impl LocalCluster {
         self.layout.logs_dir()
     }
 
-    /// Resolves with the first failure: a component or the kubelet ending unexpectedly.
+    /// The node runtime's bin dir (containerd, ctr, runc).
+    pub fn node_bin_dir(&self) -> &Path {
+        &self.node_bin_dir
+    }
+
+    /// The node's containers through its containerd.
+    pub fn runtime(&self) -> crate::NodeRuntime {
+        crate::NodeRuntime {
+            ctr: self.node_bin_dir.join("ctr"),
+            socket: self.layout.containerd().socket(),
+        }
+    }
+
+    /// Resolves with the first failure: a component ending unexpectedly.
     pub async fn failed(&self) -> anyhow::Error {
         let mut failures = self.failures.subscribe();
         match failures.wait_for(Option::is_some).await {
@@ -302,8 +350,8 @@ impl LocalCluster {
         Ok(())
     }
 
-    /// Stops the kubelet (and so its pods), the scheduler, controller manager, API server and
-    /// etcd, removes the network, mounts and state files (logs stay with GOMICRO_KEEP_LOGS).
+    /// Stops kube-proxy, the kubelet, the control plane and containerd, removes the containers
+    /// and everything else the cluster made (see `cleanup`); logs stay with GOMICRO_KEEP_LOGS.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         self.shutdown().await
     }
@@ -311,13 +359,8 @@ impl LocalCluster {
     async fn shutdown(&mut self) -> anyhow::Result<()> {
         let started = Instant::now();
         let mut errors = Vec::new();
-        if let Some(kubelet) = self.kubelet.take()
-            && let Err(err) = kubelet.stop(KUBELET_STOP_TIMEOUT).await
-        {
-            errors.push(format!("{err:#}"));
-        }
         let mut processes = std::mem::take(self.processes.get_mut());
-        for component in Component::ALL.into_iter().rev() {
+        for component in Component::STOP_ORDER {
             if let Some(process) = processes.remove(&component) {
                 process.terminate(COMPONENT_GRACE).await;
             }
@@ -344,9 +387,6 @@ impl Drop for LocalCluster {
             return;
         }
         eprintln!("[local] cluster dropped without stop(): tearing down");
-        if let Some(kubelet) = &self.kubelet {
-            kubelet.abort();
-        }
         for process in self.processes.get_mut().values() {
             process.kill_now();
         }
@@ -360,11 +400,17 @@ impl Drop for LocalCluster {
     }
 }
 
-/// Removes the cluster's generated files, the kubelet dir and (unless `keep_logs`) the logs;
+/// Removes the cluster's generated files, the kubelet and node dirs and (unless `keep_logs`)
+/// the logs;
 /// removes the state dir itself when nothing else is left in it.
 pub(crate) fn remove_generated_files(layout: &StateLayout, keep_logs: bool) -> anyhow::Result<()> {
     unmount_below(layout.root())?;
-    let mut dirs = vec![layout.cluster_dir(), layout.kubelet_dir()];
+    let mut dirs = vec![
+        layout.cluster_dir(),
+        layout.kubelet_dir(),
+        layout.node_dir(),
+        layout.shim_socket_dir(),
+    ];
     if !keep_logs {
         dirs.push(layout.logs_dir());
     }

@@ -1,14 +1,25 @@
-//! The control-plane components: binary names, command-line flags and health endpoints.
+//! The cluster's processes: control plane and node components, their binary names,
+//! command-line flags and health endpoints.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::layout::{
-    API_SERVER_PORT, CONTROLLER_MANAGER_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, NODE_IP,
-    SCHEDULER_PORT, SERVICE_ACCOUNT_ISSUER, SERVICE_CIDR, StateLayout,
+    API_SERVER_PORT, CONTROLLER_MANAGER_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT,
+    KUBE_PROXY_HEALTHZ_PORT, KUBELET_HEALTHZ_PORT, NODE_IP, NODE_NAME, SCHEDULER_PORT,
+    SERVICE_ACCOUNT_ISSUER, SERVICE_CIDR, StateLayout,
 };
 
-/// A control-plane process of the local cluster.
+/// How a component shows it is ready.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    /// An HTTP(S) endpoint answering 2xx (and a healthy body, see `probe::healthy_body`).
+    Http(String),
+    /// A Unix socket accepting connections.
+    Socket(PathBuf),
+}
+
+/// A process of the local cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Component {
     /// etcd (storage).
@@ -19,16 +30,43 @@ pub enum Component {
     ControllerManager,
     /// kube-scheduler.
     Scheduler,
+    /// The node's private containerd.
+    Containerd,
+    /// The upstream kubelet.
+    Kubelet,
+    /// kube-proxy (nftables mode).
+    KubeProxy,
 }
 
 impl Component {
-    /// All components in start order (stop in reverse).
-    pub const ALL: [Component; 4] = [
+    /// All components.
+    pub const ALL: [Component; 7] = [
         Component::Etcd,
         Component::ApiServer,
         Component::ControllerManager,
         Component::Scheduler,
+        Component::Containerd,
+        Component::Kubelet,
+        Component::KubeProxy,
     ];
+
+    /// The order in which a cluster stops them: the node's agents first, containerd last
+    /// (after it, clean-up removes the containers it leaves running).
+    pub const STOP_ORDER: [Component; 7] = [
+        Component::KubeProxy,
+        Component::Kubelet,
+        Component::Scheduler,
+        Component::ControllerManager,
+        Component::ApiServer,
+        Component::Etcd,
+        Component::Containerd,
+    ];
+
+    /// Whether the binary comes from the node runtime's bin dir (`ci/node/build.sh`) rather
+    /// than the control plane's (`ci/controlplane/build.sh`).
+    pub fn from_node_runtime(self) -> bool {
+        self == Component::Containerd
+    }
 
     /// Binary (and log/pid file) name.
     pub fn binary_name(self) -> &'static str {
@@ -37,6 +75,9 @@ impl Component {
             Component::ApiServer => "kube-apiserver",
             Component::ControllerManager => "kube-controller-manager",
             Component::Scheduler => "kube-scheduler",
+            Component::Containerd => "containerd",
+            Component::Kubelet => "kubelet",
+            Component::KubeProxy => "kube-proxy",
         }
     }
 
@@ -45,15 +86,21 @@ impl Component {
         Self::ALL.into_iter().find(|c| c.binary_name() == name)
     }
 
-    /// URL polled until the component is ready.
-    pub fn health_url(self) -> String {
+    /// What is polled until the component is ready.
+    pub fn health(self, layout: &StateLayout) -> Health {
+        let url = |url: String| Health::Http(url);
         match self {
-            Component::Etcd => format!("http://127.0.0.1:{ETCD_CLIENT_PORT}/health"),
-            Component::ApiServer => format!("https://{NODE_IP}:{API_SERVER_PORT}/readyz"),
-            Component::ControllerManager => {
-                format!("https://127.0.0.1:{CONTROLLER_MANAGER_PORT}/healthz")
-            }
-            Component::Scheduler => format!("https://127.0.0.1:{SCHEDULER_PORT}/healthz"),
+            Component::Etcd => url(format!("http://127.0.0.1:{ETCD_CLIENT_PORT}/health")),
+            Component::ApiServer => url(format!("https://{NODE_IP}:{API_SERVER_PORT}/readyz")),
+            Component::ControllerManager => url(format!(
+                "https://127.0.0.1:{CONTROLLER_MANAGER_PORT}/healthz"
+            )),
+            Component::Scheduler => url(format!("https://127.0.0.1:{SCHEDULER_PORT}/healthz")),
+            Component::Containerd => Health::Socket(containerd_socket(layout)),
+            Component::Kubelet => url(format!("http://127.0.0.1:{KUBELET_HEALTHZ_PORT}/healthz")),
+            Component::KubeProxy => url(format!(
+                "http://127.0.0.1:{KUBE_PROXY_HEALTHZ_PORT}/healthz"
+            )),
         }
     }
 
@@ -64,8 +111,32 @@ impl Component {
             Component::ApiServer => api_server_args(layout),
             Component::ControllerManager => controller_manager_args(layout),
             Component::Scheduler => scheduler_args(layout),
+            Component::Containerd => vec![
+                "--config".into(),
+                layout.containerd().config().display().to_string(),
+            ],
+            Component::Kubelet => kubelet_args(layout),
+            Component::KubeProxy => vec![
+                path_flag("config", &layout.config_file("kube-proxy.json")),
+                flag("v", 1),
+            ],
         }
     }
+}
+
+fn containerd_socket(layout: &StateLayout) -> PathBuf {
+    layout.containerd().socket()
+}
+
+fn kubelet_args(layout: &StateLayout) -> Vec<String> {
+    vec![
+        path_flag("config", &layout.config_file("kubelet.json")),
+        path_flag("kubeconfig", &layout.kubeconfig("kubelet")),
+        path_flag("root-dir", &layout.kubelet_dir()),
+        flag("node-ip", NODE_IP),
+        flag("hostname-override", NODE_NAME),
+        flag("v", 1),
+    ]
 }
 
 impl fmt::Display for Component {
@@ -305,13 +376,31 @@ mod tests {
     }
 
     #[test]
-    fn health_endpoints_are_loopback_or_the_bridge() {
+    fn health_endpoints_are_loopback_the_bridge_or_the_state_dir() {
         for component in Component::ALL {
-            let url = component.health_url();
-            assert!(
-                url.contains("//127.0.0.1:") || url.contains("//10.244.0.1:"),
-                "{url}"
-            );
+            match component.health(&layout()) {
+                Health::Http(url) => assert!(
+                    url.contains("//127.0.0.1:") || url.contains("//10.244.0.1:"),
+                    "{url}"
+                ),
+                Health::Socket(path) => assert!(path.starts_with("/s/"), "{path:?}"),
+            }
         }
+    }
+
+    #[test]
+    fn the_kubelet_runs_with_private_dirs_on_the_node_ip() {
+        let args = Component::Kubelet.args(&layout());
+        assert_eq!(value(&args, "root-dir"), Some("/s/kubelet"));
+        assert_eq!(value(&args, "node-ip"), Some("10.244.0.1"));
+        assert_eq!(value(&args, "config"), Some("/s/cluster/kubelet.json"));
+        assert_eq!(
+            value(&args, "kubeconfig"),
+            Some("/s/cluster/kubelet.kubeconfig")
+        );
+        let stop = Component::STOP_ORDER;
+        let mut sorted = stop;
+        sorted.sort();
+        assert_eq!(sorted, Component::ALL, "every component is stopped once");
     }
 }

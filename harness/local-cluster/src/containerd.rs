@@ -23,19 +23,30 @@ pub const CLOSED_REGISTRY: &str = "http://127.0.0.1:1";
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long containerd gets to exit after SIGTERM before SIGKILL.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest shim socket directory containerd accepts (a Unix socket path is at most 108 bytes).
+pub const MAX_SHIM_SOCKET_DIR: usize = 42;
 
 /// Paths of one private containerd, all below `dir`.
 #[derive(Debug, Clone)]
 pub struct ContainerdPaths {
     dir: PathBuf,
+    shim_sockets: PathBuf,
 }
 
 impl ContainerdPaths {
-    /// The layout below `dir`.
+    /// The layout below `dir` (shim sockets in `dir/s`).
     pub fn new(dir: &Path) -> Self {
         Self {
             dir: dir.to_path_buf(),
+            shim_sockets: dir.join("s"),
         }
+    }
+
+    /// The same with the shim sockets in `shim_sockets` (containerd refuses a directory
+    /// longer than [`MAX_SHIM_SOCKET_DIR`]).
+    pub fn with_shim_sockets(mut self, shim_sockets: &Path) -> Self {
+        self.shim_sockets = shim_sockets.to_path_buf();
+        self
     }
     /// The gRPC socket (the kubelet's `containerRuntimeEndpoint`, ctr's `--address`).
     pub fn socket(&self) -> PathBuf {
@@ -45,7 +56,8 @@ impl ContainerdPaths {
     pub fn cni_conf_dir(&self) -> PathBuf {
         self.dir.join("cni/net.d")
     }
-    fn config(&self) -> PathBuf {
+    /// The config file (containerd's `--config`).
+    pub fn config(&self) -> PathBuf {
         self.dir.join("config.toml")
     }
     fn certs_dir(&self) -> PathBuf {
@@ -54,12 +66,68 @@ impl ContainerdPaths {
     fn log(&self) -> PathBuf {
         self.dir.join("containerd.log")
     }
+
+    /// Creates the directory and writes the config and the registry hosts file.
+    pub fn prepare(&self, node_bin_dir: &Path, sandbox_image: &str) -> anyhow::Result<()> {
+        let shim_sockets = self.shim_sockets.as_os_str().len();
+        if shim_sockets > MAX_SHIM_SOCKET_DIR {
+            bail!(
+                "containerd's shim socket directory {} is {shim_sockets} bytes long; containerd \
+                 accepts at most {MAX_SHIM_SOCKET_DIR} (choose a shorter state dir)",
+                self.shim_sockets.display()
+            );
+        }
+        std::fs::create_dir_all(self.certs_dir().join("_default"))
+            .and_then(|()| std::fs::create_dir_all(self.cni_conf_dir()))
+            .with_context(|| format!("creating {}", self.dir.display()))?;
+        std::fs::write(
+            self.certs_dir().join("_default/hosts.toml"),
+            default_registry_hosts(),
+        )?;
+        std::fs::write(
+            self.config(),
+            render_config(self, node_bin_dir, sandbox_image),
+        )?;
+        Ok(())
+    }
+}
+
+/// Runs `<ctr> --address <socket> <args>` and returns its stdout; an error carries stderr.
+pub fn ctr(ctr: &Path, socket: &Path, args: &[&str]) -> anyhow::Result<String> {
+    let output = Command::new(ctr)
+        .arg("--address")
+        .arg(socket)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running {}", ctr.display()))?;
+    if !output.status.success() {
+        bail!(
+            "ctr {} failed ({}): {}",
+            args.join(" "),
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Imports an OCI (or `docker save`) archive into the CRI namespace and unpacks it.
+pub fn import(ctr_bin: &Path, socket: &Path, archive: &Path) -> anyhow::Result<()> {
+    let archive = archive.to_str().context("archive path is not UTF-8")?;
+    ctr(
+        ctr_bin,
+        socket,
+        &["-n", CRI_NAMESPACE, "images", "import", "--local", archive],
+    )
+    .map(drop)
 }
 
 /// containerd's configuration (format version 4, as `containerd config default` of the
 /// pinned v2 writes it) for `paths`, with runc and the CNI plugins from `node_bin_dir`.
 pub fn render_config(paths: &ContainerdPaths, node_bin_dir: &Path, sandbox_image: &str) -> String {
     let dir = paths.dir.display();
+    let shim_sockets = paths.shim_sockets.display();
     let bin = node_bin_dir.display();
     let socket = paths.socket().display().to_string();
     let certs = paths.certs_dir().display().to_string();
@@ -85,7 +153,7 @@ disabled_plugins = [
 [plugins.'io.containerd.server.v1.ttrpc']
   address = '{socket}.ttrpc'
 [plugins.'io.containerd.shim.v1.manager']
-  socket_dir = '{dir}/s'
+  socket_dir = '{shim_sockets}'
 [plugins.'io.containerd.transfer.v1.local']
   config_path = '{certs}'
 
@@ -141,17 +209,7 @@ impl Containerd {
     /// starts `node_bin_dir/containerd` in its own process group; returns once it answers.
     pub fn start(dir: &Path, node_bin_dir: &Path, sandbox_image: &str) -> anyhow::Result<Self> {
         let paths = ContainerdPaths::new(dir);
-        std::fs::create_dir_all(paths.certs_dir().join("_default"))
-            .and_then(|()| std::fs::create_dir_all(paths.cni_conf_dir()))
-            .with_context(|| format!("creating {}", dir.display()))?;
-        std::fs::write(
-            paths.certs_dir().join("_default/hosts.toml"),
-            default_registry_hosts(),
-        )?;
-        std::fs::write(
-            paths.config(),
-            render_config(&paths, node_bin_dir, sandbox_image),
-        )?;
+        paths.prepare(node_bin_dir, sandbox_image)?;
         let log = std::fs::File::create(paths.log())
             .with_context(|| format!("creating {}", paths.log().display()))?;
         let child = Command::new(node_bin_dir.join("containerd"))
@@ -211,29 +269,12 @@ impl Containerd {
 
     /// Runs `ctr --address <socket> <args>` and returns its stdout; an error carries stderr.
     pub fn ctr(&self, args: &[&str]) -> anyhow::Result<String> {
-        let output = Command::new(&self.ctr)
-            .arg("--address")
-            .arg(self.paths.socket())
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .with_context(|| format!("running {}", self.ctr.display()))?;
-        if !output.status.success() {
-            bail!(
-                "ctr {} failed ({}): {}",
-                args.join(" "),
-                output.status,
-                String::from_utf8_lossy(&output.stderr).trim()
-            );
-        }
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        ctr(&self.ctr, &self.paths.socket(), args)
     }
 
     /// Imports an OCI (or `docker save`) archive into the CRI namespace and unpacks it.
     pub fn import(&self, archive: &Path) -> anyhow::Result<()> {
-        let archive = archive.to_str().context("archive path is not UTF-8")?;
-        self.ctr(&["-n", CRI_NAMESPACE, "images", "import", "--local", archive])
-            .map(drop)
+        import(&self.ctr, &self.paths.socket(), archive)
     }
 
     /// Stops containerd (SIGTERM, then SIGKILL after a grace period), unmounts what is left
@@ -257,6 +298,7 @@ impl Containerd {
             }
         }
         unmount_below(&self.paths.dir)?;
+        let _ = std::fs::remove_dir_all(&self.paths.shim_sockets);
         match std::fs::remove_dir_all(&self.paths.dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 Err(e).with_context(|| format!("removing {}", self.paths.dir.display()))
@@ -307,6 +349,11 @@ mod tests {
                 "missing {line:?} in\n{config}"
             );
         }
+        let short = paths.clone().with_shim_sockets(Path::new(
+            "/run/gmc/a-directory-name-far-too-long-for-shim-sockets",
+        ));
+        let error = short.prepare(Path::new("/bin"), "x").unwrap_err();
+        assert!(format!("{error:#}").contains("at most 42"), "{error:#}");
         let hosts = default_registry_hosts();
         assert!(hosts.contains("server = \"http://127.0.0.1:1\""), "{hosts}");
     }

@@ -26,7 +26,7 @@ use crate::procfs;
 const UP_TIMEOUT: Duration = Duration::from_secs(180);
 /// How long `down` waits for the daemon to stop its cluster before SIGKILL.
 const DOWN_TIMEOUT: Duration = Duration::from_secs(90);
-/// How long `down` waits for the machine-wide lock after the daemon is gone.
+/// How long `down` waits for a gone daemon's lock to be released.
 const LOCK_RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What `<state_dir>/cluster.json` records about a running daemon cluster.
@@ -42,6 +42,8 @@ pub struct ClusterInfo {
     pub kubectl: PathBuf,
     /// API server URL.
     pub api_server: String,
+    /// The node's containers through its containerd.
+    pub runtime: crate::NodeRuntime,
 }
 
 impl ClusterInfo {
@@ -118,6 +120,7 @@ async fn serve_cluster(
         kubeconfig: cluster.kubeconfig_path().to_path_buf(),
         kubectl: cluster.kubectl(),
         api_server: cluster.api_server_url(),
+        runtime: cluster.runtime(),
     };
     write_atomically(
         &layout.cluster_info_file(),
@@ -266,16 +269,18 @@ pub async fn down(state_dir: &Path) -> anyhow::Result<()> {
             procfs::wait_gone(pid, Duration::from_secs(10)).await;
         }
     }
-    // A killed daemon's children may hold the lock a moment longer, until they exit too.
-    let deadline = std::time::Instant::now() + LOCK_RELEASE_TIMEOUT;
+    // A SIGKILLed daemon shows as a zombie before its last thread has exited and let go of
+    // the lock: give it a moment.
+    let deadline = Instant::now() + LOCK_RELEASE_TIMEOUT;
     let lock = loop {
         match ClusterLock::try_acquire(&lock_file(), state_dir)? {
             TryLock::Acquired(lock) => break lock,
-            TryLock::Held(_) if std::time::Instant::now() < deadline => {
+            TryLock::Held(_) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             TryLock::Held(holder) => bail!(
-                "a local cluster not started by `harness up` is running ({holder}); stop that process"
+                "a local cluster not started by `harness up` is running ({holder}); stop that \
+                 process"
             ),
         }
     };
@@ -309,6 +314,10 @@ mod tests {
             kubeconfig: "/k".into(),
             kubectl: "/kubectl".into(),
             api_server: "https://10.244.0.1:6443".into(),
+            runtime: crate::NodeRuntime {
+                ctr: "/ctr".into(),
+                socket: "/s.sock".into(),
+            },
         };
         write_atomically(
             &layout.cluster_info_file(),

@@ -23,11 +23,17 @@ pub const BRIDGE_PREFIX: u8 = 24;
 pub const NODE_POD_CIDR: &str = "10.244.0.0/24";
 /// Cluster-wide pod CIDR; routed `unreachable` in the host namespace while the cluster runs.
 pub const CLUSTER_POD_CIDR: &str = "10.244.0.0/16";
-/// Service CIDR (ClusterIP allocation only; nothing routes it).
+/// Service CIDR: kube-proxy's ClusterIPs, routed to the pods via the bridge address.
 pub const SERVICE_CIDR: &str = "10.96.0.0/16";
+/// Network address and prefix length of [`SERVICE_CIDR`].
+pub const SERVICE_NET: (Ipv4Addr, u8) = (Ipv4Addr::new(10, 96, 0, 0), 16);
+/// Network address and prefix length of [`NODE_POD_CIDR`].
+pub const NODE_POD_NET: (Ipv4Addr, u8) = (Ipv4Addr::new(10, 244, 0, 0), 24);
+/// Name of the CNI network (also the prefix of libcni's result cache files).
+pub const CNI_NETWORK: &str = "gomicro-conformance";
 /// First service IP (the `kubernetes` Service), part of the API server certificate.
 pub const FIRST_SERVICE_IP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 1);
-/// Name of the single Node the process kubelet registers.
+/// Name of the single Node the kubelet registers.
 pub const NODE_NAME: &str = "gmc-node";
 /// API server secure port (on [`NODE_IP`]).
 pub const API_SERVER_PORT: u16 = 6443;
@@ -39,6 +45,12 @@ pub const ETCD_PEER_PORT: u16 = 23800;
 pub const CONTROLLER_MANAGER_PORT: u16 = 10257;
 /// kube-scheduler health port (loopback).
 pub const SCHEDULER_PORT: u16 = 10259;
+/// The kubelet's healthz port (loopback).
+pub const KUBELET_HEALTHZ_PORT: u16 = 10248;
+/// kube-proxy's healthz port (loopback).
+pub const KUBE_PROXY_HEALTHZ_PORT: u16 = 10256;
+/// kube-proxy's metrics port (loopback).
+pub const KUBE_PROXY_METRICS_PORT: u16 = 10249;
 /// Issuer of ServiceAccount tokens.
 pub const SERVICE_ACCOUNT_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
 /// Machine-wide lock: the bridge, the node IP and the ports are global, so one cluster runs
@@ -116,9 +128,56 @@ impl StateLayout {
         self.root.join("logs")
     }
 
-    /// State dir of the process kubelet.
+    /// The kubelet's `--root-dir`.
     pub fn kubelet_dir(&self) -> PathBuf {
         self.root.join("kubelet")
+    }
+
+    /// The node runtime's files: containerd's directory and the CNI IPAM store.
+    pub fn node_dir(&self) -> PathBuf {
+        self.root.join("node")
+    }
+
+    /// The private containerd's directory (config, root, state, sockets).
+    pub fn containerd_dir(&self) -> PathBuf {
+        self.node_dir().join("containerd")
+    }
+
+    /// containerd's shim sockets (short: containerd accepts at most 42 bytes).
+    pub fn shim_socket_dir(&self) -> PathBuf {
+        self.root.join("s")
+    }
+
+    /// The node's containerd paths.
+    pub fn containerd(&self) -> crate::ContainerdPaths {
+        crate::ContainerdPaths::new(&self.containerd_dir())
+            .with_shim_sockets(&self.shim_socket_dir())
+    }
+
+    /// host-local's allocation store.
+    pub fn ipam_dir(&self) -> PathBuf {
+        self.node_dir().join("ipam")
+    }
+
+    /// Container logs (the kubelet's `podLogsDir`), kept with the component logs.
+    pub fn pod_logs_dir(&self) -> PathBuf {
+        self.logs_dir().join("pods")
+    }
+
+    /// A generated config file of a node component (`kubelet.json`, `kube-proxy.json`).
+    pub fn config_file(&self, name: &str) -> PathBuf {
+        self.cluster_dir().join(name)
+    }
+
+    /// Image archives written for the run (the pause image).
+    pub fn images_dir(&self) -> PathBuf {
+        self.cluster_dir().join("images")
+    }
+
+    /// Host sysctls recorded before the kubelet started; restored (and removed) on clean-up,
+    /// also by the next start after a killed run.
+    pub fn sysctls_file(&self) -> PathBuf {
+        self.root.join("sysctls.json")
     }
 
     /// Written by the cluster daemon once the cluster is ready.

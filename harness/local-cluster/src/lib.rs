@@ -1,8 +1,10 @@
-//! The `local` cluster backend: upstream etcd, kube-apiserver, kube-controller-manager and
-//! kube-scheduler (built from Go modules by `ci/controlplane/build.sh`) as child processes,
-//! plus the Rust process kubelet as an in-process task, on bridge `gmc0` (10.244.0.1/24).
+//! The `local` cluster backend: a real single-node Kubernetes without Docker. Upstream etcd,
+//! kube-apiserver, kube-controller-manager, kube-scheduler, kubelet and kube-proxy (built from
+//! Go modules by `ci/controlplane/build.sh`) and a private containerd with runc and the CNI
+//! bridge plugin (`ci/node/build.sh`) run as child processes on bridge `gmc0`
+//! (10.244.0.1/24). Images are OCI archives imported at start; no registry is ever reached.
 //!
-//! Needs root (bridge, network namespaces, mounts). One cluster runs per machine.
+//! Needs root (bridge, cgroups, mounts). One cluster runs per machine.
 //! [`LocalCluster`] is the in-process API; [`daemon`] keeps a cluster running across
 //! commands (`harness up` / `harness down`).
 
@@ -15,10 +17,11 @@ mod containerd;
 mod control;
 pub mod daemon;
 mod files;
-mod kubelet;
+mod host;
 pub mod layout;
 mod lock;
 mod net;
+mod node;
 pub mod node_config;
 mod pause_image;
 mod pki;
@@ -26,6 +29,7 @@ mod preflight;
 mod probe;
 mod process;
 mod procfs;
+mod runtime;
 pub mod sysctls;
 
 pub use binaries::{
@@ -35,7 +39,7 @@ pub use binaries::{
 pub use cleanup::cleanup_stale;
 pub use cluster::{ClusterSpec, LocalCluster};
 pub use component::Component;
-pub use containerd::{CLOSED_REGISTRY, CRI_NAMESPACE, Containerd, ContainerdPaths};
+pub use containerd::{CLOSED_REGISTRY, CRI_NAMESPACE, Containerd, ContainerdPaths, ctr};
 pub use daemon::ClusterInfo;
 pub use pause_image::{PAUSE_IMAGE, write_pause_archive};
-pub use process_kubelet::{ImageMap, LocalImage};
+pub use runtime::{ContainerStats, NodeRuntime, container_id};

@@ -1,5 +1,6 @@
-//! The cluster's host-namespace network: bridge `gmc0` carrying the node IP, and
-//! `unreachable` routes for the pod and service CIDRs so stray traffic fails locally.
+//! The cluster's host-namespace network: bridge `gmc0` carrying the node IP (the CNI bridge
+//! plugin attaches the pods' veths to it), and `unreachable` routes for the pod and service
+//! CIDRs so stray traffic fails locally (kube-proxy's rules DNAT ClusterIPs before routing).
 
 use std::process::{Command, Stdio};
 
@@ -64,10 +65,26 @@ pub fn setup() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Removes the bridge and our unreachable routes if present; returns what was removed.
+/// Interface names in the text of `ip -o link show` (without their `@peer` suffix).
+pub fn link_names(listing: &str) -> Vec<String> {
+    listing
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|name| name.split('@').next().unwrap_or(name).to_string())
+        .collect()
+}
+
+/// Removes the pods' veths on the bridge, the bridge and our unreachable routes if present;
+/// returns what was removed.
 pub fn teardown() -> anyhow::Result<Vec<String>> {
     let mut removed = Vec::new();
     if bridge_exists() {
+        for veth in link_names(&ip(&["-o", "link", "show", "master", BRIDGE])?) {
+            // Gone already when its pod's netns went away in the meantime.
+            if ip(&["link", "delete", &veth]).is_ok() {
+                removed.push(format!("veth {veth}"));
+            }
+        }
         ip(&["link", "delete", BRIDGE])?;
         removed.push(format!("bridge {BRIDGE}"));
     }
@@ -82,6 +99,12 @@ pub fn teardown() -> anyhow::Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn link_names_drop_the_peer_suffix() {
+        let listing = "7: veth1a2b@if2: <BROADCAST> mtu 1500 master gmc0\n8: lo: <LOOPBACK>\n";
+        assert_eq!(link_names(listing), ["veth1a2b", "lo"]);
+    }
 
     #[test]
     fn finds_only_our_unreachable_routes() {

@@ -1,11 +1,16 @@
-//! Configuration files of the real node (issue 10; not yet used by the cluster): the
-//! kubelet's `KubeletConfiguration` and the CNI bridge + host-local network, both as JSON
-//! (the kubelet reads JSON as YAML).
+//! Configuration files of the node: the kubelet's `KubeletConfiguration`, kube-proxy's
+//! `KubeProxyConfiguration` and the CNI bridge + host-local network, all as JSON (the
+//! components read JSON as YAML).
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
+
+use crate::layout::{KUBE_PROXY_HEALTHZ_PORT, KUBE_PROXY_METRICS_PORT, KUBELET_HEALTHZ_PORT};
+
+/// The kubelet's API port (on the node IP).
+pub const KUBELET_PORT: u16 = 10250;
 
 /// What the kubelet's configuration depends on.
 #[derive(Debug, Clone)]
@@ -39,8 +44,13 @@ pub fn kubelet_config(settings: &KubeletSettings) -> Value {
         "cgroupDriver": "cgroupfs",
         "containerRuntimeEndpoint": format!("unix://{}", path(&settings.containerd_socket)),
         "address": settings.node_ip.to_string(),
+        "port": KUBELET_PORT,
         "readOnlyPort": 0,
         "healthzBindAddress": "127.0.0.1",
+        "healthzPort": KUBELET_HEALTHZ_PORT,
+        // Chains in the host's iptables that nothing here uses (kube-proxy runs nftables).
+        "makeIPTablesUtilChains": false,
+        "failSwapOn": false,
         "tlsCertFile": path(&settings.tls_cert_file),
         "tlsPrivateKeyFile": path(&settings.tls_private_key_file),
         "authentication": {
@@ -61,6 +71,43 @@ pub fn kubelet_config(settings: &KubeletSettings) -> Value {
             "imagefs.available": "1%",
         },
         "serializeImagePulls": false,
+    })
+}
+
+/// What kube-proxy's configuration depends on.
+#[derive(Debug, Clone)]
+pub struct KubeProxySettings {
+    /// Its kubeconfig (identity `system:kube-proxy`).
+    pub kubeconfig: PathBuf,
+    /// The node's name.
+    pub node_name: String,
+    /// The node's IP: the only address NodePorts are served on.
+    pub node_ip: Ipv4Addr,
+    /// The cluster's pod CIDR (traffic from outside it to a ClusterIP is masqueraded).
+    pub cluster_cidr: String,
+}
+
+/// The `KubeProxyConfiguration`: nftables mode, health and metrics on loopback, NodePorts on
+/// the node IP only, and conntrack sysctls left as they are.
+pub fn kube_proxy_config(settings: &KubeProxySettings) -> Value {
+    json!({
+        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+        "kind": "KubeProxyConfiguration",
+        "mode": "nftables",
+        "clientConnection": { "kubeconfig": settings.kubeconfig.display().to_string() },
+        "hostnameOverride": settings.node_name,
+        "bindAddress": settings.node_ip.to_string(),
+        "healthzBindAddress": format!("127.0.0.1:{KUBE_PROXY_HEALTHZ_PORT}"),
+        "metricsBindAddress": format!("127.0.0.1:{KUBE_PROXY_METRICS_PORT}"),
+        "nodePortAddresses": [format!("{}/32", settings.node_ip)],
+        "clusterCIDR": settings.cluster_cidr,
+        // Zero leaves each host value unchanged.
+        "conntrack": {
+            "maxPerCore": 0,
+            "min": 0,
+            "tcpEstablishedTimeout": "0s",
+            "tcpCloseWaitTimeout": "0s",
+        },
     })
 }
 
@@ -85,7 +132,7 @@ pub fn cni_conflist(network: &PodNetwork) -> Value {
     let cidr = |(ip, len): (Ipv4Addr, u8)| format!("{ip}/{len}");
     json!({
         "cniVersion": "1.0.0",
-        "name": "gomicro-conformance",
+        "name": crate::layout::CNI_NETWORK,
         "plugins": [{
             "type": "bridge",
             "bridge": network.bridge,
@@ -147,6 +194,25 @@ mod tests {
             kubelet_config(&with_dns)["clusterDNS"],
             json!(["10.96.0.10"])
         );
+    }
+
+    #[test]
+    fn kube_proxy_runs_nftables_with_loopback_endpoints_and_leaves_conntrack_alone() {
+        let config = kube_proxy_config(&KubeProxySettings {
+            kubeconfig: "/s/kube-proxy.kubeconfig".into(),
+            node_name: "n1".into(),
+            node_ip: Ipv4Addr::new(10, 244, 0, 1),
+            cluster_cidr: "10.244.0.0/16".into(),
+        });
+        assert_eq!(config["mode"], "nftables");
+        assert_eq!(
+            config["clientConnection"]["kubeconfig"],
+            "/s/kube-proxy.kubeconfig"
+        );
+        assert_eq!(config["healthzBindAddress"], "127.0.0.1:10256");
+        assert_eq!(config["metricsBindAddress"], "127.0.0.1:10249");
+        assert_eq!(config["nodePortAddresses"], json!(["10.244.0.1/32"]));
+        assert_eq!(config["conntrack"]["maxPerCore"], 0);
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The cluster's PKI: one CA, serving certificates for the API server and the kubelet, a
-//! client certificate the API server presents to the kubelet, and the ServiceAccount key pair.
+//! The cluster's PKI: one CA, serving certificates for the API server and the kubelet, the
+//! kubelet's client certificate (its node identity), a client certificate the API server
+//! presents to the kubelet, and the ServiceAccount key pair.
 //! All keys are ECDSA P-256 (fast to generate; accepted by every component).
 
 use anyhow::Context as _;
@@ -29,6 +30,8 @@ pub struct Pki {
     pub api_server: CertPair,
     /// Kubelet serving certificate.
     pub kubelet: CertPair,
+    /// Kubelet client certificate: `system:node:<node>` in `system:nodes`.
+    pub kubelet_client: CertPair,
     /// Client certificate the API server presents to the kubelet.
     pub api_server_kubelet_client: CertPair,
     /// ServiceAccount token signing key (PKCS#8 PEM).
@@ -143,6 +146,15 @@ impl Pki {
             )?,
             &issuer,
         )?;
+        let kubelet_client = issue(
+            &leaf_params(
+                &format!("system:node:{node_name}"),
+                Some("system:nodes"),
+                Vec::new(),
+                ExtendedKeyUsagePurpose::ClientAuth,
+            )?,
+            &issuer,
+        )?;
         let api_server_kubelet_client = issue(
             &leaf_params(
                 "kube-apiserver-kubelet-client",
@@ -157,6 +169,7 @@ impl Pki {
             ca,
             api_server,
             kubelet,
+            kubelet_client,
             api_server_kubelet_client,
             service_account_key_pem: service_account.serialize_pem(),
             service_account_pub_pem: service_account.public_key_pem(),
@@ -169,6 +182,7 @@ impl Pki {
             ("ca", &self.ca),
             ("apiserver", &self.api_server),
             ("kubelet", &self.kubelet),
+            ("kubelet-client", &self.kubelet_client),
             ("apiserver-kubelet-client", &self.api_server_kubelet_client),
         ];
         for (name, pair) in pairs {

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::{Context as _, bail};
 
-use crate::binaries::check_binaries;
+use crate::binaries::{check_binaries, check_node_binaries};
 use crate::net::ip;
 
 const CAP_NET_ADMIN: u32 = 12;
@@ -30,12 +30,12 @@ pub fn missing_capabilities(cap_eff: u64) -> Vec<&'static str> {
     .collect()
 }
 
-/// Root, capabilities, iproute2, network namespaces and the binaries.
-pub fn check(bin_dir: &Path) -> anyhow::Result<()> {
+/// Root, capabilities, iproute2, nft, network namespaces and the binaries.
+pub fn check(bin_dir: &Path, node_bin_dir: &Path) -> anyhow::Result<()> {
     if !nix::unistd::geteuid().is_root() {
         bail!(
-            "the local backend must run as root (it creates a bridge, network namespaces and \
-             mounts); run as root or use the k3s backend"
+            "the local backend must run as root (it creates a bridge, cgroups and mounts); run \
+             as root or use the k3s backend"
         );
     }
     let status =
@@ -54,7 +54,15 @@ pub fn check(bin_dir: &Path) -> anyhow::Result<()> {
         .context("network namespaces are not supported here (`ip netns add` failed)")?;
     ip(&["netns", "delete", &probe])
         .with_context(|| format!("deleting probe network namespace {probe}"))?;
-    check_binaries(bin_dir)
+    let nft = std::process::Command::new("nft").arg("--version").output();
+    if !nft.is_ok_and(|o| o.status.success()) {
+        bail!(
+            "kube-proxy's nftables mode needs `nft` on PATH (Debian package nftables; \
+             ci/node/build.sh installs it)"
+        );
+    }
+    check_binaries(bin_dir)?;
+    check_node_binaries(node_bin_dir)
 }
 
 #[cfg(test)]

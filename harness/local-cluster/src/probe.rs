@@ -1,11 +1,13 @@
-//! Health probes of the component processes (loopback and the bridge address only).
+//! Health probes of the component processes (loopback, the bridge address, or a socket in the
+//! state dir).
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
-use crate::component::Component;
+use crate::component::{Component, Health};
 use crate::files::tail;
+use crate::layout::StateLayout;
 use crate::process::ProcessWatch;
 
 /// How often a component's health endpoint is polled while it starts.
@@ -15,6 +17,7 @@ const POLL_INTERVAL: Duration = Duration::from_millis(40);
 pub struct Prober {
     http: reqwest::Client,
     admin_token: String,
+    layout: StateLayout,
 }
 
 /// Whether a health response body means healthy for `component`.
@@ -22,13 +25,15 @@ pub fn healthy_body(component: Component, body: &str) -> bool {
     match component {
         // etcd: {"health":"true","reason":""}
         Component::Etcd => body.replace(' ', "").contains("\"health\":\"true\""),
+        // kube-proxy answers 200 with a JSON status once it synced its rules.
+        Component::KubeProxy => true,
         _ => body.trim() == "ok",
     }
 }
 
 impl Prober {
     /// A prober for a cluster with CA `ca_pem` and admin bearer token `admin_token`.
-    pub fn new(ca_pem: &str, admin_token: &str) -> anyhow::Result<Self> {
+    pub fn new(ca_pem: &str, admin_token: &str, layout: &StateLayout) -> anyhow::Result<Self> {
         let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes()).context("parsing the CA")?;
         let http = reqwest::Client::builder()
             .no_proxy()
@@ -40,12 +45,17 @@ impl Prober {
         Ok(Self {
             http,
             admin_token: admin_token.to_string(),
+            layout: layout.clone(),
         })
     }
 
     /// One probe of `component`'s health endpoint.
     pub async fn is_healthy(&self, component: Component) -> bool {
-        let mut request = self.http.get(component.health_url());
+        let url = match component.health(&self.layout) {
+            Health::Http(url) => url,
+            Health::Socket(path) => return tokio::net::UnixStream::connect(path).await.is_ok(),
+        };
+        let mut request = self.http.get(url);
         if component == Component::ApiServer {
             request = request.bearer_auth(&self.admin_token);
         }
@@ -83,8 +93,8 @@ impl Prober {
             }
             if started.elapsed() >= timeout {
                 bail!(
-                    "{component} not ready at {} after {:.0?}; last log lines of {}:\n{}",
-                    component.health_url(),
+                    "{component} not ready at {:?} after {:.0?}; last log lines of {}:\n{}",
+                    component.health(&self.layout),
                     timeout,
                     process.log().display(),
                     tail(process.log(), 30)

@@ -1,20 +1,25 @@
-//! Host sysctls the kubelet changes at start (`kernel.panic` 1→10, `kernel.panic_on_oops`
-//! 0→1, `vm.overcommit_memory` 0→1 on this machine kind): recorded before the node starts and
-//! written back after it stopped, so the host is as before the run (issue 10; not yet used).
+//! Host sysctls the node changes: the kubelet's kernel defaults (`kernel.panic` 1→10,
+//! `kernel.panic_on_oops` 0→1, `vm.overcommit_memory` 0→1 on this machine kind), the CNI
+//! bridge plugin's `net.ipv4.ip_forward` and kube-proxy's `route_localnet`. Recorded before
+//! the node starts (in a file, so the next start restores them after a killed run) and
+//! written back after it stopped.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
 
-/// The sysctls the kubelet sets (`pkg/kubelet/cm`'s kernel defaults).
-pub const KUBELET_SYSCTLS: [&str; 3] = [
+/// The sysctls the node's components set.
+pub const NODE_SYSCTLS: [&str; 5] = [
     "kernel.panic",
     "kernel.panic_on_oops",
     "vm.overcommit_memory",
+    "net.ipv4.ip_forward",
+    "net.ipv4.conf.all.route_localnet",
 ];
 
 /// Recorded values of some sysctls below a `/proc/sys` root.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordedSysctls {
     root: PathBuf,
     values: Vec<(String, String)>,
@@ -36,6 +41,26 @@ impl RecordedSysctls {
             root: proc_sys.to_path_buf(),
             values,
         })
+    }
+
+    /// Saves the record to `path` (JSON).
+    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+        crate::files::write_public(path, &serde_json::to_string_pretty(self)?)
+    }
+
+    /// Restores the record saved at `path`, if any, and removes the file; returns what it
+    /// restored.
+    pub fn restore_saved(path: &Path) -> anyhow::Result<Vec<String>> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        let recorded: Self = serde_json::from_str(&text)
+            .with_context(|| format!("parsing the recorded sysctls {}", path.display()))?;
+        let restored = recorded.restore()?;
+        std::fs::remove_file(path).with_context(|| format!("removing {}", path.display()))?;
+        Ok(restored)
     }
 
     /// Writes back every recorded value that differs now; returns the names restored.
@@ -74,7 +99,12 @@ mod tests {
         ] {
             std::fs::write(root.path().join(file), value).unwrap();
         }
-        let recorded = RecordedSysctls::record(root.path(), &KUBELET_SYSCTLS).unwrap();
+        let names = [
+            "kernel.panic",
+            "kernel.panic_on_oops",
+            "vm.overcommit_memory",
+        ];
+        let recorded = RecordedSysctls::record(root.path(), &names).unwrap();
         std::fs::write(root.path().join("kernel/panic"), "10\n").unwrap();
         std::fs::write(root.path().join("vm/overcommit_memory"), "1\n").unwrap();
         let restored = recorded.restore().unwrap();
@@ -90,6 +120,15 @@ mod tests {
             "1\n"
         );
         assert!(recorded.restore().unwrap().is_empty());
+        let saved = root.path().join("saved.json");
+        recorded.save(&saved).unwrap();
+        std::fs::write(root.path().join("kernel/panic_on_oops"), "1\n").unwrap();
+        assert_eq!(
+            RecordedSysctls::restore_saved(&saved).unwrap(),
+            ["sysctl kernel.panic_on_oops=0 (was 1)"]
+        );
+        assert!(!saved.exists());
+        assert!(RecordedSysctls::restore_saved(&saved).unwrap().is_empty());
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! End-to-end test of [`LocalCluster`] with the real control plane and process kubelet.
+//! End-to-end test of [`LocalCluster`] with the real control plane and node.
 //!
 //! Needs root and the built binaries, so it is `#[ignore]`d for plain `cargo test`; ci/test.sh
 //! runs it (nextest `--run-ignored only`). By hand:
@@ -14,13 +14,13 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{TIMEOUT, assert_nothing_left, kubectl, kubectl_until, netns_names, should_run};
+use common::{HostBefore, TIMEOUT, assert_nothing_left, kubectl, kubectl_until, should_run};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::runtime::wait::await_condition;
 use kube::{Api, Client};
-use local_cluster::{ClusterSpec, Component, LocalCluster, layout};
+use local_cluster::{Component, LocalCluster, layout};
 
 const STATE_DIR: &str = "/run/gomicro-conformance-e2e";
 
@@ -139,12 +139,8 @@ async fn local_cluster_runs_a_deployment_and_leaves_nothing_behind() {
         return;
     }
     let image_dir = tempfile::tempdir().unwrap();
-    let netns_before = netns_names();
-    let spec = ClusterSpec {
-        bin_dir: local_cluster::ensure_binaries().unwrap(),
-        state_dir: STATE_DIR.into(),
-        images: common::sleeper_image(image_dir.path()),
-    };
+    let before = HostBefore::capture();
+    let spec = common::spec(STATE_DIR, image_dir.path());
     let started = Instant::now();
     let cluster = LocalCluster::start(spec).await.unwrap();
     eprintln!(
@@ -163,5 +159,5 @@ async fn local_cluster_runs_a_deployment_and_leaves_nothing_behind() {
     check_component_restarts(&cluster).await;
 
     cluster.stop().await.unwrap();
-    assert_nothing_left(Path::new(STATE_DIR), &netns_before);
+    assert_nothing_left(Path::new(STATE_DIR), &before);
 }

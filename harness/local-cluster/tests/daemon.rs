@@ -10,7 +10,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{assert_nothing_left, kubectl, kubectl_until, netns_names, should_run};
+use common::{HostBefore, assert_nothing_left, kubectl, kubectl_until, should_run};
 use local_cluster::daemon;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -37,11 +37,11 @@ async fn up_is_idempotent_and_down_cleans_up_after_a_crashed_daemon() {
     let images_file = image_dir.path().join("images.json");
     std::fs::write(
         &images_file,
-        serde_json::to_string(&common::sleeper_image(image_dir.path())).unwrap(),
+        serde_json::to_string(&[common::sleeper_image(image_dir.path())]).unwrap(),
     )
     .unwrap();
-    let netns_before = netns_names();
     daemon::down(state_dir).await.unwrap();
+    let before = HostBefore::capture();
 
     let info = daemon::up(state_dir, exe, &serve_args(&images_file))
         .await
@@ -90,7 +90,7 @@ async fn up_is_idempotent_and_down_cleans_up_after_a_crashed_daemon() {
     }
 
     daemon::down(state_dir).await.unwrap();
-    assert_nothing_left(state_dir, &netns_before);
+    assert_nothing_left(state_dir, &before);
     daemon::down(state_dir)
         .await
         .expect("down is Ok when nothing runs");

@@ -8,8 +8,8 @@ mod common;
 
 use std::path::Path;
 
-use common::{assert_nothing_left, netns_names, should_run};
-use local_cluster::{ClusterSpec, LocalCluster};
+use common::{HostBefore, assert_nothing_left, should_run};
+use local_cluster::LocalCluster;
 
 const STATE_DIR: &str = "/run/gomicro-conformance-drop-test";
 
@@ -20,13 +20,9 @@ async fn dropping_a_running_cluster_removes_everything() {
         return;
     }
     let image_dir = tempfile::tempdir().unwrap();
-    let netns_before = netns_names();
-    let spec = ClusterSpec {
-        bin_dir: local_cluster::ensure_binaries().unwrap(),
-        state_dir: STATE_DIR.into(),
-        images: common::sleeper_image(image_dir.path()),
-    };
+    let before = HostBefore::capture();
+    let spec = common::spec(STATE_DIR, image_dir.path());
     let cluster = LocalCluster::start(spec).await.unwrap();
     drop(cluster);
-    assert_nothing_left(Path::new(STATE_DIR), &netns_before);
+    assert_nothing_left(Path::new(STATE_DIR), &before);
 }

@@ -117,11 +117,12 @@ pub async fn measure(ctx: &Ctx, budget: Budget) -> Result<Baseline> {
             Ok((http.login(demo).await.is_ok() && grpc.login(demo).await.is_ok()).then_some(()))
         })
         .await?;
-        let cpu_pids: Vec<i32> = pod_process::container_pid(&pod).into_iter().collect();
+        let cpu_containers: Vec<String> =
+            pod_process::container_id(&pod).map(str::to_string).into_iter().collect();
         let mut baseline = Baseline::default();
         for (target, phase) in [(&http, &mut baseline.http), (&grpc, &mut baseline.grpc)] {
             let (load, _) =
-                measure::load_phase(ctx, target, budget, Counted::Requests, &cpu_pids, None).await;
+                measure::load_phase(ctx, target, budget, Counted::Requests, &cpu_containers, None).await;
             *phase = Some(load);
         }
         anyhow::Ok(baseline)

@@ -177,15 +177,18 @@ pub async fn scaling_latencies(ctx: &Ctx, rounds: usize) -> Result<(Vec<f64>, Ve
     let original = existing.len().max(1);
     let (times, task) = watch_pod_times(ctx, user, &selector);
     let mut starts = BTreeMap::new();
+    // Process start times need the runtime lever; without it registration goes unmeasured.
+    let runtime = ctx.cluster.runtime().ok();
     let rounds_done = async {
         for round in 1..=rounds {
             eprintln!("[bench] scaling round {round}/{rounds}");
             scale_and_settle(ctx, user, 3).await?;
             for pod in pods::all_pods(&ctx.client(), ctx.namespace(), user).await? {
-                if let Some(pid) = pod_process::container_pid(&pod) {
-                    starts
-                        .entry(pod.name_any())
-                        .or_insert(pod_process::start_time(pid)?);
+                if let Some(runtime) = runtime
+                    && let Some(id) = pod_process::container_id(&pod)
+                    && !starts.contains_key(&pod.name_any())
+                {
+                    starts.insert(pod.name_any(), runtime.container_stats(id)?.started_at);
                 }
             }
             scale_and_settle(ctx, user, 1).await?;
@@ -262,20 +265,23 @@ pub async fn reload_latencies(ctx: &Ctx, target: &Target, rounds: usize) -> Resu
     Ok(samples)
 }
 
-/// Host pids of the first ready pod of each service, by role.
-pub async fn service_pids(ctx: &Ctx) -> Result<BTreeMap<String, i32>> {
-    let mut pids = BTreeMap::new();
+/// Container IDs of the first ready pod of each service, by role.
+pub async fn service_containers(ctx: &Ctx) -> Result<BTreeMap<String, String>> {
+    ctx.cluster.runtime().map_err(anyhow::Error::msg)?;
+    let mut containers = BTreeMap::new();
     for (role, service) in ctx.profile.all_services() {
         let pod = ctx.ready_pods(service).await?.remove(0);
-        pids.insert(role.to_string(), pod_process::require_container_pid(&pod)?);
+        containers.insert(role.to_string(), pod_process::require_container_id(&pod)?);
     }
-    Ok(pids)
+    Ok(containers)
 }
 
-/// RSS in MiB of each pid.
-pub fn rss_mib(pids: &BTreeMap<String, i32>) -> Result<BTreeMap<String, f64>> {
-    pids.iter()
-        .map(|(role, pid)| Ok((role.clone(), mib(pod_process::rss_bytes(*pid)?))))
+/// Resident memory in MiB of each container (from its cgroup).
+pub fn rss_mib(ctx: &Ctx, containers: &BTreeMap<String, String>) -> Result<BTreeMap<String, f64>> {
+    let runtime = ctx.cluster.runtime().map_err(anyhow::Error::msg)?;
+    containers
+        .iter()
+        .map(|(role, id)| Ok((role.clone(), mib(runtime.container_stats(id)?.memory_bytes))))
         .collect()
 }
 
@@ -311,13 +317,10 @@ pub async fn login_targets(
     Ok((http, grpc))
 }
 
-/// CPU time (user + system) of process `pid` (`self` for this one) in seconds.
-pub fn cpu_seconds(pid: &str) -> Result<f64> {
-    let path = format!("/proc/{pid}/stat");
-    let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    parse_cpu_ticks(&stat)
-        .map(|ticks| ticks as f64 / 100.0)
-        .with_context(|| format!("{path} has no utime/stime"))
+/// CPU time (user + system) of this process (the load generator) in seconds.
+fn own_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    parse_cpu_ticks(&stat).map(|ticks| ticks as f64 / 100.0)
 }
 
 /// utime + stime (fields 14 and 15) of a `/proc/<pid>/stat` line, in clock ticks (USER_HZ).
@@ -328,34 +331,36 @@ fn parse_cpu_ticks(stat: &str) -> Option<u64> {
     Some(fields.next()?.parse::<u64>().ok()? + fields.next()?.parse::<u64>().ok()?)
 }
 
-/// CPU time of a set of processes between [`CpuMeter::start`] and [`CpuMeter::share`].
-pub struct CpuMeter {
-    pids: Vec<String>,
+/// CPU time of the given containers (from the runtime lever's cgroup stats) in seconds.
+fn containers_cpu_seconds(ctx: &Ctx, containers: &[String]) -> Option<f64> {
+    let runtime = ctx.cluster.runtime().ok()?;
+    containers
+        .iter()
+        .map(|id| Some(runtime.container_stats(id).ok()?.cpu.as_secs_f64()))
+        .sum()
+}
+
+/// CPU time read by `read` between [`CpuMeter::start`] and [`CpuMeter::share`].
+pub struct CpuMeter<F> {
+    read: F,
     started: Instant,
     cpu: f64,
 }
 
-impl CpuMeter {
-    /// Starts metering `pids`; `None` when one cannot be read.
-    pub fn start(pids: Vec<String>) -> Option<CpuMeter> {
-        let cpu = pids
-            .iter()
-            .map(|p| cpu_seconds(p).ok())
-            .sum::<Option<f64>>()?;
+impl<F: Fn() -> Option<f64>> CpuMeter<F> {
+    /// Starts metering; `None` when `read` cannot read the CPU time.
+    pub fn start(read: F) -> Option<CpuMeter<F>> {
+        let cpu = read()?;
         Some(CpuMeter {
-            pids,
+            read,
             started: Instant::now(),
             cpu,
         })
     }
 
-    /// Their CPU time since the start in percent of the machine's (wall time × cores).
+    /// The CPU time since the start in percent of the machine's (wall time × cores).
     pub fn share(&self) -> Option<Figure> {
-        let now = self
-            .pids
-            .iter()
-            .map(|p| cpu_seconds(p).ok())
-            .sum::<Option<f64>>()?;
+        let now = (self.read)()?;
         let capacity = self.started.elapsed().as_secs_f64() * cores() as f64;
         (capacity > 0.0)
             .then(|| Figure::new(100.0 * (now - self.cpu) / capacity, unit::CPU_PERCENT))
@@ -374,22 +379,23 @@ pub enum Counted {
     Requests,
 }
 
-/// A load phase at fixed concurrency; with `rss_pids`, also the peak RSS of each while it
-/// runs. CPU shares are metered for the harness (the load generator) and `cpu_pids`.
+/// A load phase at fixed concurrency; with `rss_containers`, also the peak RSS of each while
+/// it runs. CPU shares are metered for the harness (the load generator) and `cpu_containers`
+/// (through the backend's runtime lever; absent without it).
 pub async fn load_phase(
     ctx: &Ctx,
     target: &Target,
     budget: Budget,
     counted: Counted,
-    cpu_pids: &[i32],
-    rss_pids: Option<&BTreeMap<String, i32>>,
+    cpu_containers: &[String],
+    rss_containers: Option<&BTreeMap<String, String>>,
 ) -> (LoadPhase, BTreeMap<String, f64>) {
     let running = std::sync::atomic::AtomicBool::new(true);
     let mut peaks: BTreeMap<String, f64> = BTreeMap::new();
     let sampler = async {
-        let Some(pids) = rss_pids else { return };
+        let Some(containers) = rss_containers else { return };
         while running.load(std::sync::atomic::Ordering::SeqCst) {
-            if let Ok(now) = rss_mib(pids) {
+            if let Ok(now) = rss_mib(ctx, containers) {
                 for (role, value) in now {
                     let peak = peaks.entry(role).or_insert(0.0);
                     *peak = peak.max(value);
@@ -398,9 +404,9 @@ pub async fn load_phase(
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     };
-    let generator = CpuMeter::start(vec!["self".into()]);
-    let pods = CpuMeter::start(cpu_pids.iter().map(i32::to_string).collect())
-        .filter(|_| !cpu_pids.is_empty());
+    let generator = CpuMeter::start(own_cpu_seconds);
+    let pods = CpuMeter::start(|| containers_cpu_seconds(ctx, cpu_containers))
+        .filter(|_| !cpu_containers.is_empty());
     let load = async {
         let stats = load::run(target, &ctx.profile.expectations.demo_user, budget, &|_| {
             true
@@ -442,6 +448,6 @@ mod tests {
         let stat = "4242 (a (b) c) S 1 2 3 4 5 6 7 8 9 10 250 17 0 0 20 0 1 0 300";
         assert_eq!(parse_cpu_ticks(stat), Some(267));
         assert_eq!(parse_cpu_ticks("4242 (x) S 1"), None);
-        assert!(cpu_seconds("self").unwrap() >= 0.0);
+        assert!(own_cpu_seconds().unwrap() >= 0.0);
     }
 }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use crate::cluster::local::{self, LocalBackend};
-use crate::cluster::{BackendKind, Cluster, Lifecycle};
+use crate::cluster::{BackendKind, Cluster};
 use crate::context::Ctx;
 use crate::deploy;
 use crate::load::Budget;
@@ -154,7 +154,7 @@ async fn timed_start(options: &BenchOptions, profile: &Profile) -> Result<(Clust
         let images = local::prepare_images(profile)?;
         let started = Instant::now();
         let (local, client) = LocalBackend::start(images).await?;
-        let cluster = Cluster::new(backend, client, Lifecycle::Local(Box::new(local))).await?;
+        let cluster = Cluster::new(backend, client, Box::new(local)).await?;
         return Ok((cluster, started.elapsed()));
     }
     let started = Instant::now();
@@ -283,9 +283,13 @@ async fn measure_deployed(options: &BenchOptions, ctx: &Ctx, bench: &mut Profile
         bench.metrics.config_reload = record(bench, "config reload latency", reloads)
             .and_then(|r| report::Percentiles::of(&r, 95));
     }
-    let pids = record(bench, "service processes", measure::service_pids(ctx).await);
-    if let Some(pids) = &pids
-        && let Some(idle) = record(bench, "idle RSS", measure::rss_mib(pids))
+    let containers = record(
+        bench,
+        "service containers",
+        measure::service_containers(ctx).await,
+    );
+    if let Some(containers) = &containers
+        && let Some(idle) = record(bench, "idle RSS", measure::rss_mib(ctx, containers))
     {
         bench.metrics.rss_idle = mib_figures(idle);
     }
@@ -294,7 +298,7 @@ async fn measure_deployed(options: &BenchOptions, ctx: &Ctx, bench: &mut Profile
         max_requests: options.max_requests,
         max_duration: options.load_duration,
     };
-    let cpu_pids: Vec<i32> = pids.iter().flat_map(|p| p.values().copied()).collect();
+    let cpu_containers: Vec<String> = containers.iter().flat_map(|c| c.values().cloned()).collect();
     if let Some(target) = http.as_ref().filter(|_| http_declared) {
         eprintln!("[bench] HTTP login load");
         let (load, peaks) = measure::load_phase(
@@ -302,8 +306,8 @@ async fn measure_deployed(options: &BenchOptions, ctx: &Ctx, bench: &mut Profile
             target,
             budget,
             Counted::Logins,
-            &cpu_pids,
-            pids.as_ref(),
+            &cpu_containers,
+            containers.as_ref(),
         )
         .await;
         bench.metrics.login_http = Some(load);
@@ -312,7 +316,7 @@ async fn measure_deployed(options: &BenchOptions, ctx: &Ctx, bench: &mut Profile
     if let Some(target) = grpc.as_ref().filter(|_| grpc_declared) {
         eprintln!("[bench] gRPC login load");
         let (load, _) =
-            measure::load_phase(ctx, target, budget, Counted::Logins, &cpu_pids, None).await;
+            measure::load_phase(ctx, target, budget, Counted::Logins, &cpu_containers, None).await;
         bench.metrics.login_grpc = Some(load);
     }
     eprintln!("[bench] baseline load (HTTP and gRPC)");
@@ -322,14 +326,13 @@ async fn measure_deployed(options: &BenchOptions, ctx: &Ctx, bench: &mut Profile
         bench.metrics.compute_ratios();
     }
     if options.unrelated_pods > 0
-        && let Some(admin) = pids.as_ref().and_then(|p| p.get("admin"))
+        && let Some(admin) = containers.as_ref().and_then(|c| c.get("admin"))
     {
         eprintln!(
             "[bench] admin-srv with {} unrelated pods",
             options.unrelated_pods
         );
-        let measured =
-            unrelated::measure(ctx, *admin, options.unrelated_pods, options.window).await;
+        let measured = unrelated::measure(ctx, admin, options.unrelated_pods, options.window).await;
         bench.metrics.unrelated_pods = record(bench, "unrelated pods", measured);
     }
 }

@@ -14,7 +14,6 @@ use serde_json::json;
 
 use super::report::{Figure, UnrelatedPods, mib, unit};
 use crate::context::Ctx;
-use crate::pod_process;
 use crate::wait::wait_until;
 
 /// Namespace holding the unrelated pods.
@@ -67,22 +66,25 @@ pub(super) async fn delete_namespace(client: &kube::Client, name: &str) -> Resul
     .await
 }
 
-/// Measures admin-srv (host pid `admin_pid`) idle for `window`, then while `count` unrelated
-/// pods are created and for `window` after; removes them again.
+/// Measures admin-srv (its container `admin`, through the backend's runtime lever) idle for
+/// `window`, then while `count` unrelated pods are created and for `window` after; removes
+/// them again.
 pub async fn measure(
     ctx: &Ctx,
-    admin_pid: i32,
+    admin: &str,
     count: usize,
     window: Duration,
 ) -> Result<UnrelatedPods> {
     let client = ctx.client();
-    let rss_before = mib(pod_process::rss_bytes(admin_pid)?);
-    let rx_start = pod_process::netns_rx_bytes(admin_pid)?;
+    let runtime = ctx.cluster.runtime().map_err(anyhow::Error::msg)?;
+    let stats = || runtime.container_stats(admin);
+    let rss_before = mib(stats()?.memory_bytes);
+    let rx_start = stats()?.pod_rx_bytes;
     tokio::time::sleep(window).await;
-    let rx_idle = pod_process::netns_rx_bytes(admin_pid)? - rx_start;
+    let rx_idle = stats()?.pod_rx_bytes - rx_start;
 
     let measured = async {
-        let rx_before = pod_process::netns_rx_bytes(admin_pid)?;
+        let rx_before = stats()?.pod_rx_bytes;
         let started = Instant::now();
         create_namespace(&client, NAMESPACE).await?;
         let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
@@ -101,12 +103,12 @@ pub async fn measure(
         let create_s = started.elapsed().as_secs_f64();
         eprintln!("[bench] {count} unrelated pods created in {create_s:.1} s");
         tokio::time::sleep(window).await;
-        let rx_with_pods = pod_process::netns_rx_bytes(admin_pid)? - rx_before;
+        let rx_with_pods = stats()?.pod_rx_bytes - rx_before;
         anyhow::Ok(UnrelatedPods {
             pods: Figure::new(count as f64, unit::PODS),
             create: Figure::new(create_s, unit::SECONDS),
             rss_before: Figure::new(rss_before, unit::MIB),
-            rss_after: Figure::new(mib(pod_process::rss_bytes(admin_pid)?), unit::MIB),
+            rss_after: Figure::new(mib(stats()?.memory_bytes), unit::MIB),
             rx_idle: Figure::new(rx_idle as f64, unit::BYTES),
             idle_window: Figure::new(window.as_secs_f64(), unit::SECONDS),
             rx_with_pods: Figure::new(rx_with_pods as f64, unit::BYTES),

@@ -222,8 +222,12 @@ async fn one_mebibyte_configmap(ctx: &Ctx) -> Result<Value> {
     Ok(observed)
 }
 
-/// The user-srv image, for foreign pods that look like its pods.
+/// The image foreign pods run: the backend's idle image when it has one (the local node's
+/// pause image), else user-srv's, with `sleep` as the command.
 pub(super) async fn user_image(ctx: &Ctx) -> Result<String> {
+    if let Some(idle) = ctx.cluster.idle_image() {
+        return Ok(idle.to_string());
+    }
     let user = &ctx.profile.services.user;
     let api: Api<Deployment> = Api::namespaced(ctx.client(), ctx.namespace());
     let deployment = api.get(&user.deployment).await?;
@@ -235,7 +239,8 @@ pub(super) async fn user_image(ctx: &Ctx) -> Result<String> {
         .with_context(|| format!("deployment {} names no image", user.deployment))
 }
 
-/// A pod claiming to be an instance of user-srv, running `sleep` so it never registers.
+/// A pod claiming to be an instance of user-srv, idle (the idle image, or `sleep`) so it never
+/// registers.
 pub(super) fn foreign_pod(
     ctx: &Ctx,
     suffix: &str,
@@ -264,7 +269,7 @@ pub(super) fn foreign_pod(
             "containers": [{
                 "name": "foreign",
                 "image": image,
-                "command": ["/bin/sleep", "3600"],
+                "command": (ctx.cluster.idle_image() != Some(image)).then_some(["/bin/sleep", "3600"]),
                 "ports": [{ "name": "grpc-port", "containerPort": user.grpc_port, "protocol": "TCP" }],
             }],
         },

@@ -10,8 +10,6 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use serde_json::{Value, json};
 
 use super::config::{
@@ -19,12 +17,11 @@ use super::config::{
 };
 use super::resolver::{discoverable_ids, normalised, scale, wait_in_sync};
 use super::{Case, Ctx, MEASUREMENTS, Skip, case_fn};
-use crate::cluster::Component;
-use crate::cluster::local::LocalBackend;
+use crate::cluster::{Component, ControlPlaneLever};
 use crate::configmap::{self, CONFIG_KEY};
 use crate::load::{self, Budget, Target};
 use crate::login::{any_login, check_reply, check_token};
-use crate::pod_process::{require_container_pid, restart_count};
+use crate::pod_process::{require_container_id, restart_count};
 use crate::profile::ServiceSpec;
 use crate::resolver_log;
 use crate::wait::wait_until;
@@ -81,15 +78,11 @@ const BURST_WINDOW: Duration = Duration::from_secs(1);
 /// The reference's log line per applied configuration change.
 const RELOAD_MARKER: &str = "config reloaded";
 
-/// The local control plane, or a skip naming what is missing.
-fn levers(ctx: &Ctx, component: Component) -> Result<&LocalBackend> {
-    ctx.cluster.local_levers().ok_or_else(|| {
-        Skip(format!(
-            "restarting {component} needs the local backend (backend here: {})",
-            ctx.cluster.backend().name()
-        ))
-        .into()
-    })
+/// The backend's control-plane lever, or a skip naming what is missing.
+fn levers(ctx: &Ctx, component: Component) -> Result<&dyn ControlPlaneLever> {
+    ctx.cluster
+        .control_plane()
+        .map_err(|why| Skip(format!("restarting {component}: {why}")).into())
 }
 
 /// Retries `write` until the API server accepts it (it may still be settling after a restart).
@@ -178,11 +171,17 @@ async fn killed_user_pod(ctx: &Ctx) -> Result<Value> {
     let user = &ctx.profile.services.user;
     let replicas = discoverable_ids(ctx, user).await?.len();
     let pod = ctx.ready_pods(user).await?.remove(0);
-    let pid = require_container_pid(&pod).map_err(|e| Skip(format!("{e:#}")))?;
+    let runtime = ctx
+        .cluster
+        .runtime()
+        .map_err(|why| Skip(format!("killing a container: {why}")))?;
+    let container = require_container_id(&pod)?;
     let restarts = restart_count(&pod);
     ctx.expect_restarts(user);
-    kill(Pid::from_raw(pid), Signal::SIGKILL)
-        .with_context(|| format!("SIGKILL to pid {pid} of pod {}", pod.name_any()))?;
+    runtime
+        .kill_container(&container)
+        .await
+        .with_context(|| format!("SIGKILL to {container} of pod {}", pod.name_any()))?;
     let killed = Instant::now();
     let login = wait_until(
         DEADLINE,

@@ -1,4 +1,4 @@
-//! The local backend: the upstream control plane plus the process kubelet (crate `local-cluster`).
+//! The local backend: a real single-node Kubernetes (crate `local-cluster`).
 //!
 //! Either owned by this process (started and stopped with it), or a daemon started by
 //! `harness up` that this process attaches to and leaves running.
@@ -6,8 +6,10 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use local_cluster::{ClusterSpec, Component, LocalCluster, daemon};
-use process_kubelet::ImageMap;
+use futures::future::BoxFuture;
+use local_cluster::{ClusterSpec, Component, ContainerStats, LocalCluster, NodeRuntime, daemon};
+
+use super::{Backend, ControlPlaneLever, RuntimeLever};
 
 /// Default directory of the local cluster's state (pid files, certificates, pod roots).
 pub fn default_state_dir() -> PathBuf {
@@ -25,8 +27,8 @@ pub enum LocalBackend {
 }
 
 impl LocalBackend {
-    /// Starts a cluster owned by this process with the given images.
-    pub async fn start(images: ImageMap) -> Result<(LocalBackend, kube::Client)> {
+    /// Starts a cluster owned by this process with the given image archives.
+    pub async fn start(images: Vec<PathBuf>) -> Result<(LocalBackend, kube::Client)> {
         let spec = ClusterSpec::with_defaults(images)?;
         let cluster = LocalCluster::start(spec).await?;
         let client = cluster.client().await?;
@@ -34,26 +36,22 @@ impl LocalBackend {
     }
 
     /// Starts (or reuses) a `harness up` daemon through `harness_exe` and attaches to it.
-    pub async fn up(
-        harness_exe: &Path,
-        image_map_file: &Path,
-    ) -> Result<(LocalBackend, kube::Client)> {
+    pub async fn up(harness_exe: &Path, image_list: &Path) -> Result<(LocalBackend, kube::Client)> {
         let args = vec![
             "cluster-daemon".to_string(),
-            "--image-map".to_string(),
-            image_map_file.display().to_string(),
+            "--image-archives".to_string(),
+            image_list.display().to_string(),
         ];
         let info = daemon::up(&default_state_dir(), harness_exe, &args).await?;
         let client = client_for(&info.kubeconfig).await?;
         Ok((LocalBackend::Attached(info), client))
     }
 
-    /// Kills and restarts a control-plane component: directly when owned, through the
-    /// daemon's control socket when attached.
-    pub async fn restart(&self, component: Component) -> Result<()> {
+    /// The node's containers through its containerd.
+    fn node_runtime(&self) -> NodeRuntime {
         match self {
-            LocalBackend::Owned(cluster) => cluster.restart(component).await,
-            LocalBackend::Attached(_) => daemon::restart(&default_state_dir(), component).await,
+            LocalBackend::Owned(cluster) => cluster.runtime(),
+            LocalBackend::Attached(info) => info.runtime.clone(),
         }
     }
 
@@ -66,7 +64,7 @@ impl LocalBackend {
     }
 
     /// Stops an owned cluster; an attached one keeps running.
-    pub async fn shutdown(self, keep: bool) -> Result<()> {
+    async fn stop(self, keep: bool) -> Result<()> {
         match self {
             LocalBackend::Owned(cluster) if !keep => cluster.stop().await,
             LocalBackend::Owned(cluster) => {
@@ -80,10 +78,10 @@ impl LocalBackend {
     }
 }
 
-/// The profile's local images, with the local backend's Go builds (control plane, node
+/// The profile's local images as OCI archives, with the local backend's Go builds (control plane, node
 /// runtime; cached by version, so usually instant) run beside them: cold, both take minutes,
 /// and the cargo build of the images alone leaves cores idle while it links.
-pub fn prepare_images(profile: &crate::profile::Profile) -> Result<ImageMap> {
+pub fn prepare_images(profile: &crate::profile::Profile) -> Result<Vec<PathBuf>> {
     let go_builds = std::thread::spawn(|| -> Result<()> {
         let started = std::time::Instant::now();
         local_cluster::ensure_binaries()?;
@@ -97,13 +95,59 @@ pub fn prepare_images(profile: &crate::profile::Profile) -> Result<ImageMap> {
         }
         Ok(())
     });
-    let images = crate::images::prepare_local(profile);
+    let images = crate::images::local_archives(profile);
     let built = go_builds
         .join()
         .map_err(|_| anyhow::anyhow!("the control-plane build thread panicked"))?;
     let images = images?;
     built.context("the local backend's binaries")?;
     Ok(images)
+}
+
+impl ControlPlaneLever for LocalBackend {
+    /// Directly when owned, through the daemon's control socket when attached.
+    fn restart(&self, component: Component) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            match self {
+                LocalBackend::Owned(cluster) => cluster.restart(component).await,
+                LocalBackend::Attached(_) => daemon::restart(&default_state_dir(), component).await,
+            }
+        })
+    }
+}
+
+impl RuntimeLever for LocalBackend {
+    fn kill_container<'a>(&'a self, container_id: &'a str) -> BoxFuture<'a, Result<()>> {
+        let runtime = self.node_runtime();
+        let id = container_id.to_string();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || runtime.kill(&id))
+                .await
+                .context("the kill task panicked")?
+        })
+    }
+
+    fn container_stats(&self, container_id: &str) -> Result<ContainerStats> {
+        self.node_runtime().stats(container_id)
+    }
+}
+
+impl Backend for LocalBackend {
+    fn control_plane(&self) -> Option<&dyn ControlPlaneLever> {
+        Some(self)
+    }
+    fn runtime(&self) -> Option<&dyn RuntimeLever> {
+        Some(self)
+    }
+    fn pod_ips_routable(&self) -> bool {
+        true
+    }
+    fn idle_image(&self) -> Option<&'static str> {
+        Some(local_cluster::PAUSE_IMAGE)
+    }
+    fn shutdown(self: Box<Self>, keep: bool) -> BoxFuture<'static, Result<()>> {
+        Box::pin(self.stop(keep))
+    }
 }
 
 /// An admin client from a kubeconfig file.
@@ -122,9 +166,9 @@ pub async fn client_for(kubeconfig: &Path) -> Result<kube::Client> {
 /// Most bytes kept of each log by [`log_tails`] (its end).
 const LOG_TAIL_BYTES: u64 = 512 * 1024;
 
-/// The ends of the local cluster's logs in `state_dir` (the daemon's, with the kubelet's
-/// container starts and exits, and each control-plane component's), by file name; empty when
-/// no local cluster left logs there.
+/// The ends of the local cluster's logs in `state_dir` (the daemon's and each component's:
+/// control plane, containerd, kubelet, kube-proxy), by file name; empty when no local cluster
+/// left logs there.
 pub fn log_tails(state_dir: &Path) -> Result<Vec<(String, String)>> {
     let layout = local_cluster::layout::StateLayout::new(state_dir);
     let mut logs = vec![layout.daemon_log()];

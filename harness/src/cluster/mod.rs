@@ -1,7 +1,9 @@
 //! One cluster abstraction over four backends: `local`, `k3s`, `kubeconfig` and `auto`.
 //!
-//! Every case talks only to the Kubernetes API ([`Cluster::client`]) and to pod addresses handed
-//! out by [`Cluster::pod_addr`], so cases run unchanged on every backend.
+//! Every case talks to the Kubernetes API ([`Cluster::client`]), to pod addresses handed out
+//! by [`Cluster::pod_addr`], and to the optional levers of the [`Backend`] trait (a case skips
+//! when its lever is absent), so cases run unchanged on every backend. A new backend is one
+//! module implementing [`Backend`].
 
 pub mod k3s;
 pub mod kubeconfig;
@@ -11,6 +13,7 @@ pub mod port_forward;
 use std::net::SocketAddr;
 
 use anyhow::Result;
+use futures::future::BoxFuture;
 
 /// Which backend to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -18,7 +21,7 @@ use anyhow::Result;
 pub enum BackendKind {
     /// k3s when a Docker engine answers and holds the pinned k3s image, else local.
     Auto,
-    /// Upstream control plane built from Go modules plus the process kubelet (Linux, root).
+    /// A real single-node Kubernetes from Go modules and containerd, no Docker (Linux, root).
     Local,
     /// k3s in a container (needs a Docker engine).
     K3s,
@@ -54,6 +57,57 @@ impl BackendKind {
 
 /// Control-plane components a fault case can restart (local backend only).
 pub use local_cluster::Component;
+pub use local_cluster::ContainerStats;
+
+/// Env var forcing pod access through kube-rs port-forward (`port-forward`) even where pod IPs
+/// are routable (`direct`, the local backend's default): the k3s path, tested locally.
+pub const POD_ACCESS_ENV: &str = "HARNESS_POD_ACCESS";
+
+/// Restarting control-plane components (fault injection).
+pub trait ControlPlaneLever: Send + Sync {
+    /// SIGKILLs `component`, starts it again and returns once it is ready.
+    fn restart(&self, component: Component) -> BoxFuture<'_, Result<()>>;
+}
+
+/// The node's containers through the container runtime.
+pub trait RuntimeLever: Send + Sync {
+    /// SIGKILLs a container (its CRI `containerID`, e.g. `containerd://<id>`).
+    fn kill_container<'a>(&'a self, container_id: &'a str) -> BoxFuture<'a, Result<()>>;
+    /// Memory, CPU, start time and pod traffic of a container.
+    fn container_stats(&self, container_id: &str) -> Result<ContainerStats>;
+}
+
+/// One backend: what keeps its cluster alive, how it ends, and the levers it offers beyond the
+/// Kubernetes API. Cases ask for a lever and skip, naming the backend, when it is absent.
+pub trait Backend: Send + Sync {
+    /// Restarting control-plane components, if this backend can.
+    fn control_plane(&self) -> Option<&dyn ControlPlaneLever> {
+        None
+    }
+    /// Reaching containers through the runtime, if this backend can.
+    fn runtime(&self) -> Option<&dyn RuntimeLever> {
+        None
+    }
+    /// Whether the harness can dial pod IPs directly.
+    fn pod_ips_routable(&self) -> bool {
+        false
+    }
+    /// An image on the node that runs forever doing nothing (foreign pods run it).
+    fn idle_image(&self) -> Option<&'static str> {
+        None
+    }
+    /// Stops what this process owns (unless `keep`), printing what it does.
+    fn shutdown(self: Box<Self>, keep: bool) -> BoxFuture<'static, Result<()>>;
+}
+
+/// A cluster this process neither owns nor has levers on (`kubeconfig` backend).
+pub struct External;
+
+impl Backend for External {
+    fn shutdown(self: Box<Self>, _keep: bool) -> BoxFuture<'static, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+}
 
 /// How the harness reaches pods.
 enum PodAccess {
@@ -69,37 +123,37 @@ pub struct Cluster {
     client: kube::Client,
     kubernetes_version: String,
     access: PodAccess,
-    lifecycle: Lifecycle,
-}
-
-/// What keeps the cluster alive and how it ends.
-pub enum Lifecycle {
-    /// A local cluster owned by this process.
-    Local(Box<local::LocalBackend>),
-    /// A k3s container owned by this process.
-    K3s(Box<k3s::K3sCluster>),
-    /// A cluster this process does not own.
-    External,
+    owner: Box<dyn Backend>,
 }
 
 impl Cluster {
-    /// Wraps a started backend.
+    /// Wraps a started backend; pods are reached directly where their IPs are routable,
+    /// else (or with `HARNESS_POD_ACCESS=port-forward`) through port-forward.
     pub async fn new(
         backend: BackendKind,
         client: kube::Client,
-        lifecycle: Lifecycle,
+        owner: Box<dyn Backend>,
     ) -> Result<Cluster> {
         let version = client.apiserver_version().await?;
-        let access = match backend {
-            BackendKind::Local => PodAccess::Direct,
-            _ => PodAccess::Forward(port_forward::PortForwarder::new(client.clone())),
+        let forced = match std::env::var(POD_ACCESS_ENV).as_deref() {
+            Ok("port-forward") => true,
+            Ok("direct") | Ok("") | Err(_) => false,
+            Ok(other) => {
+                anyhow::bail!("{POD_ACCESS_ENV}={other:?}: expected `direct` or `port-forward`")
+            }
+        };
+        let access = if owner.pod_ips_routable() && !forced {
+            PodAccess::Direct
+        } else {
+            eprintln!("[harness] pod access: kube-rs port-forward");
+            PodAccess::Forward(port_forward::PortForwarder::new(client.clone()))
         };
         Ok(Cluster {
             backend,
             client,
             kubernetes_version: version.git_version,
             access,
-            lifecycle,
+            owner,
         })
     }
 
@@ -132,20 +186,33 @@ impl Cluster {
         }
     }
 
-    /// The local control plane, for cases that need a local-only lever (killing components).
-    pub fn local_levers(&self) -> Option<&local::LocalBackend> {
-        match &self.lifecycle {
-            Lifecycle::Local(local) => Some(local),
-            _ => None,
-        }
+    /// Restarting control-plane components, or why this backend cannot.
+    pub fn control_plane(&self) -> std::result::Result<&dyn ControlPlaneLever, String> {
+        self.owner.control_plane().ok_or_else(|| {
+            format!(
+                "the {} backend cannot restart control-plane components",
+                self.backend.name()
+            )
+        })
+    }
+
+    /// Reaching containers through the runtime, or why this backend cannot.
+    pub fn runtime(&self) -> std::result::Result<&dyn RuntimeLever, String> {
+        self.owner.runtime().ok_or_else(|| {
+            format!(
+                "the {} backend offers no container-runtime lever (kill, cgroup stats)",
+                self.backend.name()
+            )
+        })
+    }
+
+    /// An image on the node that runs forever doing nothing, if the backend has one.
+    pub fn idle_image(&self) -> Option<&'static str> {
+        self.owner.idle_image()
     }
 
     /// Stops what this process owns (unless `keep`), printing what it does.
     pub async fn shutdown(self, keep: bool) -> Result<()> {
-        match self.lifecycle {
-            Lifecycle::Local(local) => local.shutdown(keep).await,
-            Lifecycle::K3s(k3s) => k3s.shutdown(keep).await,
-            Lifecycle::External => Ok(()),
-        }
+        self.owner.shutdown(keep).await
     }
 }

@@ -1,6 +1,7 @@
-//! Makes the profile's images available: local directory trees for the local backend,
-//! Docker builds for k3s (see [`crate::cluster::k3s`]), and OCI archives of the local
-//! images ([`oci`]).
+//! Makes the profile's images available: OCI archives ([`oci`]) the harness writes from
+//! local directory trees (the reference services' release builds, a third party's
+//! directory) or that a profile brings, imported into the node's containerd by the local
+//! and k3s backends; Docker builds for k3s stay available (see [`crate::cluster::k3s`]).
 
 pub mod oci;
 
@@ -9,9 +10,28 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
-use process_kubelet::{ImageMap, LocalImage};
 
 use crate::profile::{DockerBuild, LocalImageSource, Profile};
+
+/// An image assembled from a directory tree on the host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalImage {
+    /// Directory on the host holding the image's files.
+    pub root: PathBuf,
+    /// Where the tree appears in the image (e.g. `/app`).
+    pub mount_path: PathBuf,
+    /// Entrypoint and default arguments: the first element plays ENTRYPOINT, the rest CMD.
+    pub entrypoint: Vec<String>,
+    /// Working directory (`/` when absent); a relative entrypoint is found from here.
+    pub working_dir: Option<PathBuf>,
+    /// The image's environment (Dockerfile `ENV`).
+    pub env: BTreeMap<String, String>,
+    /// Host files and directories copied to the same paths (programs with their libraries).
+    pub host_paths: Vec<PathBuf>,
+}
+
+/// Image name (as written in pod specs) → its tree.
+pub type ImageMap = BTreeMap<String, LocalImage>;
 
 /// Root of this cargo workspace.
 pub fn workspace_root() -> PathBuf {
@@ -71,10 +91,36 @@ pub fn prepare_local(profile: &Profile) -> Result<ImageMap> {
                 entrypoint: local.entrypoint.clone(),
                 working_dir: local.working_dir.clone(),
                 env: local.env.clone(),
+                host_paths: local.host_paths.clone(),
             },
         );
     }
     Ok(map)
+}
+
+/// Builds the profile's local images and writes them as OCI archives to
+/// `target/oci-images/`, for the local node's containerd to import; returns their paths.
+pub fn local_archives(profile: &Profile) -> Result<Vec<PathBuf>> {
+    let images = prepare_local(profile)?;
+    let started = std::time::Instant::now();
+    let written = oci::write_archives(&images, &target_dir().join("oci-images"))?;
+    let bytes: u64 = written.iter().map(|w| w.summary.archive_bytes).sum();
+    eprintln!(
+        "[images] {} OCI archives ({:.1} MiB) written in {:.1} s",
+        written.len(),
+        bytes as f64 / (1024.0 * 1024.0),
+        started.elapsed().as_secs_f64()
+    );
+    let mut archives: Vec<PathBuf> = written.into_iter().map(|w| w.path).collect();
+    for (name, image) in &profile.images {
+        if let Some(archive) = &image.archive {
+            if !archive.is_file() {
+                bail!("image {name}: archive {} does not exist", archive.display());
+            }
+            archives.push(archive.clone());
+        }
+    }
+    Ok(archives)
 }
 
 /// The Docker builds of the profile's images (the k3s backend skips builds of images the

@@ -1,15 +1,14 @@
 //! The profile's local images as OCI image archives (no Docker): each image root at its
 //! mount path, plus the shared libraries its entrypoint program needs (found with ldd, so
-//! the glibc release builds run without a distribution in the image).
+//! the glibc release builds run without a distribution in the image), plus the host paths
+//! it names (e.g. `/bin/sh` for a script image).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use super::{ImageMap, LocalImage, sanitize};
 use anyhow::{Context as _, Result};
 use oci_archive::{ArchiveSummary, ImageConfig, Layer, write_archive};
-use process_kubelet::{ImageMap, LocalImage};
-
-use super::sanitize;
 
 /// One written archive and how long writing it took.
 #[derive(Debug, Clone)]
@@ -48,11 +47,24 @@ fn write_image(name: &str, image: &LocalImage, path: &Path) -> Result<ArchiveSum
         .context("mount path is not UTF-8")?;
     let mut layer = Layer::new();
     layer.add_dir(&image.root, mount_path)?;
-    if let Some(program) = entrypoint_on_host(image) {
+    // The entrypoint's libraries, and those of every program at the top of the root (e.g. a
+    // service binary a wrapper script starts).
+    for program in entrypoint_on_host(image)
+        .into_iter()
+        .chain(top_level_programs(&image.root)?)
+    {
         layer.add_shared_libraries_of(&program)?;
     }
-    // As for the process kubelet: the first element plays ENTRYPOINT, the rest CMD (so a
-    // container's `args` replace only the default arguments).
+    for host in &image.host_paths {
+        let in_image = host.to_str().context("host path is not UTF-8")?;
+        if host.is_dir() {
+            layer.add_dir(host, in_image)?;
+        } else {
+            layer.add_program(host, in_image)?;
+        }
+    }
+    // The first element plays ENTRYPOINT, the rest CMD (so a container's `args` replace only
+    // the default arguments).
     let (entrypoint, cmd) = image.entrypoint.split_at(image.entrypoint.len().min(1));
     let config = ImageConfig {
         entrypoint: entrypoint.to_vec(),
@@ -64,6 +76,21 @@ fn write_image(name: &str, image: &LocalImage, path: &Path) -> Result<ArchiveSum
         env: image.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
     };
     write_archive(path, name, &[layer], &config)
+}
+
+/// Executable regular files directly in `root`.
+fn top_level_programs(root: &Path) -> Result<Vec<std::path::PathBuf>> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut programs = Vec::new();
+    for entry in std::fs::read_dir(root).with_context(|| format!("reading {}", root.display()))? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
+            programs.push(entry.path());
+        }
+    }
+    programs.sort();
+    Ok(programs)
 }
 
 /// The host file of the entrypoint's program when it lies inside the image root (a relative
@@ -93,6 +120,7 @@ mod tests {
             entrypoint: vec![entrypoint.into(), "-conf".into()],
             working_dir: Some("/app".into()),
             env: Default::default(),
+            host_paths: Vec::new(),
         };
         assert_eq!(
             entrypoint_on_host(&image("/app/server")),
@@ -119,6 +147,7 @@ mod tests {
                 entrypoint: vec!["/app/ls".into(), "-l".into()],
                 working_dir: Some("/app".into()),
                 env: [("MODE".to_string(), "test".to_string())].into(),
+                host_paths: vec!["/bin/cat".into()],
             },
         );
         let out = tempfile::tempdir().unwrap();

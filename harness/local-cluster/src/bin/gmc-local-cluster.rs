@@ -4,13 +4,13 @@
 //!     gmc-local-cluster up|down|status|cleanup|serve [--state-dir DIR] [--images FILE.json]
 //!
 //! `up` starts a detached daemon (`serve`) and prints cluster.json; `--images` names a JSON
-//! object of image name -> {root, mount_path, entrypoint, working_dir?}.
+//! array of OCI (or `docker save`) image archives imported at start.
 
 use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
 use local_cluster::layout::DEFAULT_STATE_DIR;
-use local_cluster::{ClusterSpec, ImageMap, daemon};
+use local_cluster::{ClusterSpec, daemon};
 
 struct Args {
     command: String,
@@ -41,13 +41,14 @@ fn parse_args() -> anyhow::Result<Args> {
     Ok(args)
 }
 
-fn read_images(path: Option<&PathBuf>) -> anyhow::Result<ImageMap> {
+fn read_images(path: Option<&PathBuf>) -> anyhow::Result<Vec<PathBuf>> {
     let Some(path) = path else {
-        return Ok(ImageMap::new());
+        return Ok(Vec::new());
     };
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("parsing image map {}", path.display()))
+    serde_json::from_str(&text)
+        .with_context(|| format!("parsing the list of image archives {}", path.display()))
 }
 
 #[tokio::main]

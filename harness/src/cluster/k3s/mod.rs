@@ -1,0 +1,341 @@
+//! k3s in a Docker container (testcontainers-modules `K3s`) with the harness's image archives
+//! imported into k3s' containerd: only what k3s needs beyond the shared backend code.
+//!
+//! Steps of [`K3sCluster::start`]: check that a Docker engine answers; start the container
+//! (privileged, host user and cgroup namespaces, bundled add-ons we do not need disabled) with
+//! the archives copied in; read the kubeconfig out of it ([`kubeconfig`]); wait for the node and
+//! CoreDNS ([`ready`]); `ctr import` the archives ([`images`]). Commands run through
+//! testcontainers' exec, files go in through its copy-to.
+
+mod images;
+mod kubeconfig;
+mod ready;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use testcontainers_modules::k3s::{K3s, KUBE_SECURE_PORT};
+use testcontainers_modules::testcontainers::core::client::docker_client_instance;
+use testcontainers_modules::testcontainers::core::{CgroupnsMode, CmdWaitFor, ExecCommand};
+use testcontainers_modules::testcontainers::runners::AsyncRunner;
+use testcontainers_modules::testcontainers::{ContainerAsync, ImageExt};
+
+use self::kubeconfig::{
+    TempFile, api_server_url, client_from_kubeconfig, rewrite_kubeconfig_server, temp_path,
+    write_private_file,
+};
+use crate::profile::DockerBuild;
+use crate::wait::wait_until;
+
+/// The k3s image.
+pub const K3S_IMAGE: &str = "rancher/k3s";
+/// The pinned k3s tag. Its Kubernetes minor must match the workspace's k8s-openapi feature
+/// (`v1_35`) and `ci/controlplane/versions.env`, which pins the same minor for the local backend.
+pub const K3S_TAG: &str = "v1.35.4-k3s1";
+/// Label put on every k3s container of the harness, so CI can reap leftovers by label.
+pub const CONTAINER_LABEL: (&str, &str) = ("dev.gomicro-conformance.backend", "k3s");
+
+/// containerd snapshotter: `native` works wherever `/var/lib/rancher/k3s` lives (overlayfs
+/// inside an overlayfs-backed container fails); the image import must unpack into the same one.
+const SNAPSHOTTER: &str = "native";
+/// Where k3s writes its admin kubeconfig inside the container.
+const KUBECONFIG_IN_CONTAINER: &str = "/etc/rancher/k3s/k3s.yaml";
+/// Where the image archives are copied (the image's data volume: real disk, not the overlay).
+const ARCHIVE_DIR_IN_CONTAINER: &str = "/var/lib/rancher/k3s/harness-images";
+/// Until the container logs "Node controller sync successful" (cold CI starts are slow).
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(240);
+/// Until the node and CoreDNS are Ready after the container started (includes image pulls).
+const READY_TIMEOUT: Duration = Duration::from_secs(240);
+/// The engine check must stay quick: `auto` runs it on every start.
+const ENGINE_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Output lines of a failed command quoted in its error.
+const OUTPUT_TAIL_LINES: usize = 40;
+/// Environment switch: also build the profile's Docker images and import them as archives.
+const DOCKER_BUILD_ENV: &str = "HARNESS_K3S_DOCKER_BUILD";
+/// Environment switch (with the Docker build): reuse images already in the Docker engine.
+const SKIP_BUILD_ENV: &str = "HARNESS_SKIP_IMAGE_BUILD";
+
+/// Whether a Docker engine answers (the same engine testcontainers would start k3s on),
+/// within about two seconds.
+pub async fn docker_engine_answers() -> bool {
+    let ping = async { docker_client_instance().await.ok()?.ping().await.ok() };
+    matches!(
+        tokio::time::timeout(ENGINE_PROBE_TIMEOUT, ping).await,
+        Ok(Some(_))
+    )
+}
+
+/// Why `auto` cannot use k3s here, or `None` when it can: a Docker engine answers and already
+/// holds the pinned k3s image. `auto` never pulls (a pull would reach a registry; on a closed
+/// machine it would look up an outside name): `--backend k3s` pulls when the image is missing.
+pub async fn unavailable_reason() -> Option<String> {
+    if !docker_engine_answers().await {
+        return Some(format!(
+            "no Docker engine answered within {ENGINE_PROBE_TIMEOUT:?} (DOCKER_HOST or /var/run/docker.sock)"
+        ));
+    }
+    let image = format!("{K3S_IMAGE}:{K3S_TAG}");
+    if !images::docker_has_image(&image).await {
+        return Some(format!(
+            "the Docker engine does not hold {image}; `docker pull {image}` (or `--backend k3s`, which pulls it) makes auto choose k3s"
+        ));
+    }
+    None
+}
+
+/// A running k3s container with the profile's images imported.
+pub struct K3sCluster {
+    container: ContainerAsync<K3s>,
+    /// The rewritten admin kubeconfig, written for humans (`KUBECONFIG=... kubectl ...`).
+    kubeconfig: TempFile,
+}
+
+impl K3sCluster {
+    /// Starts k3s with `archives` (OCI or `docker save` archives; with
+    /// `HARNESS_K3S_DOCKER_BUILD=1` the `docker_builds` are built and saved as archives too)
+    /// copied in, imports them, waits until the node and CoreDNS are Ready, and returns an
+    /// admin client. `expected` names the images of `archives`, which containerd must list
+    /// afterwards.
+    pub async fn start(
+        archives: &[PathBuf],
+        docker_builds: &BTreeMap<String, DockerBuild>,
+        expected: &[String],
+    ) -> Result<(K3sCluster, kube::Client)> {
+        if !docker_engine_answers().await {
+            bail!(
+                "the k3s backend needs a Docker engine, and none answered within {ENGINE_PROBE_TIMEOUT:?} \
+                 (DOCKER_HOST or /var/run/docker.sock); start Docker, or use `--backend local`, which \
+                 needs no Docker"
+            );
+        }
+        let (mut archives, mut expected) = (archives.to_vec(), expected.to_vec());
+        if std::env::var_os(DOCKER_BUILD_ENV).is_some_and(|v| v == "1") {
+            let dir = std::env::temp_dir().join("gomicro-conformance-k3s-images");
+            archives.extend(images::docker_archives(docker_builds, &dir).await?);
+            expected.extend(docker_builds.keys().cloned());
+        }
+        let (cluster, client) = start_ready_cluster(&archives).await?;
+        eprintln!("[k3s] importing {} image archive(s) ...", archives.len());
+        images::import_archives(&cluster.container, archives.len(), &expected).await?;
+        Ok((cluster, client))
+    }
+
+    /// Removes the container, or with `keep` leaves it running and prints how to reach and
+    /// remove it.
+    async fn stop(self, keep: bool) -> Result<()> {
+        let K3sCluster {
+            container,
+            kubeconfig,
+        } = self;
+        let id = container.id().to_string();
+        if keep {
+            let kubeconfig = kubeconfig.keep();
+            eprintln!(
+                "[k3s] keeping container {id} ({K3S_IMAGE}:{K3S_TAG}); reach it with\n  \
+                 export KUBECONFIG={}\n  kubectl get pods -A\n\
+                 [k3s] remove it with\n  docker rm -f -v {id}",
+                kubeconfig.display()
+            );
+            // Dropping the handle would remove the container.
+            std::mem::forget(container);
+            return Ok(());
+        }
+        eprintln!("[k3s] removing container {}", short_id(&id));
+        drop(kubeconfig);
+        container
+            .rm()
+            .await
+            .with_context(|| format!("cannot remove k3s container {id}"))
+    }
+}
+
+impl super::Backend for K3sCluster {
+    fn shutdown(self: Box<Self>, keep: bool) -> futures::future::BoxFuture<'static, Result<()>> {
+        Box::pin(self.stop(keep))
+    }
+}
+
+/// The k3s server command: the module's default (`server --snapshotter=native`) plus the
+/// bundled add-ons the conformance run does not need (fewer image pulls, less memory).
+fn k3s_command() -> Vec<String> {
+    [
+        "server".to_string(),
+        format!("--snapshotter={SNAPSHOTTER}"),
+        "--disable=traefik".to_string(),
+        "--disable=metrics-server".to_string(),
+        "--disable=servicelb".to_string(),
+        "--disable=local-storage".to_string(),
+    ]
+    .into()
+}
+
+/// Starts the container with `archives` copied in, builds a client and waits until the
+/// cluster can run pods.
+async fn start_ready_cluster(archives: &[PathBuf]) -> Result<(K3sCluster, kube::Client)> {
+    eprintln!(
+        "[k3s] starting {K3S_IMAGE}:{K3S_TAG} (up to {}s) ...",
+        STARTUP_TIMEOUT.as_secs()
+    );
+    let started = Instant::now();
+    let mut request = K3s::default().with_tag(K3S_TAG);
+    for (index, archive) in archives.iter().enumerate() {
+        request = request.with_copy_to(images::archive_in_container(index), archive.clone());
+    }
+    let container = request
+        .with_cmd(k3s_command())
+        .with_privileged(true)
+        .with_userns_mode("host")
+        .with_cgroupns_mode(CgroupnsMode::Host)
+        .with_label(CONTAINER_LABEL.0, CONTAINER_LABEL.1)
+        .with_startup_timeout(STARTUP_TIMEOUT)
+        .start()
+        .await
+        .map_err(|error| explain_start_error(&error.to_string()))?;
+    let id = container.id().to_string();
+    eprintln!(
+        "[k3s] container {} up after {}s",
+        short_id(&id),
+        started.elapsed().as_secs()
+    );
+
+    let api_port = container
+        .get_host_port_ipv4(KUBE_SECURE_PORT)
+        .await
+        .context("k3s: the API port 6443 is not published")?;
+    let original = read_container_file(&container, KUBECONFIG_IN_CONTAINER).await?;
+    let kubeconfig_yaml = rewrite_kubeconfig_server(&original, &api_server_url(api_port))?;
+    let kubeconfig = TempFile(temp_path(&id, "kubeconfig"));
+    write_private_file(&kubeconfig.0, &kubeconfig_yaml)?;
+    eprintln!("[k3s] kubeconfig: {}", kubeconfig.0.display());
+    let cluster = K3sCluster {
+        container,
+        kubeconfig,
+    };
+
+    let client = client_from_kubeconfig(&kubeconfig_yaml).await?;
+    ready::wait_until_ready(&client).await?;
+    eprintln!("[k3s] cluster ready after {}s", started.elapsed().as_secs());
+    Ok((cluster, client))
+}
+
+/// Turns a failed start into an error that says what to do.
+fn explain_start_error(error: &str) -> anyhow::Error {
+    let lowered = error.to_lowercase();
+    if lowered.contains("privileged") || lowered.contains("authorization denied") {
+        anyhow!(
+            "the Docker engine refused a privileged container, which k3s needs ({error}); use a \
+             Docker engine that allows `--privileged`, or `--backend local`"
+        )
+    } else {
+        anyhow!(
+            "k3s ({K3S_IMAGE}:{K3S_TAG}) did not start: {error}. It needs a privileged container and \
+             registry access (it pulls its image, CoreDNS and pause); `--backend local` needs neither"
+        )
+    }
+}
+
+/// Reads one text file out of the container (no bind mounts: works with any local engine).
+async fn read_container_file(container: &ContainerAsync<K3s>, path: &str) -> Result<String> {
+    wait_until(
+        Duration::from_secs(30),
+        &format!("{path} in the k3s container"),
+        move || async move { exec(container, &["cat", path]).await.map(Some) },
+    )
+    .await
+}
+
+/// Runs a command in the container (testcontainers' exec) until it exits; its stdout on
+/// success, else an error quoting its output.
+async fn exec(container: &ContainerAsync<K3s>, command: &[&str]) -> Result<String> {
+    let rendered = command.join(" ");
+    let mut result = container
+        .exec(
+            ExecCommand::new(command.iter().copied()).with_cmd_ready_condition(CmdWaitFor::exit()),
+        )
+        .await
+        .with_context(|| format!("k3s: cannot run `{rendered}` in the container"))?;
+    let stdout = String::from_utf8_lossy(&result.stdout_to_vec().await?).into_owned();
+    let stderr = String::from_utf8_lossy(&result.stderr_to_vec().await?).into_owned();
+    // `exit_code` borrows the (non-Sync) result across an await: off the async task it goes.
+    let runtime = tokio::runtime::Handle::current();
+    let code = tokio::task::spawn_blocking(move || runtime.block_on(result.exit_code()))
+        .await
+        .context("k3s: the exit-code task panicked")??;
+    match code {
+        Some(0) => Ok(stdout),
+        code => bail!(
+            "k3s: `{rendered}` failed (exit code {code:?}); output:\n{}",
+            tail(&format!("{stdout}{stderr}"), OUTPUT_TAIL_LINES)
+        ),
+    }
+}
+
+pub(super) fn short_id(container_id: &str) -> &str {
+    &container_id[..container_id.len().min(12)]
+}
+
+/// The last `n` lines of `text`.
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn no_docker_engine_is_detected_quickly() {
+        // The answer must always come within the probe timeout (plus scheduling slack); with no
+        // engine socket anywhere testcontainers looks (as on the development machine), it is no.
+        let started = Instant::now();
+        let answers = docker_engine_answers().await;
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed < ENGINE_PROBE_TIMEOUT + Duration::from_millis(500),
+            "took {elapsed:?}"
+        );
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_default();
+        let socket_candidates = [
+            PathBuf::from("/var/run/docker.sock"),
+            home.join(".docker/run/docker.sock"),
+        ];
+        let no_engine_configured = std::env::var_os("DOCKER_HOST").is_none()
+            && !home.join(".testcontainers.properties").exists()
+            && !socket_candidates.iter().any(|socket| socket.exists());
+        if no_engine_configured {
+            assert!(!answers, "an engine answered without any socket configured");
+        }
+    }
+
+    #[test]
+    fn k3s_command_keeps_the_module_defaults_and_disables_addons() {
+        let command = k3s_command();
+        assert_eq!(command[..2], ["server", "--snapshotter=native"]);
+        for addon in ["traefik", "metrics-server", "servicelb"] {
+            assert!(
+                command.contains(&format!("--disable={addon}")),
+                "{command:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn start_and_shutdown_can_run_on_spawned_tasks() {
+        fn assert_send<T: Send>(_: &T) {}
+        fn assert_send_future<F: std::future::Future + Send>(_: impl FnOnce(K3sCluster) -> F) {}
+        let builds = BTreeMap::new();
+        assert_send(&K3sCluster::start(&[], &builds, &[]));
+        assert_send_future(|cluster| cluster.stop(false));
+    }
+
+    #[test]
+    fn output_tail_keeps_the_last_lines() {
+        assert_eq!(tail("a\nb\nc\n", 2), "b\nc");
+        assert_eq!(tail("a", 5), "a");
+    }
+}
