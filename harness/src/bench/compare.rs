@@ -12,7 +12,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use super::report::{FORMAT_VERSION, unit};
+use super::report::{FORMAT_VERSION, column_widths, unit};
 
 /// Changes smaller than this (in percent) are reported as within noise.
 const NOISE_PERCENT: f64 = 5.0;
@@ -157,15 +157,7 @@ pub fn render(old: &Value, new: &Value) -> String {
             verdict,
         ]);
     }
-    let widths: Vec<usize> = (0..7)
-        .map(|i| {
-            lines
-                .iter()
-                .map(|l| l[i].chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
+    let widths = column_widths(&lines);
     let mut out = String::new();
     for line in &lines {
         let cells: Vec<String> = line

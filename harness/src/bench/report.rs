@@ -357,6 +357,20 @@ fn format_value(value: Option<f64>, unit: &str) -> String {
     }
 }
 
+/// The widest cell of each column of a table of rows of equal length.
+pub(super) fn column_widths<R: AsRef<[String]>>(lines: &[R]) -> Vec<usize> {
+    let columns = lines.first().map_or(0, |l| l.as_ref().len());
+    (0..columns)
+        .map(|i| {
+            lines
+                .iter()
+                .map(|l| l.as_ref()[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect()
+}
+
 /// The table: one column per profile, then `name/first` ratio columns when there are several.
 pub fn render_table(profiles: &[ProfileBench]) -> String {
     let mut header = vec!["metric".to_string(), "goal".to_string()];
@@ -382,15 +396,7 @@ pub fn render_table(profiles: &[ProfileBench]) -> String {
         }
         lines.push(line);
     }
-    let widths: Vec<usize> = (0..lines[0].len())
-        .map(|i| {
-            lines
-                .iter()
-                .map(|l| l[i].chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
+    let widths = column_widths(&lines);
     let mut out = String::new();
     for (n, line) in lines.iter().enumerate() {
         let cells: Vec<String> = line
