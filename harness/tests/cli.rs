@@ -137,6 +137,8 @@ fn assert_refused(sandbox: &Sandbox, args: &[&str], expected: &str) {
 #[case::keep_external_cluster(&["run", "--backend", "kubeconfig", "--keep-cluster"], "conflicting options: --keep-cluster with --backend kubeconfig")]
 #[case::unknown_option(&["run", "--teleport"], "unexpected argument '--teleport'")]
 #[case::missing_profile(&["run", "--backend", "kubeconfig", "--profile", "nope.yaml"], "cannot read profile nope.yaml")]
+#[case::missing_compare(&["bench", "--compare", "nope.json"], "cannot read the bench JSON nope.json")]
+#[case::against_without_compare(&["bench", "--against", "nope.json"], "the following required arguments were not provided")]
 fn bad_options_are_refused(#[case] args: &[&str], #[case] expected: &str) {
     assert_refused(&Sandbox::new(), args, expected);
 }
@@ -193,6 +195,19 @@ fn a_profile_whose_manifests_are_missing_or_empty_is_refused() {
     ] {
         assert_refused(&sandbox, command, "holds no YAML objects");
     }
+}
+
+#[test]
+fn a_compare_file_that_is_not_bench_json_is_refused() {
+    let sandbox = Sandbox::new();
+    let old = sandbox.path("old.json");
+    std::fs::write(&old, r#"{"profiles": []}"#).unwrap();
+    let old = old.display().to_string();
+    assert_refused(
+        &sandbox,
+        &["bench", "--compare", &old],
+        "cannot be compared: it has no formatVersion",
+    );
 }
 
 #[test]
