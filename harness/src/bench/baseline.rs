@@ -49,7 +49,9 @@ pub fn add_image(profile: &mut Profile) {
                 entrypoint: vec![format!("/app/{NAME}")],
                 working_dir: None,
                 env: BTreeMap::new(),
+                host_paths: Vec::new(),
             }),
+            archive: None,
             docker: Some(DockerBuild {
                 context: root.clone(),
                 dockerfile: root.join("reference-services/Dockerfile"),
@@ -117,12 +119,21 @@ pub async fn measure(ctx: &Ctx, budget: Budget) -> Result<Baseline> {
             Ok((http.login(demo).await.is_ok() && grpc.login(demo).await.is_ok()).then_some(()))
         })
         .await?;
-        let cpu_containers: Vec<String> =
-            pod_process::container_id(&pod).map(str::to_string).into_iter().collect();
+        let cpu_containers: Vec<String> = pod_process::container_id(&pod)
+            .map(str::to_string)
+            .into_iter()
+            .collect();
         let mut baseline = Baseline::default();
         for (target, phase) in [(&http, &mut baseline.http), (&grpc, &mut baseline.grpc)] {
-            let (load, _) =
-                measure::load_phase(ctx, target, budget, Counted::Requests, &cpu_containers, None).await;
+            let (load, _) = measure::load_phase(
+                ctx,
+                target,
+                budget,
+                Counted::Requests,
+                &cpu_containers,
+                None,
+            )
+            .await;
             *phase = Some(load);
         }
         anyhow::Ok(baseline)

@@ -393,7 +393,9 @@ pub async fn load_phase(
     let running = std::sync::atomic::AtomicBool::new(true);
     let mut peaks: BTreeMap<String, f64> = BTreeMap::new();
     let sampler = async {
-        let Some(containers) = rss_containers else { return };
+        let Some(containers) = rss_containers else {
+            return;
+        };
         while running.load(std::sync::atomic::Ordering::SeqCst) {
             if let Ok(now) = rss_mib(ctx, containers) {
                 for (role, value) in now {

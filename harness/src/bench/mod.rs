@@ -77,7 +77,7 @@ fn method() -> BTreeMap<&'static str, &'static str> {
         ),
         (
             "loginHttp/loginGrpc",
-            "logins through admin-srv at fixed concurrency, bounded by duration and request count; latency p50/p99 of successful logins; generatorCpu = CPU time of the harness process (the load generator, and on the local backend the process kubelet) / (wall time x cores); podsCpu = the same for the three services' first pods (local backend)",
+            "logins through admin-srv at fixed concurrency, bounded by duration and request count; latency p50/p99 of successful logins; generatorCpu = CPU time of the harness process (the load generator) / (wall time x cores); podsCpu = the same for the three services' first containers, from their cgroups (backends with a runtime lever)",
         ),
         (
             "baselineHttp/baselineGrpc",
@@ -304,7 +304,10 @@ async fn measure_deployed(options: &BenchOptions, ctx: &Ctx, bench: &mut Profile
         max_requests: options.max_requests,
         max_duration: options.load_duration,
     };
-    let cpu_containers: Vec<String> = containers.iter().flat_map(|c| c.values().cloned()).collect();
+    let cpu_containers: Vec<String> = containers
+        .iter()
+        .flat_map(|c| c.values().cloned())
+        .collect();
     if let Some(target) = http.as_ref().filter(|_| http_declared) {
         eprintln!("[bench] HTTP login load");
         let (load, peaks) = measure::load_phase(
