@@ -53,6 +53,11 @@ impl Ctx {
         Ok(())
     }
 
+    /// Ends the crash watch (before the cluster stops, so it does not report the stop).
+    pub fn stop_stability_watch(&mut self) {
+        self.stability = None;
+    }
+
     /// Marks restarts of `service`'s pods as caused on purpose by the running case.
     pub fn expect_restarts(&self, service: &ServiceSpec) {
         if let Some(watch) = &self.stability {

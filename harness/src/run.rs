@@ -158,6 +158,7 @@ pub async fn run(options: &RunOptions) -> Result<ConformanceReport> {
     ctx.set_stability_phase("after the last case", false);
     ctx.unexpected_terminations().await;
     let stability = ctx.stability();
+    ctx.stop_stability_watch();
     // A termination reported after its case ended still fails that case.
     for result in &mut results {
         let before = result.outcome.clone();

@@ -21,10 +21,12 @@ pub struct NodeRuntime {
     pub socket: PathBuf,
 }
 
-/// What a container uses, read from its cgroup.
+/// What a container uses, read from its cgroup and its processes.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ContainerStats {
-    /// Resident memory: anonymous plus file-mapped pages (what `VmRSS` counts).
+    /// Resident set size of its processes (the sum of their `VmRSS`, what `ps` shows). The
+    /// memory cgroup's own figure would leave out file pages another cgroup read first, such
+    /// as the program itself, which the image import wrote.
     pub memory_bytes: u64,
     /// CPU time used since it started.
     pub cpu: Duration,
@@ -73,24 +75,28 @@ impl NodeRuntime {
         if cgroups.is_empty() {
             bail!("no cgroup of container {id} below any kubepods hierarchy");
         }
-        let memory = cgroups
+        let pids = cgroups
             .iter()
-            .find_map(|c| std::fs::read_to_string(c.join("memory.stat")).ok())
-            .context("no memory.stat in the container's cgroups")?;
+            .map(|c| container_pids(c))
+            .max_by_key(Vec::len)
+            .unwrap_or_default();
+        let memory_bytes = pids
+            .iter()
+            .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
+            .filter_map(|status| vm_rss_bytes(&status))
+            .sum();
         let cpu = cgroups
             .iter()
             .find_map(|c| cpu_usage(c))
             .context("no CPU accounting in the container's cgroups")?;
-        let pid = cgroups
-            .iter()
-            .find_map(|c| first_pid(c))
+        let pid = *pids
+            .first()
             .with_context(|| format!("container {id} has no process"))?;
         let start_ticks = procfs::start_time(pid).with_context(|| format!("pid {pid} is gone"))?;
         let net_dev = std::fs::read_to_string(format!("/proc/{pid}/net/dev"))
             .with_context(|| format!("reading the network counters of pid {pid}"))?;
         Ok(ContainerStats {
-            memory_bytes: resident_bytes(&memory)
-                .context("memory.stat has neither rss (v1) nor anon (v2)")?,
+            memory_bytes,
             cpu,
             started_at: wall_clock_of(start_ticks)?,
             pod_rx_bytes: rx_bytes(&net_dev)?,
@@ -126,27 +132,30 @@ fn cpu_usage(cgroup: &Path) -> Option<Duration> {
     stat_value(&stat, "usage_usec").map(Duration::from_micros)
 }
 
-fn first_pid(cgroup: &Path) -> Option<i32> {
-    std::fs::read_to_string(cgroup.join("cgroup.procs"))
-        .ok()?
+/// The processes of a cgroup, first started first (the container's entrypoint).
+fn container_pids(cgroup: &Path) -> Vec<i32> {
+    let Ok(procs) = std::fs::read_to_string(cgroup.join("cgroup.procs")) else {
+        return Vec::new();
+    };
+    let mut pids: Vec<i32> = procs
         .lines()
-        .find_map(|line| line.trim().parse().ok())
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    pids.sort_by_key(|pid| procfs::start_time(*pid).unwrap_or(u64::MAX));
+    pids
+}
+
+/// `VmRSS` of a `/proc/<pid>/status`, in bytes (absent for kernel threads and zombies).
+fn vm_rss_bytes(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 fn stat_value(stat: &str, key: &str) -> Option<u64> {
     stat.lines().find_map(|line| {
         let (k, v) = line.split_once(' ')?;
         (k == key).then(|| v.trim().parse().ok())?
-    })
-}
-
-/// Anonymous plus file-mapped bytes from a `memory.stat` (v1 `rss` + `mapped_file`, v2
-/// `anon` + `file_mapped`).
-pub fn resident_bytes(memory_stat: &str) -> Option<u64> {
-    let v1 = stat_value(memory_stat, "rss")
-        .map(|rss| rss + stat_value(memory_stat, "mapped_file").unwrap_or(0));
-    v1.or_else(|| {
-        Some(stat_value(memory_stat, "anon")? + stat_value(memory_stat, "file_mapped").unwrap_or(0))
     })
 }
 
@@ -203,12 +212,11 @@ mod tests {
     }
 
     #[test]
-    fn resident_memory_from_v1_and_v2_stats() {
-        let v1 = "cache 100\nrss 4096\nrss_huge 0\nmapped_file 1024\ntotal_rss 4096\n";
-        assert_eq!(resident_bytes(v1), Some(5120));
-        let v2 = "anon 8192\nfile 100\nfile_mapped 2048\n";
-        assert_eq!(resident_bytes(v2), Some(10240));
-        assert_eq!(resident_bytes("cache 1\n"), None);
+    fn resident_memory_is_vm_rss_in_bytes() {
+        let status =
+            "Name:\tuser-srv\nVmHWM:\t   20000 kB\nVmRSS:\t   13880 kB\nRssAnon:\t 4000 kB\n";
+        assert_eq!(vm_rss_bytes(status), Some(13880 * 1024));
+        assert_eq!(vm_rss_bytes("Name:\tkthreadd\nState:\tS\n"), None);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use gomicro_proto::admin_srv::v1::authentication_service_server::AuthenticationServiceServer;
 use gomicro_service_kit::{Servers, ServiceSpec};
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let spec = ServiceSpec {
         name: "go-micro.admin-srv",

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use gomicro_proto::token_srv::v1::token_service_server::TokenServiceServer;
 use gomicro_service_kit::{Servers, ServiceSpec};
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let spec = ServiceSpec {
         name: "go-micro.token-srv",

@@ -53,7 +53,7 @@ impl TokenSrv {
         let token = jwt::sign(&claims, self.api_key()?.as_bytes()).map_err(|error| {
             kratos_error::status(Code::Internal, "SIGNING_FAILED", &error.to_string())
         })?;
-        tracing::info!(sub = %claims.sub, uid = %claims.uid, platform = %claims.platform, "token generated");
+        tracing::debug!(sub = %claims.sub, uid = %claims.uid, platform = %claims.platform, "token generated");
         Ok(GenerateTokenReply { token })
     }
 }

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use gomicro_proto::user_srv::v1::user_service_server::UserServiceServer;
 use gomicro_service_kit::{Servers, ServiceSpec};
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let spec = ServiceSpec {
         name: "go-micro.user-srv",

@@ -22,7 +22,7 @@ impl UserSrv {
     pub fn verify_password(&self, request: &VerifyPasswordRequest) -> Result<User, Status> {
         match directory::verify(&request.user_name, &request.password) {
             Some(account) => {
-                tracing::info!(user = account.user_name, "password verified");
+                tracing::debug!(user = account.user_name, "password verified");
                 Ok(User {
                     id: account.id.to_owned(),
                     user_name: account.user_name.to_owned(),
@@ -31,7 +31,7 @@ impl UserSrv {
                 })
             }
             None => {
-                tracing::info!(user = %request.user_name, "wrong credentials");
+                tracing::debug!(user = %request.user_name, "wrong credentials");
                 Err(kratos_error::status(
                     Code::Unknown,
                     USER_NOT_FOUND,
