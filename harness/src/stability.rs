@@ -437,7 +437,7 @@ impl StabilityWatch {
         let mut unexpected = Vec::new();
         for (index, mut termination) in (first..).zip(new) {
             if termination.expected.is_none() {
-                let log = self.previous_log(&termination).await;
+                let log = self.terminated_log(&termination).await;
                 let mut tracker = self.tracker();
                 // The last line before the exit places it within `finishedAt`'s second.
                 let finished = termination.finished_at.as_deref().and_then(unix_seconds);
@@ -464,18 +464,24 @@ impl StabilityWatch {
         unexpected
     }
 
-    async fn previous_log(&self, termination: &Termination) -> String {
-        let params = LogParams {
+    /// The tail of the terminated container's log: the previous container's once the kubelet
+    /// has restarted it, else (not restarted yet, so there is no previous one) the current.
+    async fn terminated_log(&self, termination: &Termination) -> String {
+        let params = |previous| LogParams {
             container: Some(termination.container.clone()),
-            previous: true,
+            previous,
             tail_lines: Some(PREVIOUS_LOG_LINES),
             timestamps: true,
             ..Default::default()
         };
-        self.api
-            .logs(&termination.pod, &params)
-            .await
-            .unwrap_or_else(|e| format!("<previous log unavailable: {e}>"))
+        match self.api.logs(&termination.pod, &params(true)).await {
+            Ok(log) => log,
+            Err(previous) => self
+                .api
+                .logs(&termination.pod, &params(false))
+                .await
+                .unwrap_or_else(|e| format!("<log unavailable: {previous}; {e}>")),
+        }
     }
 
     /// Everything seen so far, for the reports.
