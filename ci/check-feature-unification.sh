@@ -12,8 +12,11 @@ resolved() {
 }
 packages=$(sed -n 's/^cargo build --release --locked \(.*\)$/\1/p' ci/test.sh)
 [ -n "$packages" ] || { echo "ci/test.sh has no 'cargo build --release --locked -p …' line" >&2; exit 1; }
+# Into variables first: a failing `cargo tree` inside a process substitution would go unnoticed.
+alone=$(resolved -p harness)
 # shellcheck disable=SC2086
-if ! difference=$(diff <(resolved -p harness) <(resolved $packages)); then
+together=$(resolved $packages)
+if ! difference=$(diff <(echo "$alone") <(echo "$together")); then
   echo "features differ between \`-p harness\` and \`$packages\` (< harness alone, > image build):" >&2
   echo "$difference" >&2
   echo "give the workspace dependency the features both need (Cargo.toml [workspace.dependencies])" >&2

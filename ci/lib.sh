@@ -48,18 +48,22 @@ ensure_node() {
 # The Go builds of the tests (control plane, node runtime, go-minimal, grpcurl) as one background job:
 # start_go_builds starts it, wait_go_builds waits for it (printing its log, failing with it when
 # it failed) and exports GOMICRO_NODE_BIN_DIR; stop_go_builds kills it (EXIT traps).
-start_go_builds() {
+start_go_builds() { # start_go_builds [cluster]: with `cluster`, only what a run's cluster needs
+  local what="control plane, node runtime, go-minimal, grpcurl"
+  [ "${1:-}" != cluster ] || what="control plane, node runtime"
   GO_BUILDS_LOG=$(mktemp)
-  step "Go builds in the background: control plane, node runtime, go-minimal, grpcurl (cached after the first build; log: $GO_BUILDS_LOG)"
+  step "Go builds in the background: $what (cached after the first build; log: $GO_BUILDS_LOG)"
   # Its own process group (setsid), so stop_go_builds also stops the go commands below it.
   setsid bash -c 'set -e
     . ci/lib.sh
     ci/controlplane/build.sh >/dev/null
     ci/node/build.sh > "$1.node"
-    nice -n 10 fixtures/implementations/go-minimal/build.sh >/dev/null
-    ensure_grpcurl
-    echo "[go] control plane, node runtime, go-minimal and grpcurl ready after $SECONDS s" >&2
-  ' go-builds "$GO_BUILDS_LOG" 2> "$GO_BUILDS_LOG" &
+    if [ "$2" != cluster ]; then
+      nice -n 10 fixtures/implementations/go-minimal/build.sh >/dev/null
+      ensure_grpcurl
+    fi
+    echo "[go] Go builds ready after $SECONDS s" >&2
+  ' go-builds "$GO_BUILDS_LOG" "${1:-all}" 2> "$GO_BUILDS_LOG" &
   GO_BUILDS_PID=$!
 }
 wait_go_builds() {

@@ -143,7 +143,7 @@ fn cargo_build_release(packages: &[&str]) -> Result<()> {
         command.args(["-p", package]);
     }
     eprintln!(
-        "[images] cargo build --release -p {} (the first build compiles the dependency tree: minutes)",
+        "[images] cargo build --release -p {} (a cold build compiles the dependency tree: minutes; warm, a second)",
         packages.join(" -p ")
     );
     let started = std::time::Instant::now();
