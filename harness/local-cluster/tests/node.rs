@@ -176,34 +176,14 @@ async fn check_volumes_init_logs_exec_port_forward(cluster: &LocalCluster) {
         "hello-config\ninit-was-here",
     )
     .await;
-    let (ok, out) = kubectl(
-        &kubectl_bin,
-        &kubeconfig,
-        &[
-            "exec",
-            "volumes",
-            "-c",
-            "main",
-            "--",
-            "/bin/cat",
-            "/config/greeting",
-        ],
-    );
+    // `kubectl exec volumes -c main -- <command>`.
+    let exec_main = |command: &[&str]| {
+        let args = [&["exec", "volumes", "-c", "main", "--"], command].concat();
+        kubectl(&kubectl_bin, &kubeconfig, &args)
+    };
+    let (ok, out) = exec_main(&["/bin/cat", "/config/greeting"]);
     assert!(ok && out == "hello-config\n", "exec: {out:?}");
-    let (ok, out) = kubectl(
-        &kubectl_bin,
-        &kubeconfig,
-        &[
-            "exec",
-            "volumes",
-            "-c",
-            "main",
-            "--",
-            "/usr/bin/perl",
-            "-e",
-            DIAL_SERVICE,
-        ],
-    );
+    let (ok, out) = exec_main(&["/usr/bin/perl", "-e", DIAL_SERVICE]);
     assert!(
         ok && out.contains("connected"),
         "dialing the kubernetes Service: {out}"
