@@ -183,10 +183,11 @@ impl Tracker {
 
     /// The phase a termination of `deployment`'s pod belongs to: the one running when the
     /// container finished (it may be reported after that phase ended), else the current one.
-    /// `finishedAt` has whole seconds; `last_output`, the time of the container's last log
-    /// line, narrows that second down. Of the phases running then, one that restarts
-    /// `deployment` on purpose wins (a case kills a pod right after the previous case ended),
-    /// else the first case (a crash usually ends its case at once), else the first phase.
+    /// `finishedAt` has whole seconds; `last_output`, the time the runtime read the container's
+    /// last log line, narrows that second down (it is read a little after it was written, so an
+    /// exit right at a phase's end can land in the next one). Of the phases running then, one
+    /// that restarts `deployment` on purpose wins (a case kills a pod right after the previous
+    /// case ended), else the first case, else the first phase.
     fn phase_at(
         &self,
         deployment: &str,
@@ -650,12 +651,16 @@ mod tests {
         t.phases
             .push(phase("LOGIN-003", "2026-12-01T00:00:05.300Z"));
         let finished = unix_seconds("2026-12-01T00:00:05Z");
-        let log = "2026-12-01T00:00:04.9Z starting\n2026-12-01T00:00:05.250Z exiting\n";
+        let log = "2026-12-01T00:00:04.9Z starting\n2026-12-01T00:00:05.350Z exiting\n";
         let during = |last| {
             t.phase_at("user-srv", finished, last)
                 .map(|p| p.name.as_str())
         };
         assert_eq!(during(last_line_time(log)), Some("LOGIN-003"));
+        assert_eq!(
+            during(unix_seconds("2026-12-01T00:00:05.150Z")),
+            Some("LOGIN-002")
+        );
         assert_eq!(during(None), Some("LOGIN-001"));
         assert_eq!(
             during(unix_seconds("2026-12-01T00:00:04.9Z")),
