@@ -31,7 +31,8 @@ measure() { # measure <label> <command>: runs it, logging to $work/<label>.log
   /usr/bin/time -f '%U %S' -o "$work/$label.cpu" bash -c "$command" > "$work/$label.log" 2>&1 || rc=$?
   local wall cpu
   wall=$(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')
-  cpu=$(awk '{print $1 + $2}' "$work/$label.cpu")
+  # time(1) writes "Command exited with non-zero status N" first when the command fails.
+  cpu=$(tail -n 1 "$work/$label.cpu" | awk '{print $1 + $2}')
   results+=("$(printf '%-6s %-48s exit %-3s wall %7.0f s  cpu %7.0f s' "$label" "$command" "$rc" "$wall" "$cpu")")
   echo "${results[-1]}"
   [ "$rc" -eq 0 ] || { echo "error: '$command' failed; see $work/$label.log" >&2; exit 1; }

@@ -36,11 +36,14 @@ ensure_grpcurl
 step "cargo nextest run --workspace --profile $profile"
 cargo nextest run --workspace --profile "$profile" "$@"
 
-# The same e2e suite with pods reached through kube-rs port-forward (the k3s backend's path)
-# instead of their IPs on the bridge.
+# The e2e suite's every case and the article walkthrough again, with pods reached through
+# kube-rs port-forward (the k3s backend's path) instead of their IPs on the bridge. The tests
+# of other implementations and broken fixtures reach pods the same way as these, so they run
+# once, above.
 cleanup
-step "cargo nextest run -p harness --test e2e with HARNESS_POD_ACCESS=port-forward"
-HARNESS_POD_ACCESS=port-forward cargo nextest run -p harness --test e2e --profile "$profile" "$@"
+port_forward_tests='test(/^conformance::/) | test(article_walkthrough_with_curl_and_grpcurl)'
+step "cargo nextest run -p harness --test e2e -E '$port_forward_tests' with HARNESS_POD_ACCESS=port-forward"
+HARNESS_POD_ACCESS=port-forward cargo nextest run -p harness --test e2e -E "$port_forward_tests" --profile "$profile" "$@"
 
 # local-cluster's real-cluster tests start clusters of their own, so they run after the e2e
 # suite with its shared `harness up` cluster stopped; a missing root or control plane fails
