@@ -370,7 +370,7 @@ fn run_fixture_failing(name: &str, args: &[&str], reports: &Path) {
     assert_eq!(run.status.code(), Some(1), "a failed run exits 1: {stderr}");
 }
 
-/// A fixture whose user-srv exits 1 right after its first login
+/// A fixture whose user-srv exits 1 as soon as it has checked its first login's password
 /// (fixtures/profiles/broken/crash-once.yaml) fails the case running then, and every report
 /// names pod, container, exit code, reason and time; the YAML report and the diagnostics keep
 /// the crashed container's log. The crashing case is CFG-004: it keeps logging in for seconds
