@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # One compile of the dependency tree per command: `cargo run --release -p harness` (the README's
-# main job) and the image build (`cargo build --release -p harness -p <services>`, also run by
+# main job) and the image build (`cargo build-images`, .cargo/config.toml, also run by
 # ci/test.sh) must resolve every dependency with the same features, or cargo compiles the
 # differing crates and everything above them twice. Fails, naming the crates, when they differ.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. ci/lib.sh
 host=$(rustc -vV | sed -n 's/^host: //p')
 resolved() {
   cargo tree --locked --target "$host" -e normal,build -f '{p} [{f}]' --prefix none "$@" \
     | sed 's/ (\*)$//; s/ (proc-macro)$//' | grep -v '^$' | grep -v "($PWD" | sort -u
 }
-packages=$(sed -n 's/^cargo build --release --locked \(.*\)$/\1/p' ci/test.sh)
-[ -n "$packages" ] || { echo "ci/test.sh has no 'cargo build --release --locked -p …' line" >&2; exit 1; }
+packages=$(image_packages)
+[ -n "$packages" ] || { echo ".cargo/config.toml has no build-images alias" >&2; exit 1; }
 # Into variables first: a failing `cargo tree` inside a process substitution would go unnoticed.
 alone=$(resolved -p harness)
 # shellcheck disable=SC2086

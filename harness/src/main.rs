@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use harness::cluster::BackendKind;
 use harness::cluster::local::{default_state_dir, prepare_images};
+use harness::features::Level;
 use harness::preflight::{self, is_usage_error};
 use harness::profile::reference_profile_path;
 use harness::report::ReportResult;
@@ -16,13 +17,24 @@ use harness::{cases, images};
 /// The exit codes, shown by `--help`.
 const EXIT_STATUS: &str = "\
 Exit status:
-  0  success: every declared feature passed (run), or the command did what it says
-  1  the command ran and failed: a declared feature failed (run), a profile was not measured
-     (bench), or the cluster, deployment or an I/O step failed
+  0  nothing failed: every case that ran passed (a selection with --case/--feature that passes
+     succeeds and claims no level it did not test), or the command did what it says
+  1  the implementation failed: a case failed or could not run after a crash, the level given
+     with --require-level was not reached, or (bench) a profile was not measured
   2  usage error, refused before any cluster work: unknown option, case ID or feature, a
      feature the profile does not declare, conflicting options, an unwritable report
      directory, an unreadable or invalid profile, a manifests directory that is missing or
-     holds no objects";
+     holds no objects
+  3  the harness could not test: the cluster did not start, images could not be delivered,
+     the deployment failed, or an I/O step failed (the reports say why when they could be
+     written)";
+
+/// The level a run can be required to reach.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum RequiredLevel {
+    /// Every Core feature declared, every Core case run and passed.
+    Core,
+}
 
 #[derive(Parser)]
 #[command(
@@ -60,6 +72,10 @@ enum Command {
         /// with --case, every named case must belong to one of them).
         #[arg(long = "feature")]
         features: Vec<String>,
+        /// Succeed only when this level is reached with every one of its cases run: the
+        /// conformance claim a third party publishes (exit 1 otherwise).
+        #[arg(long, value_enum)]
+        require_level: Option<RequiredLevel>,
     },
     /// Start a local cluster in the background and keep it (local backend).
     Up {
@@ -183,7 +199,7 @@ fn main() -> ExitCode {
         }
         Err(error) => {
             eprintln!("error: {error:#}");
-            ExitCode::FAILURE
+            ExitCode::from(3)
         }
     }
 }
@@ -199,6 +215,7 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             keep_cluster,
             cases,
             features,
+            require_level,
         } => {
             let options = RunOptions {
                 backend,
@@ -207,13 +224,14 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
                 keep_cluster,
                 cases,
                 features,
+                required_level: require_level.map(|RequiredLevel::Core| Level::Core),
                 harness_exe: exe,
             };
             let report = run(&options).await?;
-            Ok(if report.result == ReportResult::Success {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
+            Ok(match report.result {
+                ReportResult::Success => ExitCode::SUCCESS,
+                ReportResult::Error => ExitCode::from(3),
+                _ => ExitCode::FAILURE,
             })
         }
         Command::Up { backend, profile } => {
@@ -226,7 +244,7 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
                 .into());
             }
             let profile = preflight::load_profile(&profile_or_default(profile))?;
-            let list = write_image_list(&prepare_images(&profile)?)?;
+            let list = write_image_list(&prepare_images(&profile, &exe)?)?;
             let args = vec![
                 "cluster-daemon".into(),
                 "--image-archives".into(),
@@ -298,6 +316,12 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
                 harness::bench::compare::load(path)
                     .map_err(|error| preflight::UsageError(format!("{error:#}")))
             };
+            if backend == BackendKind::Kubeconfig && against.is_none() {
+                return Err(preflight::UsageError(
+                    "`harness bench` measures clusters it starts itself (their start time, their unrelated pods, its baseline image): use --backend local, or --backend k3s where a Docker engine runs; the kubeconfig backend's cluster is not the harness's to measure".into(),
+                )
+                .into());
+            }
             let compare = compare.as_ref().map(load_json).transpose()?;
             if let (Some(old), Some(new)) = (&compare, &against) {
                 print!("{}", harness::bench::compare::render(old, &load_json(new)?));
@@ -349,7 +373,7 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
                     case.id,
                     case.section,
                     case.level().name(),
-                    case.feature,
+                    case.feature.name(),
                     case.summary
                 );
             }

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::cases;
 use crate::cluster::BackendKind;
-use crate::features::{self, FEATURES};
+use crate::features::{self, Feature};
 use crate::manifests;
 use crate::profile::Profile;
 
@@ -57,45 +57,49 @@ pub fn select_cases(
             valid.join(", ")
         ));
     }
-    let unknown = not_matching(features, |f| features::find(f).is_some());
+    let mut wanted = BTreeSet::new();
+    let mut unknown = Vec::new();
+    for name in features {
+        match Feature::parse(name) {
+            Ok(feature) => {
+                wanted.insert(feature);
+            }
+            Err(_) => unknown.push(name.as_str()),
+        }
+    }
     if !unknown.is_empty() {
-        let known: Vec<&str> = FEATURES.iter().map(|f| f.name).collect();
         return usage(format!(
             "unknown feature {}; known features are {}",
             unknown.join(", "),
-            known.join(", ")
+            features::names(Feature::all())
         ));
     }
-    let declared = || {
-        profile
-            .features
-            .iter()
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let undeclared = not_matching(features, |f| profile.supports(f));
+    let declared = || features::names(profile.features.iter().copied());
+    let undeclared: Vec<Feature> = wanted
+        .iter()
+        .copied()
+        .filter(|f| !profile.declares(*f))
+        .collect();
     if !undeclared.is_empty() {
         return usage(format!(
             "feature {} is not declared by profile {}; it declares {}",
-            undeclared.join(", "),
+            features::names(undeclared),
             profile.source.display(),
             declared()
         ));
     }
-    let features: BTreeSet<&str> = features.iter().map(String::as_str).collect();
     let mut selected = Vec::new();
     for case in &all {
         let named = case_ids.iter().any(|id| id == case.id);
-        if named && !features.is_empty() && !features.contains(case.feature) {
+        if named && !wanted.is_empty() && !wanted.contains(&case.feature) {
             return usage(format!(
                 "conflicting options: --case {} belongs to feature {}, which is not among --feature {}; give the case alone or add its feature",
                 case.id,
                 case.feature,
-                features.iter().copied().collect::<Vec<_>>().join(", ")
+                features::names(wanted.iter().copied())
             ));
         }
-        if named && !profile.supports(case.feature) {
+        if named && !profile.declares(case.feature) {
             return usage(format!(
                 "case {} needs feature {}, which profile {} does not declare; it declares {}",
                 case.id,
@@ -104,12 +108,12 @@ pub fn select_cases(
                 declared()
             ));
         }
-        let wanted = if case_ids.is_empty() {
-            features.contains(case.feature)
+        let chosen = if case_ids.is_empty() {
+            wanted.contains(&case.feature)
         } else {
             named
         };
-        if wanted && !selected.iter().any(|id| id == case.id) {
+        if chosen && !selected.iter().any(|id| id == case.id) {
             selected.push(case.id.to_string());
         }
     }
@@ -181,7 +185,7 @@ mod tests {
         assert!(error.0.contains("unknown feature teleport"), "{error}");
         assert!(error.0.contains("registration, deregistration"), "{error}");
         let mut profile = reference();
-        profile.features.remove("cors");
+        profile.features.remove(&Feature::Cors);
         let error = select_cases(&profile, &[], &ids(&["cors"])).unwrap_err();
         assert!(error.0.contains("feature cors is not declared"), "{error}");
         let error = select_cases(&profile, &ids(&["LOGIN-005"]), &[]).unwrap_err();

@@ -3,13 +3,13 @@
 //! A profile is a YAML file (see `fixtures/profiles/reference.yaml`). Relative paths in it are
 //! resolved against the directory of the file, so a profile can live in another repository.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::features;
+use crate::features::{Declared, Feature};
 
 /// API version every profile must declare.
 pub const PROFILE_API_VERSION: &str = "conformance.gomicro.dev/v1";
@@ -40,7 +40,7 @@ pub struct Profile {
     pub images: BTreeMap<String, ImageSource>,
     /// Features the implementation claims (see [`crate::features`]); cases of other features
     /// are skipped.
-    pub features: BTreeSet<String>,
+    pub features: Declared,
     /// Implementation-specific expectations the contract allows.
     #[serde(default)]
     pub expectations: Expectations,
@@ -258,14 +258,6 @@ impl Profile {
                 self.key_prefix
             );
         }
-        let undeclarable: Vec<String> = self
-            .features
-            .iter()
-            .filter_map(|f| features::undeclarable(f))
-            .collect();
-        if !undeclarable.is_empty() {
-            bail!("{}", undeclarable.join("; "));
-        }
         let no_instance = &self.expectations.no_instance_http_status;
         if no_instance.is_empty()
             || no_instance
@@ -365,8 +357,8 @@ impl Profile {
     }
 
     /// Whether the implementation claims a feature.
-    pub fn supports(&self, feature: &str) -> bool {
-        self.features.contains(feature)
+    pub fn declares(&self, feature: Feature) -> bool {
+        self.features.contains(&feature)
     }
 
     /// The three services with a short role name.
@@ -393,7 +385,7 @@ mod tests {
         let profile = Profile::load(&reference_profile_path()).unwrap();
         assert_eq!(profile.key("id"), "gomicro-service-id");
         assert_eq!(profile.services.admin.http_port, Some(8080));
-        assert!(profile.supports("resolver"));
+        assert!(profile.declares(Feature::Resolver));
         assert_eq!(profile.images.len(), 3);
     }
 

@@ -3,15 +3,21 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use std::panic::AssertUnwindSafe;
 
-use crate::cases::{self, Outcome};
+use anyhow::{Context, Result};
+use futures::FutureExt;
+
+use crate::cases;
 use crate::cluster::local::{self, LocalBackend};
 use crate::cluster::{BackendKind, Cluster, External, k3s, kubeconfig};
 use crate::context::Ctx;
+use crate::features::{Declared, Level};
 use crate::preflight::{self, UsageError};
 use crate::profile::Profile;
-use crate::report::{self, ConformanceReport, ReportWriter};
+use crate::report::{self, ConformanceReport, ReportResult, ReportWriter};
+use crate::secrets::KnownSecrets;
+use crate::verdict::{self, CaseResult, Outcome, Runner};
 use crate::{deploy, images};
 
 /// Longest wait for a rollout or a registration during deployment.
@@ -28,6 +34,8 @@ pub struct RunOptions {
     pub cases: Vec<String>,
     /// Only the cases of these features (all when empty).
     pub features: Vec<String>,
+    /// The level the run must reach to succeed (`--require-level`).
+    pub required_level: Option<Level>,
     /// The `harness` executable (for the local daemon).
     pub harness_exe: PathBuf,
 }
@@ -44,7 +52,7 @@ pub async fn start_cluster(
     let started = Instant::now();
     let cluster = match backend {
         BackendKind::Local => {
-            let images = local::prepare_images(profile)?;
+            let images = local::prepare_images(profile, harness_exe)?;
             let (local, client) = if keep {
                 let list = write_image_list(&images)?;
                 LocalBackend::up(harness_exe, &list).await?
@@ -54,12 +62,15 @@ pub async fn start_cluster(
             Cluster::new(backend, client, Box::new(local)).await?
         }
         BackendKind::K3s => {
-            let archives = images::local_archives(profile)?;
+            // Before any image is built: without an engine nothing else is worth doing.
+            k3s::require_docker_engine().await?;
+            let archives = images::local_archives(profile, harness_exe)?;
             let expected: Vec<String> = profile
                 .images
                 .iter()
                 .filter(|(_, image)| image.local.is_some() || image.archive.is_some())
                 .map(|(name, _)| name.clone())
+                .chain([images::HARNESS_POD_IMAGE.to_string()])
                 .collect();
             let (k3s, client) =
                 k3s::K3sCluster::start(&archives, &images::docker_builds(profile), &expected)
@@ -119,28 +130,120 @@ pub fn check_options(options: &RunOptions) -> Result<(Profile, Vec<String>), Usa
     Ok((profile, selection))
 }
 
-/// Runs the conformance suite and writes the reports; the report says whether it passed.
-/// Bad options are refused with a [`UsageError`] before a cluster starts.
+/// Runs the conformance suite and writes the reports, whatever happens once the options are
+/// checked: a cluster that does not start, a deployment that fails or a panic in the harness
+/// gives a report whose result is `error` (the harness could not test). Bad options are refused
+/// with a [`UsageError`] before a cluster starts; an error is returned only when the reports
+/// cannot be written.
 pub async fn run(options: &RunOptions) -> Result<ConformanceReport> {
+    verdict::install_panic_hook();
     let started = Instant::now();
     let (profile, selection) = check_options(options)?;
+    let declared = profile.features.clone();
+    let mut tested = Tested::default();
+    let stage = AssertUnwindSafe(test(options, &profile, &selection, &mut tested));
+    let failure = match stage.catch_unwind().await {
+        Ok(Ok(())) => None,
+        Ok(Err(error)) => Some(format!("{error:#}")),
+        Err(panic) => Some(format!(
+            "harness error during set-up: {}",
+            verdict::panic_text(panic.as_ref())
+        )),
+    };
+    let redactor = tested.secrets.redactor();
+    let results = match (&failure, tested.results.take()) {
+        (None, Some(results)) => results,
+        (failure, _) => {
+            let why = failure.clone().unwrap_or_else(|| "no case ran".into());
+            eprintln!("[harness] could not test: {why}");
+            not_run_all(
+                &declared,
+                &selection,
+                &format!("not run: the harness could not test: {why}"),
+            )
+        }
+    };
+    let date = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let backend = tested
+        .backend
+        .map_or(options.backend.name(), BackendKind::name);
+    let mut report = report::build(&profile, backend, &tested.version, &results, date)
+        .with_stability(tested.stability.take().unwrap_or_default())
+        .with_required_level(options.required_level);
+    if let Some(why) = failure {
+        report = report.could_not_test(redactor.redact(&why).into_owned());
+    }
+    let writer = ReportWriter::new(&options.report_dir, redactor);
+    report::write_all(&report, &writer)?;
+    if report.result != ReportResult::Success {
+        if let Some(client) = &tested.client
+            && let Err(error) =
+                report::diagnostics::collect(client, &profile.namespace, &writer).await
+        {
+            eprintln!("[report] could not collect diagnostics: {error:#}");
+        }
+        for (name, text) in &tested.cluster_logs {
+            if let Err(error) = writer.write(Path::new("diagnostics/cluster-logs").join(name), text)
+            {
+                eprintln!("[report] could not write the cluster log {name}: {error:#}");
+            }
+        }
+    }
+    eprintln!(
+        "[harness] {} ({:.1} s); reports in {}",
+        report.headline(),
+        started.elapsed().as_secs_f64(),
+        options.report_dir.display()
+    );
+    if let Some(cluster) = tested.cluster.take() {
+        cluster.shutdown(options.keep_cluster).await?;
+    }
+    Ok(report)
+}
+
+/// What the test stage produced, kept when it stops early.
+#[derive(Default)]
+struct Tested {
+    backend: Option<BackendKind>,
+    version: String,
+    client: Option<kube::Client>,
+    cluster: Option<Cluster>,
+    secrets: KnownSecrets,
+    results: Option<Vec<CaseResult>>,
+    stability: Option<crate::stability::Stability>,
+    /// The ends of the cluster's own logs, kept for the diagnostics.
+    cluster_logs: Vec<(String, String)>,
+}
+
+/// Starts the cluster, deploys the implementation and runs the cases, filling `tested` as it
+/// goes; an error is why the harness could not test.
+async fn test(
+    options: &RunOptions,
+    profile: &Profile,
+    selection: &[String],
+    tested: &mut Tested,
+) -> Result<()> {
+    tested.secrets = KnownSecrets::for_profile(profile);
     let cluster = start_cluster(
         options.backend,
-        &profile,
+        profile,
         options.keep_cluster,
         &options.harness_exe,
     )
-    .await?;
-    let backend = cluster.backend().name();
-    let version = cluster.kubernetes_version().to_string();
+    .await
+    .context("the cluster did not start")?;
+    tested.backend = Some(cluster.backend());
+    tested.version = cluster.kubernetes_version().to_string();
     let client = cluster.client();
+    tested.client = Some(client.clone());
     let mut ctx = Ctx::new(cluster, profile.clone())?;
+    ctx.secrets = tested.secrets.clone();
     // Watching from before the deployment, so a crash while it rolls out is seen too.
     if let Err(error) = ctx.watch_stability("deployment").await {
         eprintln!("[stability] cannot watch the implementation's pods: {error:#}");
     }
     let deploy_started = Instant::now();
-    let deployed = deploy::deploy(&client, &profile, DEPLOY_DEADLINE).await;
+    let deployed = deploy::deploy(&client, profile, DEPLOY_DEADLINE).await;
     eprintln!(
         "[harness] deploy step took {:.1} s",
         deploy_started.elapsed().as_secs_f64()
@@ -148,65 +251,64 @@ pub async fn run(options: &RunOptions) -> Result<ConformanceReport> {
     // Crashes before the first case are named at run level only.
     ctx.unexpected_terminations().await;
     ctx.set_stability_phase("between cases", false);
-    let mut results = match &deployed {
-        Ok(()) => cases::run_all(&ctx, &selection).await,
+    let outcome = match deployed {
+        Ok(()) => {
+            let mut results = Runner::new(&ctx, &profile.features)
+                .run_all(selection)
+                .await;
+            ctx.set_stability_phase("after the last case", false);
+            ctx.unexpected_terminations().await;
+            let stability = ctx.stability();
+            // A termination reported after its case ended still fails that case.
+            for result in &mut results {
+                let before = result.outcome;
+                verdict::fail_for_crashes(result, &stability.unexpected);
+                if result.outcome != before {
+                    eprintln!(
+                        "[case] {} FAILED after all: {}",
+                        result.id,
+                        result.reason.as_deref().unwrap_or_default()
+                    );
+                }
+            }
+            tested.results = Some(results);
+            tested.stability = Some(stability);
+            Ok(())
+        }
         Err(error) => {
-            eprintln!("[harness] deployment failed: {error:#}");
-            failed_all(&ctx, &selection, &format!("deployment failed: {error:#}"))
+            tested.stability = Some(ctx.stability());
+            Err(error.context("the deployment failed"))
         }
     };
-    ctx.set_stability_phase("after the last case", false);
-    ctx.unexpected_terminations().await;
-    let stability = ctx.stability();
     ctx.stop_stability_watch();
-    // A termination reported after its case ended still fails that case.
-    for result in &mut results {
-        let before = result.outcome.clone();
-        cases::fail_for_crashes(result, &stability.unexpected);
-        if result.outcome != before {
-            eprintln!(
-                "[case] {} FAILED after all: {}",
-                result.id,
-                result.reason.as_deref().unwrap_or_default()
-            );
-        }
+    let failed = outcome.is_err()
+        || tested
+            .results
+            .iter()
+            .flatten()
+            .any(|r| matches!(r.outcome, Outcome::Failed | Outcome::NotRun));
+    if failed {
+        tested.cluster_logs = ctx.cluster.logs().unwrap_or_else(|error| {
+            eprintln!("[report] could not read the cluster's logs: {error:#}");
+            Vec::new()
+        });
     }
-    let date = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let report =
-        report::build(&profile, backend, &version, &results, date).with_stability(stability);
-    let writer = ReportWriter::new(&options.report_dir, ctx.secrets.redactor());
-    report::write_all(&report, &writer)?;
-    let failed = results.iter().any(|r| r.outcome == Outcome::Failed)
-        || !report.stability.record.unexpected.is_empty();
-    if failed
-        && let Err(error) = report::diagnostics::collect(&client, &profile.namespace, &writer).await
-    {
-        eprintln!("[report] could not collect diagnostics: {error:#}");
-    }
-    eprintln!(
-        "[harness] {:?}: {} passed, {} failed, {} skipped in {:.1} s; reports in {}",
-        report.result,
-        report.statistics.passed,
-        report.statistics.failed,
-        report.statistics.skipped,
-        started.elapsed().as_secs_f64(),
-        options.report_dir.display()
-    );
-    ctx.cluster.shutdown(options.keep_cluster).await?;
-    Ok(report)
+    tested.cluster = Some(ctx.into_cluster());
+    outcome
 }
 
-fn failed_all(ctx: &Ctx, only: &[String], reason: &str) -> Vec<cases::CaseResult> {
+/// Every case as it stands when nothing could run: not selected, skipped (undeclared) or not run.
+fn not_run_all(declared: &Declared, only: &[String], reason: &str) -> Vec<CaseResult> {
     cases::all()
         .iter()
         .map(|case| {
-            let selected = only.is_empty() || only.iter().any(|id| id == case.id);
-            let outcome = if selected && ctx.profile.supports(case.feature) {
-                Outcome::Failed
+            if !only.is_empty() && !only.iter().any(|id| id == case.id) {
+                CaseResult::unrun(case, Outcome::NotSelected, None)
+            } else if !declared.contains(&case.feature) {
+                CaseResult::unrun(case, Outcome::Skipped, None)
             } else {
-                Outcome::Skipped
-            };
-            cases::CaseResult::unrun(case, outcome, Some(reason.to_string()))
+                CaseResult::unrun(case, Outcome::NotRun, Some(reason.to_string()))
+            }
         })
         .collect()
 }

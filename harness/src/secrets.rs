@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::ops::Range;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::profile::Profile;
 
@@ -44,10 +44,10 @@ impl SecretKind {
     }
 }
 
-/// The secrets of one run; cases add what they send or receive.
-#[derive(Debug, Default)]
+/// The secrets of one run; cases add what they send or receive. Clones share one store.
+#[derive(Debug, Default, Clone)]
 pub struct KnownSecrets {
-    values: Mutex<BTreeMap<String, SecretKind>>,
+    values: Arc<Mutex<BTreeMap<String, SecretKind>>>,
 }
 
 impl KnownSecrets {

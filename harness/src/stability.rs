@@ -76,6 +76,17 @@ impl Termination {
     }
 }
 
+impl Termination {
+    /// A few words naming the crash: `pod <pod> exited (code 2) in <case>`.
+    pub fn summary(&self) -> String {
+        let code = self.exit_code.map_or_else(
+            || "restarted".to_string(),
+            |c| format!("exited with code {c}"),
+        );
+        format!("pod {} {code} in {}", self.pod, self.during)
+    }
+}
+
 /// The run-level stability record written into every report.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]

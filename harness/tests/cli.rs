@@ -138,6 +138,8 @@ fn assert_refused(sandbox: &Sandbox, args: &[&str], expected: &str) {
 #[case::unknown_option(&["run", "--teleport"], "unexpected argument '--teleport'")]
 #[case::missing_profile(&["run", "--backend", "kubeconfig", "--profile", "nope.yaml"], "cannot read profile nope.yaml")]
 #[case::missing_compare(&["bench", "--compare", "nope.json"], "cannot read the bench JSON nope.json")]
+#[case::bench_on_kubeconfig(&["bench", "--backend", "kubeconfig"], "use --backend local, or --backend k3s")]
+#[case::up_on_kubeconfig(&["up", "--backend", "kubeconfig"], "`harness up` keeps a local cluster running")]
 #[case::against_without_compare(&["bench", "--against", "nope.json"], "the following required arguments were not provided")]
 fn bad_options_are_refused(#[case] args: &[&str], #[case] expected: &str) {
     assert_refused(&Sandbox::new(), args, expected);
@@ -217,9 +219,10 @@ fn help_documents_the_exit_codes() {
     assert_eq!(outcome.code, Some(0), "{}", outcome.stderr);
     for line in [
         "Exit status:",
-        "0  success",
-        "1  the command ran and failed",
+        "0  nothing failed",
+        "1  the implementation failed",
         "2  usage error",
+        "3  the harness could not test",
     ] {
         assert!(
             outcome.stdout.contains(line),
@@ -228,5 +231,47 @@ fn help_documents_the_exit_codes() {
         );
     }
     let run_help = sandbox.harness(&["run", "--help"]);
-    assert!(run_help.stdout.contains("--feature"), "{}", run_help.stdout);
+    for option in ["--feature", "--require-level"] {
+        assert!(run_help.stdout.contains(option), "{}", run_help.stdout);
+    }
+}
+
+/// Without a Docker engine the k3s backend fails before any image is built or anything started:
+/// exit 3 (the harness could not test) within seconds, with a report that says why.
+#[test]
+fn k3s_without_docker_cannot_test_and_builds_nothing() {
+    let sandbox = Sandbox::new();
+    let started = Instant::now();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_harness"));
+    let output = command
+        .args(["run", "--backend", "k3s", "--case", "LOGIN-001"])
+        .current_dir(sandbox.dir.path())
+        .env("GOMICRO_STATE_DIR", sandbox.path("state"))
+        .env(
+            "DOCKER_HOST",
+            format!("unix://{}", sandbox.path("no-docker.sock").display()),
+        )
+        .env("GOMICRO_CACHE_DIR", sandbox.path("cache"))
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(stderr.contains("needs a Docker engine"), "{stderr}");
+    assert!(!stderr.contains("[images]"), "images were built: {stderr}");
+    assert!(!sandbox.path("state").exists() && !sandbox.path("cache").exists());
+    let summary = std::fs::read_to_string(sandbox.path("reports/summary.md")).unwrap();
+    assert!(
+        summary
+            .lines()
+            .next()
+            .unwrap()
+            .contains("Error: the harness could not test"),
+        "{summary}"
+    );
 }

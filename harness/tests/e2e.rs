@@ -1,140 +1,42 @@
-//! End-to-end conformance suite against the reference services on a real cluster.
+//! End-to-end tests on a real cluster beyond the conformance cases (those are generated, one
+//! test per case, by the `conformance` target): a third party's unsorted manifest set, fixture
+//! implementations that leak secrets or crash, and the seed article's walkthrough with the real
+//! curl and grpcurl.
 //!
-//! One cluster serves the whole run: the first test starts a `harness up` daemon (local
-//! backend) or uses KUBECONFIG (`HARNESS_E2E_BACKEND=kubeconfig`), deploys the reference
-//! profile, and later tests (other processes under nextest) attach to it. `ci/test.sh` stops
-//! it afterwards (`harness down`). Each test runs one named case and snapshots its
-//! normalised observations. The cluster also provides the images of the other profiles the
-//! suite deploys (the unsorted third-party manifest set), since a local node's image map is
-//! fixed when it starts. A test that fails (the shared set-up included) leaves a diagnostics
-//! bundle (see `bundle`) and its failure message says where.
-
-#[path = "e2e/bundle.rs"]
-mod bundle;
+//! They share the conformance target's cluster (a `harness up` daemon, or KUBECONFIG with
+//! `HARNESS_E2E_BACKEND=kubeconfig`) through [`harness::testing::Suite`]; the fixture tests that
+//! run `harness run` themselves stop it first (the next test starts it again). `ci/test.sh`
+//! stops it afterwards (`harness down`). A failed test leaves a diagnostics bundle and its
+//! failure message says where.
 
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::path::Path;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
-use harness::cases::{self, Outcome};
 use harness::cluster::BackendKind;
-use harness::cluster::local::default_state_dir;
 use harness::context::Ctx;
 use harness::deploy::{self, REGISTRATION_DEADLINE};
 use harness::images::workspace_root;
 use harness::profile::{Profile, reference_profile_path};
-use harness::run::{DEPLOY_DEADLINE, start_cluster};
-use rstest::rstest;
-
-struct Suite {
-    runtime: tokio::runtime::Runtime,
-    setup: Result<Ctx, SetupFailure>,
-}
-
-/// Why the shared cluster is not usable, and its client if it came up.
-struct SetupFailure {
-    error: String,
-    client: Option<kube::Client>,
-}
-
-fn backend() -> BackendKind {
-    match std::env::var("HARNESS_E2E_BACKEND").as_deref() {
-        Ok("kubeconfig") => BackendKind::Kubeconfig,
-        Ok("local") | Err(_) => BackendKind::Local,
-        Ok(other) => panic!(
-            "HARNESS_E2E_BACKEND={other} is not supported by the e2e suite (local or kubeconfig)"
-        ),
-    }
-}
+use harness::run::DEPLOY_DEADLINE;
+use harness::testing::{Suite, test_backend};
 
 /// The shared cluster with the reference services deployed (once per test process).
 fn suite() -> &'static Suite {
     static SUITE: OnceLock<Suite> = OnceLock::new();
     SUITE.get_or_init(|| {
-        let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-        let setup = runtime.block_on(set_up());
-        Suite { runtime, setup }
+        Suite::set_up(
+            &[reference_profile_path(), unsorted_profile_path()],
+            Some(Path::new(env!("CARGO_BIN_EXE_harness"))),
+        )
     })
 }
 
-async fn set_up() -> Result<Ctx, SetupFailure> {
-    let failed = |error: anyhow::Error, client| SetupFailure {
-        error: format!("cannot bring up the e2e cluster: {error:#}"),
-        client,
-    };
-    let load = |path: std::path::PathBuf| Profile::load(&path).map_err(|e| failed(e, None));
-    let profile = load(reference_profile_path())?;
-    let harness_exe = Path::new(env!("CARGO_BIN_EXE_harness"));
-    let mut with_all_images = profile.clone();
-    with_all_images
-        .images
-        .extend(load(unsorted_profile_path())?.images);
-    let cluster = start_cluster(backend(), &with_all_images, true, harness_exe)
-        .await
-        .map_err(|e| failed(e, None))?;
-    let client = cluster.client();
-    deploy::deploy(&client, &profile, DEPLOY_DEADLINE)
-        .await
-        .map_err(|e| failed(e, Some(client.clone())))?;
-    let mut ctx = Ctx::new(cluster, profile).map_err(|e| failed(e, Some(client.clone())))?;
-    // Per test process: a container exit or restart no case caused fails the case.
-    ctx.watch_stability("before the first case")
-        .await
-        .map_err(|e| failed(e, Some(client)))?;
-    Ok(ctx)
-}
-
-/// Runs `test` on the shared cluster; when it fails (or the set-up did), writes the
-/// diagnostics bundle of `namespace` and fails with the original message and the bundle's path.
+/// Runs `test` on the shared cluster and fails with its message and diagnostics bundle.
 fn with_diagnostics(namespace: &str, test: impl FnOnce(&Ctx)) {
-    bundle::forget_earlier_runs();
-    let suite = suite();
-    let (failure, client, redactor) = match &suite.setup {
-        Ok(ctx) => match catch_unwind(AssertUnwindSafe(|| test(ctx))) {
-            Ok(()) => return,
-            Err(panic) => (
-                panic_message(panic.as_ref()),
-                Some(ctx.client()),
-                ctx.secrets.redactor(),
-            ),
-        },
-        Err(setup) => (
-            setup.error.clone(),
-            setup.client.clone(),
-            reference_secrets().redactor(),
-        ),
-    };
-    let dir = bundle::dir();
-    let cluster = client.as_ref().map(|client| (client, namespace));
-    let local_state = (backend() == BackendKind::Local).then(default_state_dir);
-    match suite.runtime.block_on(bundle::write(
-        &dir,
-        &failure,
-        cluster,
-        local_state.as_deref(),
-        redactor,
-    )) {
-        Ok(()) => panic!("{failure}\ndiagnostics bundle: {}", dir.display()),
-        Err(error) => panic!(
-            "{failure}\nno diagnostics bundle ({}): {error:#}",
-            dir.display()
-        ),
+    if let Err(message) = suite().with_diagnostics(namespace, test) {
+        panic!("{message}");
     }
-}
-
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "the test panicked with a non-text payload".into())
-}
-
-/// What the reference profile holds secret (for a bundle written without a context).
-fn reference_secrets() -> harness::secrets::KnownSecrets {
-    Profile::load(&reference_profile_path())
-        .map(|profile| harness::secrets::KnownSecrets::for_profile(&profile))
-        .unwrap_or_else(|e| panic!("cannot read the reference profile: {e:#}"))
 }
 
 fn reference_namespace() -> String {
@@ -147,74 +49,13 @@ fn unsorted_profile_path() -> std::path::PathBuf {
     workspace_root().join("fixtures/profiles/unsorted-manifests.yaml")
 }
 
-/// Cases change the shared deployment (scaling, ConfigMaps), so they never overlap.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-#[rstest]
-#[case::reg_001("REG-001")]
-#[case::reg_002("REG-002")]
-#[case::health_001("HEALTH-001")]
-#[case::health_002("HEALTH-002")]
-#[case::login_001("LOGIN-001")]
-#[case::login_002("LOGIN-002")]
-#[case::login_003("LOGIN-003")]
-#[case::login_004("LOGIN-004")]
-#[case::login_005("LOGIN-005")]
-#[case::rbac_001("RBAC-001")]
-#[case::rbac_002("RBAC-002")]
-#[case::res_001("RES-001")]
-#[case::res_002("RES-002")]
-#[case::res_003("RES-003")]
-#[case::res_004("RES-004")]
-#[case::disc_001("DISC-001")]
-#[case::cfg_001("CFG-001")]
-#[case::cfg_002("CFG-002")]
-#[case::cfg_003("CFG-003")]
-#[case::cfg_004("CFG-004")]
-#[case::fault_001("FAULT-001")]
-#[case::fault_002("FAULT-002")]
-#[case::fault_003("FAULT-003")]
-#[case::fault_004("FAULT-004")]
-#[case::fault_005("FAULT-005")]
-#[case::bad_001("BAD-001")]
-#[case::bad_002("BAD-002")]
-#[case::bad_003("BAD-003")]
-#[case::bad_004("BAD-004")]
-#[case::bad_005("BAD-005")]
-#[case::bad_006("BAD-006")]
-#[case::bad_007("BAD-007")]
-#[case::sec_001("SEC-001")]
-#[case::sec_002("SEC-002")]
-#[case::bad_008("BAD-008")]
-fn conformance(#[case] id: &str) {
-    let _serial = SERIAL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let case = cases::by_id(id).unwrap_or_else(|| panic!("no case {id}"));
-    with_diagnostics(&reference_namespace(), |ctx| {
-        let result = suite().runtime.block_on(cases::run_case(ctx, &case));
-        assert_eq!(
-            result.outcome,
-            Outcome::Passed,
-            "{id} {}: {}",
-            case.summary,
-            result.reason.unwrap_or_default()
-        );
-        insta::assert_json_snapshot!(id, result.observations);
-    });
-}
-
-/// Takes the suite's serial lock for a test whose fixture `what` exists on the local backend only.
-fn serial_on_local_backend(what: &str) -> std::sync::MutexGuard<'static, ()> {
-    let serial = SERIAL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+/// Fails unless the tests run on the local backend, the only one with fixture `what`.
+fn require_local_backend(what: &str) {
     assert_eq!(
-        backend(),
+        test_backend(),
         BackendKind::Local,
         "{what}: only the local backend has it"
     );
-    serial
 }
 
 /// A third party's manifest set as written (file names sorting before `namespace.yaml`,
@@ -222,14 +63,13 @@ fn serial_on_local_backend(what: &str) -> std::sync::MutexGuard<'static, ()> {
 /// working directory) deploys and its services register; then it is removed again.
 #[test]
 fn unsorted_third_party_manifests_deploy_and_register() {
-    let _serial = serial_on_local_backend("the unsorted fixture's images");
+    require_local_backend("the unsorted fixture's images");
     let profile = Profile::load(&unsorted_profile_path()).unwrap();
     // The bundle is written before the set is removed, so it still shows the set's pods.
     let checked = catch_unwind(AssertUnwindSafe(|| {
         with_diagnostics(&profile.namespace, |ctx| {
             let client = ctx.client();
             let registered = suite()
-                .runtime
                 .block_on(deploy_and_check(&client, &profile))
                 .unwrap_or_else(|e| panic!("the unsorted manifest set did not deploy: {e:#}"));
             assert_eq!(
@@ -242,9 +82,8 @@ fn unsorted_third_party_manifests_deploy_and_register() {
             );
         })
     }));
-    if let Ok(ctx) = &suite().setup {
+    if let Ok(ctx) = suite().ctx() {
         suite()
-            .runtime
             .block_on(deploy::remove(&ctx.client(), &profile, DEPLOY_DEADLINE))
             .unwrap_or_else(|e| panic!("removing the unsorted manifest set: {e:#}"));
     }
@@ -291,7 +130,7 @@ async fn deploy_and_check(
 /// stopped first (the next test starts it again).
 #[test]
 fn leaky_admin_fails_secret_hygiene_and_its_reports_hold_no_secret() {
-    let _serial = serial_on_local_backend("the leaky fixture's image");
+    require_local_backend("the leaky fixture's image");
     let reports = tempfile::tempdir().unwrap();
     run_fixture_failing(
         "leaky-admin.yaml",
@@ -378,7 +217,7 @@ fn run_fixture_failing(name: &str, args: &[&str], reports: &Path) {
 /// well inside it, never at its edge where only the runtime's timing would decide.
 #[test]
 fn a_crash_fails_the_running_case_and_is_named_with_its_previous_log() {
-    let _serial = serial_on_local_backend("the crash-once fixture's image");
+    require_local_backend("the crash-once fixture's image");
     let reports = tempfile::tempdir().unwrap();
     run_fixture_failing(
         "crash-once.yaml",
@@ -398,7 +237,7 @@ fn a_crash_fails_the_running_case_and_is_named_with_its_previous_log() {
     let crashed = row("CFG-004");
     assert!(
         crashed.contains("| **failed** |")
-            && crashed.contains("no case caused it: pod user-srv-")
+            && crashed.contains("during CFG-004, which did not cause it on purpose (the case is its trigger): pod user-srv-")
             && crashed.contains("container user-srv exit code 1 (Error) at ")
             && crashed.contains("during CFG-004"),
         "{crashed}"
@@ -495,14 +334,10 @@ fn run_tool(program: &Path, args: &[&str]) -> String {
 /// through reflection with the contract's fields, health listed.
 #[test]
 fn article_walkthrough_with_curl_and_grpcurl() {
-    let _serial = SERIAL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let (curl, grpcurl) = (tool("CURL", "curl"), tool("GRPCURL", "grpcurl"));
     with_diagnostics(&reference_namespace(), |ctx| {
         let admin = &ctx.profile.services.admin;
         let (http, grpc) = suite()
-            .runtime
             .block_on(async {
                 let pod = ctx.ready_pods(admin).await?.remove(0);
                 let http = ctx.pod_addr(&pod, admin.http_port.unwrap()).await?;
@@ -586,16 +421,4 @@ fn article_walkthrough_with_curl_and_grpcurl() {
             assert!(reply.contains(field), "{reply}");
         }
     });
-}
-
-#[test]
-fn every_case_has_an_e2e_test() {
-    let source = include_str!("e2e.rs");
-    for case in cases::all() {
-        assert!(
-            source.contains(&format!("(\"{}\")", case.id)),
-            "case {} has no e2e test",
-            case.id
-        );
-    }
 }

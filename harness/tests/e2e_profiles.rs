@@ -13,6 +13,7 @@ use harness::cluster::BackendKind;
 use harness::images::workspace_root;
 use harness::report::{ConformanceReport, ReportResult};
 use harness::run::{RunOptions, run, stop_local_daemon};
+use harness::verdict::Outcome;
 use rstest::rstest;
 use serde_json::json;
 
@@ -41,6 +42,7 @@ fn run_profile(name: &str, cases: Vec<String>) -> ConformanceReport {
         keep_cluster: false,
         cases,
         features: Vec::new(),
+        required_level: None,
         harness_exe: Path::new(env!("CARGO_BIN_EXE_harness")).to_path_buf(),
     };
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
@@ -65,7 +67,7 @@ fn profile_passes_its_cases(#[case] name: &str, #[case] cases: Vec<&str>) {
         .features
         .iter()
         .flat_map(|f| &f.cases)
-        .filter(|c| c.result == harness::cases::Outcome::Failed)
+        .filter(|c| c.result == harness::verdict::Outcome::Failed)
         .map(|c| format!("{}: {}", c.id, c.reason.clone().unwrap_or_default()))
         .collect();
     assert!(failed.is_empty(), "{name}: failed cases: {failed:#?}");
@@ -95,7 +97,7 @@ fn profile_passes_its_cases(#[case] name: &str, #[case] cases: Vec<&str>) {
         .features
         .iter()
         .flat_map(|f| &f.cases)
-        .filter(|c| c.result != harness::cases::Outcome::Skipped)
+        .filter(|c| c.result.ran())
         .map(|c| json!({ "id": c.id, "result": c.result }))
         .collect();
     assert_ne!(
@@ -112,4 +114,142 @@ fn profile_passes_its_cases(#[case] name: &str, #[case] cases: Vec<&str>) {
             "cases": ran
         })
     );
+}
+
+/// The profile `name` with its relative paths made absolute and, with `core_only`, only its
+/// Core features declared, written into `dir`.
+fn profile_copy(name: &str, dir: &Path, core_only: bool) -> PathBuf {
+    let profiles = workspace_root().join("fixtures/profiles");
+    let text = std::fs::read_to_string(profiles.join(format!("{name}.yaml")))
+        .unwrap()
+        .replace(
+            "../implementations",
+            &profiles.join("../implementations").display().to_string(),
+        );
+    let mut profile = harness::profile::Profile::parse(&text).unwrap();
+    if core_only {
+        profile
+            .features
+            .retain(|f| f.level() == harness::features::Level::Core);
+    }
+    let features: Vec<String> = profile
+        .features
+        .iter()
+        .map(|f| format!("  - {f}\n"))
+        .collect();
+    let start = text.find("\nfeatures:\n").unwrap();
+    let end = text.find("\nexpectations:").unwrap();
+    let text = format!(
+        "{}\nfeatures:\n{}{}",
+        &text[..start],
+        features.concat(),
+        &text[end + 1..]
+    );
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn run_path(profile: PathBuf, report_dir: PathBuf) -> ConformanceReport {
+    std::fs::create_dir_all(&report_dir).expect("report directory");
+    let options = RunOptions {
+        backend: BackendKind::Local,
+        profile,
+        report_dir,
+        keep_cluster: false,
+        cases: Vec::new(),
+        features: Vec::new(),
+        required_level: None,
+        harness_exe: Path::new(env!("CARGO_BIN_EXE_harness")).to_path_buf(),
+    };
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        stop_local_daemon()
+            .await
+            .unwrap_or_else(|e| panic!("cannot stop the shared e2e cluster: {e:#}"));
+        run(&options)
+            .await
+            .unwrap_or_else(|e| panic!("the run did not complete: {e:#}"))
+    })
+}
+
+fn case<'a>(report: &'a ConformanceReport, id: &str) -> &'a harness::report::CaseEntry {
+    report
+        .features
+        .iter()
+        .flat_map(|f| &f.cases)
+        .find(|c| c.id == id)
+        .unwrap_or_else(|| panic!("no case {id} in the report"))
+}
+
+/// The README's promise that Core passes an implementation like Go-Micro's example, on the
+/// go-minimal fixture in Go-Micro-like mode (its reflection serves a placeholder import, its
+/// registry exits 2 on a malformed annotation): no harness crash, every report written, Core
+/// reflection passes while reflection-complete fails naming the file, discovery-bad-input fails
+/// naming the crash, the cases after the crash give their own verdicts, and every Core case's
+/// verdict is the same with and without the Extended declarations.
+#[test]
+fn a_go_micro_like_implementation_gets_findings_not_a_harness_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let reports = workspace_root().join("target/e2e-profiles");
+    let all = run_path(
+        profile_copy("gomicro-like", dir.path(), false),
+        reports.join("gomicro-like"),
+    );
+    for file in ["conformance-report.yaml", "junit.xml", "summary.md"] {
+        assert!(reports.join("gomicro-like").join(file).is_file(), "{file}");
+    }
+    let outcome = |report: &ConformanceReport, id: &str| case(report, id).result;
+    assert_eq!(
+        outcome(&all, "HEALTH-002"),
+        Outcome::Passed,
+        "{:?}",
+        case(&all, "HEALTH-002").reason
+    );
+    let complete = case(&all, "HEALTH-003");
+    assert_eq!(complete.result, Outcome::Failed);
+    assert!(
+        complete
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("gnostic/openapi/v3/annotations.proto"),
+        "{:?}",
+        complete.reason
+    );
+    let crash = case(&all, "BAD-005");
+    assert_eq!(crash.result, Outcome::Failed);
+    let reason = crash.reason.as_deref().unwrap();
+    assert!(
+        reason.contains("during BAD-005") && reason.contains("exit code 2"),
+        "{reason}"
+    );
+    for result in all.features.iter().flat_map(|f| &f.cases) {
+        let reason = result.reason.as_deref().unwrap_or_default();
+        assert!(
+            !reason.contains("has no ready pod"),
+            "{} failed for a knock-on reason: {reason}",
+            result.id
+        );
+    }
+    assert_eq!(
+        outcome(&all, "BAD-007"),
+        Outcome::Passed,
+        "{:?}",
+        case(&all, "BAD-007").reason
+    );
+    let core = run_path(
+        profile_copy("gomicro-like", dir.path(), true),
+        reports.join("gomicro-like-core"),
+    );
+    let core_verdicts = |report: &ConformanceReport| -> Vec<(String, Outcome)> {
+        report
+            .features
+            .iter()
+            .filter(|f| f.level == harness::features::Level::Core)
+            .flat_map(|f| &f.cases)
+            .map(|c| (c.id.clone(), c.result))
+            .collect()
+    };
+    assert_eq!(core_verdicts(&all), core_verdicts(&core));
+    assert_eq!(core.conformance_level, "Core", "{}", core.headline());
 }

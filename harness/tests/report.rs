@@ -2,15 +2,17 @@
 
 use std::time::Duration;
 
-use harness::cases::{self, CaseResult, Outcome};
+use harness::cases;
+use harness::features::{Feature, Level};
 use harness::profile::{Profile, reference_profile_path};
 use harness::report::{self, ReportResult};
 use harness::stability::{Stability, Termination};
+use harness::verdict::{CaseResult, Outcome};
 
-fn result(id: &str, feature: &str, outcome: Outcome, reason: Option<&str>) -> CaseResult {
+fn result(id: &str, feature: Feature, outcome: Outcome, reason: Option<&str>) -> CaseResult {
     CaseResult {
         id: id.into(),
-        feature: feature.into(),
+        feature,
         summary: format!("summary of {id}"),
         outcome,
         reason: reason.map(String::from),
@@ -23,22 +25,22 @@ fn result(id: &str, feature: &str, outcome: Outcome, reason: Option<&str>) -> Ca
 fn profile() -> Profile {
     let mut profile = Profile::load(&reference_profile_path()).unwrap();
     profile.source = "fixtures/profiles/reference.yaml".into();
-    profile.features.remove("cors");
+    profile.features.remove(&Feature::Cors);
     profile
 }
 
 fn sample() -> Vec<CaseResult> {
     vec![
-        result("REG-001", "registration", Outcome::Passed, None),
+        result("REG-001", Feature::Registration, Outcome::Passed, None),
         result(
             "RES-001",
-            "resolver",
+            Feature::Resolver,
             Outcome::Failed,
             Some("latest update lists [] but ready pods are [\"a\"]"),
         ),
         result(
             "LOGIN-005",
-            "cors",
+            Feature::Cors,
             Outcome::Skipped,
             Some("feature cors is not declared by the profile"),
         ),
@@ -87,9 +89,14 @@ fn all_three_reports_are_written_with_reasons() {
 
 /// A profile declaring only registration, whose one case passed.
 fn registration_passed() -> report::ConformanceReport {
-    let results = vec![result("REG-001", "registration", Outcome::Passed, None)];
+    let results = vec![result(
+        "REG-001",
+        Feature::Registration,
+        Outcome::Passed,
+        None,
+    )];
     let mut profile = profile();
-    profile.features = ["registration".to_string()].into();
+    profile.features = [Feature::Registration].into();
     report::build(
         &profile,
         "local",
@@ -113,7 +120,7 @@ fn reports_never_carry_known_secrets() {
     let reason = format!("login with password 123456 gave {token}, signed with some_api_key");
     let results = vec![result(
         "LOGIN-001",
-        "login-http",
+        Feature::LoginHttp,
         Outcome::Failed,
         Some(&reason),
     )];
@@ -153,7 +160,7 @@ fn all_declared_pass(profile: &Profile) -> Vec<CaseResult> {
     cases::all()
         .iter()
         .map(|case| {
-            if profile.supports(case.feature) {
+            if profile.declares(case.feature) {
                 result(case.id, case.feature, Outcome::Passed, None)
             } else {
                 let reason = format!("feature {} is not declared by the profile", case.feature);
@@ -180,8 +187,7 @@ fn core_only_profile_reaches_core_with_nothing_declared_skipped() {
             .features
             .iter()
             .filter(|f| !f.declared)
-            .all(|f| f.result == ReportResult::Skipped
-                && f.level == harness::features::Level::Extended),
+            .all(|f| f.result == ReportResult::Skipped && f.level == Level::Extended),
         "only Extended features are left undeclared"
     );
 }
@@ -198,10 +204,9 @@ fn reference_profile_reaches_every_extended_feature() {
     );
     assert_eq!(report.result, ReportResult::Success);
     assert!(report.levels.extended.not_declared.is_empty());
-    let extended: Vec<&str> = harness::features::FEATURES
-        .iter()
-        .filter(|f| f.level == harness::features::Level::Extended)
-        .map(|f| f.name)
+    let extended: Vec<&str> = Feature::all()
+        .filter(|f| f.level() == Level::Extended)
+        .map(Feature::name)
         .collect();
     assert_eq!(
         report.conformance_level,
@@ -210,31 +215,101 @@ fn reference_profile_reaches_every_extended_feature() {
 }
 
 #[test]
-fn a_declared_feature_with_a_skipped_case_is_partial() {
+fn a_case_without_its_lever_is_not_applicable_and_claims_no_level_but_fails_nothing() {
     let profile = load("reference.yaml");
     let mut results = all_declared_pass(&profile);
-    let fault = results.iter_mut().find(|r| r.id == "FAULT-001").unwrap();
-    fault.outcome = Outcome::Skipped;
-    fault.reason = Some("restarting kube-apiserver needs the local backend".into());
+    for id in ["FAULT-001", "FAULT-002"] {
+        let fault = results.iter_mut().find(|r| r.id == id).unwrap();
+        fault.outcome = Outcome::NotApplicable;
+        fault.reason = Some("not applicable on the k3s backend: the case needs the lever \"restarting kube-apiserver and etcd\"".into());
+    }
     let report = report::build(&profile, "k3s", "v1.35.4", &results, "date".into());
     let feature = report
         .features
         .iter()
-        .find(|f| f.name == "fault-tolerance")
+        .find(|f| f.name == Feature::FaultTolerance)
         .unwrap();
-    assert_eq!(feature.result, ReportResult::Partial);
-    assert_eq!(report.result, ReportResult::Partial);
-    assert_eq!(report.levels.core.result, ReportResult::Partial);
-    assert_eq!(report.levels.core.not_passed, ["fault-tolerance"]);
+    assert_eq!(feature.result, ReportResult::NotTested);
+    assert_eq!(report.result, ReportResult::Success);
+    assert_eq!(report.levels.core.result, ReportResult::NotTested);
+    assert_eq!(report.levels.core.cases_not_run, ["FAULT-001", "FAULT-002"]);
     assert_eq!(report.conformance_level, "none");
+    let required = report.clone().with_required_level(Some(Level::Core));
+    assert_eq!(required.result, ReportResult::Failure);
+    assert!(
+        required
+            .result_reason
+            .as_deref()
+            .unwrap()
+            .contains("Core cases not run here: FAULT-001, FAULT-002"),
+        "{:?}",
+        required.result_reason
+    );
     let dir = tempfile::tempdir().unwrap();
     let redactor = harness::secrets::KnownSecrets::for_profile(&profile).redactor();
     report::write_all(&report, &report::ReportWriter::new(dir.path(), redactor)).unwrap();
     let summary = std::fs::read_to_string(dir.path().join(report::SUMMARY_FILE)).unwrap();
     assert!(
-        summary.contains("| fault-tolerance | Core | partial | FAULT-001 | skipped |"),
+        summary.contains("| fault-tolerance | Core | not tested | FAULT-001 | not applicable | not applicable on the k3s backend"),
         "{summary}"
     );
+    assert!(
+        summary.lines().next().unwrap().contains("Success:")
+            && summary.lines().next().unwrap().contains(
+                "conformance level: none (Core cases not run here: FAULT-001, FAULT-002)"
+            ),
+        "{summary}"
+    );
+    let junit = std::fs::read_to_string(dir.path().join(report::JUNIT_FILE)).unwrap();
+    assert!(
+        junit.contains("not applicable: not applicable on the k3s backend"),
+        "{junit}"
+    );
+}
+
+#[test]
+fn a_selection_that_passes_succeeds_lists_what_was_left_out_and_claims_no_level() {
+    let profile = load("reference.yaml");
+    let results: Vec<CaseResult> = cases::all()
+        .iter()
+        .map(|case| {
+            if case.id == "LOGIN-001" {
+                result(case.id, case.feature, Outcome::Passed, None)
+            } else {
+                result(case.id, case.feature, Outcome::NotSelected, None)
+            }
+        })
+        .collect();
+    let report = report::build(&profile, "local", "v1.35.4", &results, "date".into());
+    assert_eq!(report.result, ReportResult::Success);
+    assert_eq!(report.conformance_level, "none");
+    assert_eq!(report.statistics.passed, 1);
+    assert_eq!(report.not_selected.len(), cases::all().len() - 1);
+    let headline = report.headline();
+    assert!(
+        headline.starts_with("Success: 1 case(s) ran: 1 passed, 0 failed")
+            && headline.contains("conformance level: none"),
+        "{headline}"
+    );
+    let required = report.with_required_level(Some(Level::Core));
+    assert_eq!(required.result, ReportResult::Failure);
+}
+
+#[test]
+fn a_case_that_could_not_run_after_a_crash_makes_its_feature_partial_and_the_run_fail() {
+    let profile = load("reference.yaml");
+    let mut results = all_declared_pass(&profile);
+    let bad = results.iter_mut().find(|r| r.id == "BAD-006").unwrap();
+    bad.outcome = Outcome::NotRun;
+    bad.reason = Some("not run: the implementation did not recover after pod admin-srv-x exited with code 2 in BAD-005".into());
+    let report = report::build(&profile, "local", "v1.35.4", &results, "date".into());
+    let feature = report
+        .features
+        .iter()
+        .find(|f| f.name == Feature::StrictInputValidation)
+        .unwrap();
+    assert_eq!(feature.result, ReportResult::Partial);
+    assert_eq!(report.result, ReportResult::Failure);
 }
 
 #[test]

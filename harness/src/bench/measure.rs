@@ -16,6 +16,7 @@ use serde_json::Value;
 use super::report::{Figure, LoadPhase, Percentiles, mib, unit};
 use crate::configmap::{self, CONFIG_KEY};
 use crate::context::Ctx;
+use crate::features::Feature;
 use crate::load::{self, Budget, Target};
 use crate::pod_process;
 use crate::profile::ServiceSpec;
@@ -36,7 +37,7 @@ struct PodTimes {
 /// Whether the profile's discovery lists only Ready pods (the Extended feature); Core
 /// discovery lists every Running pod (CONTRACT.md §2).
 fn readiness_aware(ctx: &Ctx) -> bool {
-    ctx.profile.supports("readiness-aware-discovery")
+    ctx.profile.declares(Feature::ReadinessAwareDiscovery)
 }
 
 /// The pods of `service` its resolver should list: Ready ones for readiness-aware discovery,
@@ -303,12 +304,12 @@ pub async fn login_targets(
     ctx: &Ctx,
     concurrency: usize,
 ) -> Result<(Option<Target>, Option<Target>)> {
-    let http = if ctx.profile.supports("login-http") {
+    let http = if ctx.profile.declares(Feature::LoginHttp) {
         Some(http_target(&ctx.admin_http_base().await?, concurrency)?)
     } else {
         None
     };
-    let grpc = if ctx.profile.supports("login-grpc") {
+    let grpc = if ctx.profile.declares(Feature::LoginGrpc) {
         let channel = ctx.grpc_channel(&ctx.profile.services.admin).await?;
         Some(Target::Grpc(AuthenticationServiceClient::new(channel)))
     } else {

@@ -21,6 +21,7 @@ use crate::cluster::local::{self, LocalBackend};
 use crate::cluster::{BackendKind, Cluster};
 use crate::context::Ctx;
 use crate::deploy;
+use crate::features::Feature;
 use crate::load::Budget;
 use crate::profile::Profile;
 use crate::run::{DEPLOY_DEADLINE, start_cluster};
@@ -151,7 +152,7 @@ pub async fn run(options: &BenchOptions) -> Result<BenchReport> {
 async fn timed_start(options: &BenchOptions, profile: &Profile) -> Result<(Cluster, Duration)> {
     let backend = options.backend.resolve().await;
     if backend == BackendKind::Local {
-        let images = local::prepare_images(profile)?;
+        let images = local::prepare_images(profile, &options.harness_exe)?;
         let started = Instant::now();
         let (local, client) = LocalBackend::start(images).await?;
         let cluster = Cluster::new(backend, client, Box::new(local)).await?;
@@ -205,7 +206,7 @@ async fn bench_profile(options: &BenchOptions, path: &Path) -> Result<ProfileBen
         not_declared: BTreeMap::new(),
         errors: Vec::new(),
     };
-    let ctx = Ctx::new(cluster, profile)?;
+    let ctx = Ctx::with_declarations(cluster, profile)?;
     let deploying = Instant::now();
     match deploy::deploy(&ctx.client(), &ctx.profile, DEPLOY_DEADLINE).await {
         Ok(()) => {
@@ -235,22 +236,19 @@ fn record<T>(bench: &mut ProfileBench, what: &str, result: Result<T>) -> Option<
 
 /// A figure whose feature the profile does not declare is not measured; it is listed with the
 /// feature instead.
-fn declared(
-    ctx: &Ctx,
-    bench: &mut ProfileBench,
-    figure: &'static str,
-    feature: &'static str,
-) -> bool {
-    let supported = ctx.profile.supports(feature);
+fn declared(ctx: &Ctx, bench: &mut ProfileBench, figure: &'static str, feature: Feature) -> bool {
+    let supported = ctx.profile.declares(feature);
     if !supported {
-        bench.not_declared.insert(figure.into(), feature.into());
+        bench
+            .not_declared
+            .insert(figure.into(), feature.name().into());
     }
     supported
 }
 
 async fn measure_deployed(options: &BenchOptions, ctx: &Ctx, bench: &mut ProfileBench) {
-    let http_declared = declared(ctx, bench, "loginHttp", "login-http");
-    let grpc_declared = declared(ctx, bench, "loginGrpc", "login-grpc");
+    let http_declared = declared(ctx, bench, "loginHttp", Feature::LoginHttp);
+    let grpc_declared = declared(ctx, bench, "loginGrpc", Feature::LoginGrpc);
     let Some((http, grpc)) = record(
         bench,
         "login targets",
@@ -264,8 +262,8 @@ async fn measure_deployed(options: &BenchOptions, ctx: &Ctx, bench: &mut Profile
         let warm_up = target.login(&ctx.profile.expectations.demo_user).await;
         record(bench, "warm-up login", warm_up);
     }
-    let registration = declared(ctx, bench, "registration", "registration");
-    let resolver = declared(ctx, bench, "resolverUpdate", "resolver");
+    let registration = declared(ctx, bench, "registration", Feature::Registration);
+    let resolver = declared(ctx, bench, "resolverUpdate", Feature::Resolver);
     if registration || resolver {
         eprintln!("[bench] registration and resolver latencies");
         if let Some((registration_ms, resolver_ms)) = record(
@@ -281,7 +279,7 @@ async fn measure_deployed(options: &BenchOptions, ctx: &Ctx, bench: &mut Profile
             }
         }
     }
-    if declared(ctx, bench, "configReload", "config-live-reload")
+    if declared(ctx, bench, "configReload", Feature::ConfigLiveReload)
         && let Some(target) = http.as_ref().or(grpc.as_ref())
     {
         eprintln!("[bench] config reload latency");

@@ -8,41 +8,49 @@ use kube::ResourceExt;
 use kube::api::{Api, DeleteParams};
 use serde_json::{Value, json};
 
+use super::support::token_config::{
+    fresh_key, rejection_message, reports_rejection, restore_token_config_afterwards, set_api_key,
+    wait_signed_with,
+};
 use super::{Case, Ctx, case_fn};
 use crate::configmap::{self, CONFIG_KEY};
+use crate::features::Feature;
 use crate::login::{any_login, check_reply};
-use crate::secrets::SecretKind;
 use crate::wait::wait_until;
-use crate::{deploy, pod_process, pods};
+use crate::{pod_process, pods};
 
 pub fn cases() -> Vec<Case> {
     vec![
         Case {
             id: "CFG-001",
-            feature: "config-load",
+            feature: Feature::ConfigLoad,
             section: "§4",
             summary: "each service loads its ConfigMap entry as <namespace>/<configmap>/config.yaml",
+            lever: None,
             run: case_fn!(configmap_loaded),
         },
         Case {
             id: "CFG-002",
-            feature: "config-live-reload",
+            feature: Feature::ConfigLiveReload,
             section: "§4",
             summary: "a new auth.api_key in token-srv's ConfigMap signs the next token, without a restart",
+            lever: None,
             run: case_fn!(api_key_reloads_live),
         },
         Case {
             id: "CFG-003",
-            feature: "config-bad-input",
+            feature: Feature::ConfigBadInput,
             section: "§4",
             summary: "a malformed ConfigMap update is rejected visibly and the last good config keeps serving",
+            lever: None,
             run: case_fn!(malformed_update_rejected),
         },
         Case {
             id: "CFG-004",
-            feature: "config-live-reload",
+            feature: Feature::ConfigLiveReload,
             section: "§4",
             summary: "deleting the ConfigMap keeps the values it gave",
+            lever: None,
             run: case_fn!(deleted_configmap_keeps_values),
         },
     ]
@@ -79,22 +87,6 @@ async fn configmap_loaded(ctx: &Ctx) -> Result<Value> {
     Ok(json!({ "loaded": loaded }))
 }
 
-/// Whether `line` reports the rejection of ConfigMap entry `entry` (`<ns>/<cm>/<key>`): it
-/// names the entry and reads as an error or warning (the wording is the implementation's).
-pub(super) fn reports_rejection(line: &str, entry: &str) -> bool {
-    let lower = line.to_lowercase();
-    line.contains(entry)
-        && ["error", "reject", "invalid", "warn", "fail"]
-            .iter()
-            .any(|word| lower.contains(word))
-}
-
-/// The part of a rejection line from the entry on (stable across runs).
-pub(super) fn rejection_message(line: &str, entry: &str) -> String {
-    line.find(entry)
-        .map_or_else(|| line.to_string(), |at| line[at..].to_string())
-}
-
 /// Identity of the token-srv pods: normalised names with restart counts.
 async fn token_pods_identity(ctx: &Ctx) -> Result<Vec<Value>> {
     let token = &ctx.profile.services.token;
@@ -119,73 +111,9 @@ fn without_uid(identity: &[Value]) -> Vec<Value> {
         .collect()
 }
 
-/// Waits until a login's token verifies with `key`.
-pub(super) async fn wait_signed_with(ctx: &Ctx, key: &str) -> Result<Value> {
-    wait_until(
-        DEADLINE,
-        "a login token signed with the new key",
-        || async {
-            let reply = any_login(ctx).await?;
-            Ok(check_reply(ctx, &reply, key).ok())
-        },
-    )
-    .await
-}
-
-/// Sets token-srv's `auth.api_key` in its ConfigMap.
-pub(super) async fn set_api_key(ctx: &Ctx, key: &str) -> Result<()> {
-    let token = &ctx.profile.services.token;
-    let config = configmap::with_api_key(configmap::service_config(ctx, token).await?, key);
-    configmap::set_entry(ctx, token, CONFIG_KEY, &configmap::render(&config)).await
-}
-
-/// Runs `body`, then puts token-srv's ConfigMap back as the manifests have it and waits until the
-/// original key signs again.
-pub(super) async fn restoring_token_config<F: std::future::Future<Output = Result<Value>>>(
-    ctx: &Ctx,
-    body: F,
-) -> Result<Value> {
-    let result = body.await;
-    let restored = async {
-        let manifests = crate::manifests::load(&ctx.profile.manifests)?;
-        let token_map: Vec<_> = manifests
-            .into_iter()
-            .filter(|m| {
-                m.object
-                    .types
-                    .as_ref()
-                    .is_some_and(|t| t.kind == "ConfigMap")
-                    && m.object.metadata.name.as_deref()
-                        == Some(ctx.profile.services.token.config_map.as_str())
-            })
-            .collect();
-        deploy::apply(&ctx.client(), &token_map).await?;
-        wait_signed_with(ctx, &ctx.profile.expectations.api_key).await
-    }
-    .await;
-    let value = result?;
-    restored.context("restoring token-srv's ConfigMap")?;
-    Ok(value)
-}
-
-/// `conformance-<tag>-<hex>`, a value no run used before.
-pub(super) fn unique_value(tag: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!("conformance-{tag}-{nanos:08x}")
-}
-
-/// A signing key no run used before; it becomes a known secret of the run.
-pub(super) fn fresh_key(ctx: &Ctx, tag: &str) -> String {
-    let key = unique_value(tag);
-    ctx.secrets.remember(SecretKind::ApiKey, &key);
-    key
-}
-
 async fn api_key_reloads_live(ctx: &Ctx) -> Result<Value> {
-    restoring_token_config(ctx, async {
+    restore_token_config_afterwards(ctx);
+    async {
         let before = token_pods_identity(ctx).await?;
         let key = fresh_key(ctx, "reload");
         set_api_key(ctx, &key).await?;
@@ -197,7 +125,7 @@ async fn api_key_reloads_live(ctx: &Ctx) -> Result<Value> {
         }
         let took_ms = started.elapsed().as_secs_f64() * 1000.0;
         Ok(json!({ "token": token, "tokenPods": without_uid(&after), super::MEASUREMENTS: { "newKeyInEffectMs": took_ms } }))
-    })
+    }
     .await
 }
 
@@ -206,7 +134,8 @@ async fn malformed_update_rejected(ctx: &Ctx) -> Result<Value> {
     let pod = ctx.ready_pods(token).await?.remove(0);
     let before_log = ctx.logs(&pod).await?;
     let entry = format!("{}/{}/{CONFIG_KEY}", ctx.namespace(), token.config_map);
-    restoring_token_config(ctx, async {
+    restore_token_config_afterwards(ctx);
+    async {
         configmap::set_entry(ctx, token, CONFIG_KEY, "auth: [unclosed\n  api_key: {").await?;
         let rejection = wait_until(
             DEADLINE,
@@ -233,13 +162,14 @@ async fn malformed_update_rejected(ctx: &Ctx) -> Result<Value> {
             bail!("token-srv pod was replaced after the malformed update");
         }
         Ok(json!({ "rejection": rejection_message(&rejection, &entry), "stillServing": checked }))
-    })
+    }
     .await
 }
 
 async fn deleted_configmap_keeps_values(ctx: &Ctx) -> Result<Value> {
     let token = &ctx.profile.services.token;
-    restoring_token_config(ctx, async {
+    restore_token_config_afterwards(ctx);
+    async {
         let key = fresh_key(ctx, "delete");
         set_api_key(ctx, &key).await?;
         wait_signed_with(ctx, &key).await?;
@@ -270,6 +200,6 @@ async fn deleted_configmap_keeps_values(ctx: &Ctx) -> Result<Value> {
             "lastLoginAfterDelete": last,
             super::MEASUREMENTS: { "loginsInWindow": logins },
         }))
-    })
+    }
     .await
 }

@@ -10,18 +10,20 @@ use kube::ResourceExt;
 use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
 
-use super::bad::{delete_foreign_pods, foreign_pod, user_image};
-use super::resolver::{admin_log, discoverable_ids, wait_in_sync};
+use super::support::foreign::{delete_afterwards, foreign_pod, idle_image};
+use super::support::resolver::{admin_log, discoverable_ids, wait_in_sync};
 use super::{Case, Ctx, case_fn};
+use crate::features::Feature;
 use crate::wait::wait_until;
 use crate::{normalize, pods, resolver_log};
 
 pub fn cases() -> Vec<Case> {
     vec![Case {
         id: "DISC-001",
-        feature: "readiness-aware-discovery",
+        feature: Feature::ReadinessAwareDiscovery,
         section: "§2",
         summary: "a Running user-srv pod that never becomes Ready is not discovered: no resolver update lists it",
+        lever: None,
         run: case_fn!(not_ready_pod_not_discovered),
     }]
 }
@@ -56,14 +58,15 @@ async fn not_ready_pod_not_discovered(ctx: &Ctx) -> Result<Value> {
     let user = &ctx.profile.services.user;
     let replicas = discoverable_ids(ctx, user).await?.len();
     wait_in_sync(ctx, user, replicas).await?;
-    let pod = not_ready_pod(ctx, &user_image(ctx).await?)?;
+    let pod = not_ready_pod(ctx, &idle_image())?;
     let name = pod.name_any();
     let id = format!("{name}.{}", user.name);
     let api: Api<Pod> = Api::namespaced(ctx.client(), ctx.namespace());
+    delete_afterwards(ctx, std::slice::from_ref(&name));
     api.create(&PostParams::default(), &pod)
         .await
         .with_context(|| format!("creating pod {name}"))?;
-    let checked = async {
+    async {
         wait_until(
             DEADLINE,
             &format!("pod {name} to run, not Ready"),
@@ -80,7 +83,11 @@ async fn not_ready_pod_not_discovered(ctx: &Ctx) -> Result<Value> {
             ticks.tick().await;
             let updates = resolver_log::updates(&admin_log(ctx).await?)?;
             if let Some(listing) = updates.iter().find(|u| resolver_log::ids(u).contains(&id)) {
-                bail!("admin-srv's resolver listed the not-Ready pod {name}: {listing:?}");
+                bail!(
+                    "admin-srv's resolver listed the not-Ready pod {name} (instance id {id}) in an update of {} instance(s): {}",
+                    listing.len(),
+                    resolver_log::ids(listing).join(", ")
+                );
             }
             if let Some(update) = resolver_log::latest_for(&updates, &user.name) {
                 latest = update.clone();
@@ -98,9 +105,5 @@ async fn not_ready_pod_not_discovered(ctx: &Ctx) -> Result<Value> {
                 .collect::<Vec<_>>(),
         }))
     }
-    .await;
-    let cleaned = delete_foreign_pods(ctx, std::slice::from_ref(&name)).await;
-    let value = checked?;
-    cleaned.context("deleting the not-Ready pod")?;
-    Ok(value)
+    .await
 }

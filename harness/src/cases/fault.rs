@@ -12,13 +12,16 @@ use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::{Value, json};
 
-use super::config::{
-    fresh_key, reports_rejection, restoring_token_config, set_api_key, wait_signed_with,
+use super::support::resolver::{
+    discoverable_ids, normalised, restore_replicas_afterwards, scale, wait_in_sync,
 };
-use super::resolver::{discoverable_ids, normalised, scale, wait_in_sync};
-use super::{Case, Ctx, MEASUREMENTS, Skip, case_fn};
-use crate::cluster::{Component, ControlPlaneLever};
+use super::support::token_config::{
+    fresh_key, reports_rejection, restore_token_config_afterwards, set_api_key, wait_signed_with,
+};
+use super::{Case, Ctx, Lever, MEASUREMENTS, case_fn};
+use crate::cluster::Component;
 use crate::configmap::{self, CONFIG_KEY};
+use crate::features::Feature;
 use crate::load::{self, Budget, Target};
 use crate::login::{any_login, check_reply, check_token};
 use crate::pod_process::{require_container_id, restart_count};
@@ -31,38 +34,59 @@ pub fn cases() -> Vec<Case> {
     vec![
         Case {
             id: "FAULT-001",
-            feature: "fault-tolerance",
+            feature: Feature::FaultTolerance,
             section: "§2",
-            summary: "kube-apiserver killed and restarted: the registry watch re-lists and sees a pod replaced as it comes back (and a ConfigMap change, when config-live-reload is declared)",
+            summary: "kube-apiserver killed and restarted: the registry watch re-lists and sees a pod replaced as it comes back",
+            lever: Some(Lever::ControlPlane),
             run: case_fn!(api_server_restart),
         },
         Case {
             id: "FAULT-002",
-            feature: "fault-tolerance",
+            feature: Feature::FaultTolerance,
             section: "§2",
-            summary: "etcd killed and restarted: a pod replaced afterwards is seen (and a ConfigMap change, when config-live-reload is declared)",
+            summary: "etcd killed and restarted: a pod replaced afterwards is seen",
+            lever: Some(Lever::ControlPlane),
             run: case_fn!(etcd_restart),
         },
         Case {
             id: "FAULT-003",
-            feature: "failover",
+            feature: Feature::Failover,
             section: "§2, §3",
             summary: "after a user-srv process is SIGKILLed, logins succeed again within 60 s and the resolver converges; the time is measured",
+            lever: Some(Lever::ContainerRuntime),
             run: case_fn!(killed_user_pod),
         },
         Case {
             id: "FAULT-004",
-            feature: "zero-downtime-rollout",
+            feature: Feature::ZeroDowntimeRollout,
             section: "§2, §3",
             summary: "no login fails while a rolling restart of user-srv at 2 replicas runs (only logins made during the rollout count)",
+            lever: None,
             run: case_fn!(rolling_restart_under_load),
         },
         Case {
             id: "FAULT-005",
-            feature: "config-live-reload",
+            feature: Feature::ConfigLiveReload,
             section: "§4",
             summary: "20 ConfigMap updates within a second: debounced, the last value wins, no half-applied config is served",
+            lever: None,
             run: case_fn!(configmap_burst),
+        },
+        Case {
+            id: "FAULT-006",
+            feature: Feature::ConfigLiveReload,
+            section: "§4",
+            summary: "kube-apiserver killed and restarted: a ConfigMap change made as it comes back takes effect (the config watch re-establishes)",
+            lever: Some(Lever::ControlPlane),
+            run: case_fn!(config_after_api_server_restart),
+        },
+        Case {
+            id: "FAULT-007",
+            feature: Feature::ConfigLiveReload,
+            section: "§4",
+            summary: "etcd killed and restarted: a ConfigMap change made afterwards takes effect",
+            lever: Some(Lever::ControlPlane),
+            run: case_fn!(config_after_etcd_restart),
         },
     ]
 }
@@ -78,11 +102,14 @@ const BURST_WINDOW: Duration = Duration::from_secs(1);
 /// The reference's log line per applied configuration change.
 const RELOAD_MARKER: &str = "config reloaded";
 
-/// The backend's control-plane lever, or a skip naming what is missing.
-fn levers(ctx: &Ctx, component: Component) -> Result<&dyn ControlPlaneLever> {
+/// Restarts `component` through the backend's lever (the case declares it, so it is there).
+async fn restart(ctx: &Ctx, component: Component) -> Result<()> {
     ctx.cluster
         .control_plane()
-        .map_err(|why| Skip(format!("restarting {component}: {why}")).into())
+        .map_err(anyhow::Error::msg)?
+        .restart(component)
+        .await
+        .with_context(|| format!("restarting {component}"))
 }
 
 /// Retries `write` until the API server accepts it (it may still be settling after a restart).
@@ -112,69 +139,67 @@ async fn wait_pod_gone(ctx: &Ctx, name: &str) -> Result<()> {
     .await
 }
 
-/// Kills `component`, and as soon as it is back replaces a user-srv pod (and, when live
-/// reload is declared, gives token-srv a new key): the change must reach the services through
-/// their re-established watches.
-async fn changes_after_restart(ctx: &Ctx, component: Component) -> Result<Value> {
-    let levers = levers(ctx, component)?;
+/// Kills `component`, and as soon as it is back replaces a user-srv pod: the change must reach
+/// admin-srv's resolver through its re-established watch.
+async fn pod_replaced_after_restart(ctx: &Ctx, component: Component) -> Result<Value> {
     let user = &ctx.profile.services.user;
     let replicas = discoverable_ids(ctx, user).await?.len();
     wait_in_sync(ctx, user, replicas).await?;
     let old = ctx.ready_pods(user).await?.remove(0).name_any();
     let old_id = format!("{old}.{}", user.name);
-    let live_reload = ctx.profile.supports("config-live-reload");
-    restoring_token_config(ctx, async {
-        levers
-            .restart(component)
-            .await
-            .with_context(|| format!("restarting {component}"))?;
-        let key = fresh_key(ctx, "outage");
-        if live_reload {
-            until_accepted("the API server to accept the ConfigMap change", || {
-                set_api_key(ctx, &key)
-            })
-            .await?;
-        }
-        until_accepted("the API server to accept the pod deletion", || {
-            delete_pod(ctx, &old)
-        })
-        .await?;
-        wait_pod_gone(ctx, &old).await?;
-        deploy::wait_rolled_out(&ctx.client(), ctx.namespace(), &user.deployment, DEADLINE).await?;
-        pods::wait_registered(&ctx.client(), &ctx.profile, user, DEADLINE).await?;
-        ctx.wait_serving(user, DEADLINE).await?;
-        let update = wait_in_sync(ctx, user, replicas).await?;
-        if resolver_log::ids(&update).contains(&old_id) {
-            bail!("the replaced instance {old_id} is still listed after the {component} restart");
-        }
-        let mut observed = json!({ "resolverAfter": normalised(&update, user) });
-        if live_reload {
-            let token = wait_signed_with(ctx, &key)
-                .await
-                .with_context(|| format!("the ConfigMap change after the {component} restart"))?;
-            observed["loginWithNewKey"] = token;
-        }
-        Ok(observed)
+    restart(ctx, component).await?;
+    until_accepted("the API server to accept the pod deletion", || {
+        delete_pod(ctx, &old)
     })
-    .await
+    .await?;
+    wait_pod_gone(ctx, &old).await?;
+    deploy::wait_rolled_out(&ctx.client(), ctx.namespace(), &user.deployment, DEADLINE).await?;
+    pods::wait_registered(&ctx.client(), &ctx.profile, user, DEADLINE).await?;
+    ctx.wait_serving(user, DEADLINE).await?;
+    let update = wait_in_sync(ctx, user, replicas).await?;
+    if resolver_log::ids(&update).contains(&old_id) {
+        bail!("the replaced instance {old_id} is still listed after the {component} restart");
+    }
+    Ok(json!({ "resolverAfter": normalised(&update, user) }))
+}
+
+/// Kills `component`, and as soon as it is back gives token-srv a new key: the change must reach
+/// token-srv through its re-established ConfigMap watch.
+async fn config_changed_after_restart(ctx: &Ctx, component: Component) -> Result<Value> {
+    restore_token_config_afterwards(ctx);
+    restart(ctx, component).await?;
+    let key = fresh_key(ctx, "outage");
+    until_accepted("the API server to accept the ConfigMap change", || {
+        set_api_key(ctx, &key)
+    })
+    .await?;
+    let token = wait_signed_with(ctx, &key)
+        .await
+        .with_context(|| format!("the ConfigMap change after the {component} restart"))?;
+    Ok(json!({ "loginWithNewKey": token }))
 }
 
 async fn api_server_restart(ctx: &Ctx) -> Result<Value> {
-    changes_after_restart(ctx, Component::ApiServer).await
+    pod_replaced_after_restart(ctx, Component::ApiServer).await
 }
 
 async fn etcd_restart(ctx: &Ctx) -> Result<Value> {
-    changes_after_restart(ctx, Component::Etcd).await
+    pod_replaced_after_restart(ctx, Component::Etcd).await
+}
+
+async fn config_after_api_server_restart(ctx: &Ctx) -> Result<Value> {
+    config_changed_after_restart(ctx, Component::ApiServer).await
+}
+
+async fn config_after_etcd_restart(ctx: &Ctx) -> Result<Value> {
+    config_changed_after_restart(ctx, Component::Etcd).await
 }
 
 async fn killed_user_pod(ctx: &Ctx) -> Result<Value> {
     let user = &ctx.profile.services.user;
     let replicas = discoverable_ids(ctx, user).await?.len();
     let pod = ctx.ready_pods(user).await?.remove(0);
-    let runtime = ctx
-        .cluster
-        .runtime()
-        .map_err(|why| Skip(format!("killing a container: {why}")))?;
+    let runtime = ctx.cluster.runtime().map_err(anyhow::Error::msg)?;
     let container = require_container_id(&pod)?;
     let restarts = restart_count(&pod);
     ctx.expect_restarts(user);
@@ -221,19 +246,12 @@ async fn set_restarted_at(ctx: &Ctx, service: &ServiceSpec, value: Option<String
     Ok(())
 }
 
-/// A load target for logins through admin-srv: HTTP when claimed, else gRPC.
+/// A load target for logins through admin-srv over HTTP (Core `login-http`).
 async fn login_target(ctx: &Ctx) -> Result<Target> {
-    if ctx.profile.supports("login-http") {
-        Ok(Target::Http {
-            client: ctx.http().clone(),
-            url: format!("{}/admin/v1/login", ctx.admin_http_base().await?),
-        })
-    } else {
-        let channel = ctx.grpc_channel(&ctx.profile.services.admin).await?;
-        Ok(Target::Grpc(
-            gomicro_proto::admin_srv::v1::authentication_service_client::AuthenticationServiceClient::new(channel),
-        ))
-    }
+    Ok(Target::Http {
+        client: ctx.http().clone(),
+        url: format!("{}/admin/v1/login", ctx.admin_http_base().await?),
+    })
 }
 
 /// Starts a rolling restart of the service's pods; returns the names of the pods it replaces.
@@ -277,7 +295,13 @@ async fn finish_roll(
 
 async fn rolling_restart_under_load(ctx: &Ctx) -> Result<Value> {
     let user = &ctx.profile.services.user;
-    let body = async {
+    // Restores run newest first: the template, then the replica count.
+    restore_replicas_afterwards(ctx, user, 1);
+    let template = user.clone();
+    ctx.on_cleanup("restoring user-srv's pod template", move |ctx| {
+        Box::pin(async move { set_restarted_at(ctx, &template, None).await })
+    });
+    {
         scale(ctx, user, 2).await?;
         pods::wait_registered(&ctx.client(), &ctx.profile, user, DEADLINE).await?;
         ctx.wait_serving(user, DEADLINE).await?;
@@ -324,19 +348,7 @@ async fn rolling_restart_under_load(ctx: &Ctx) -> Result<Value> {
             "resolverAfter": normalised(&update, user),
             MEASUREMENTS: { "loginsDuringRollout": total, "rolloutSeconds": rollout_s },
         }))
-    };
-    let result = body.await;
-    let restored = async {
-        set_restarted_at(ctx, user, None).await?;
-        scale(ctx, user, 1).await?;
-        pods::wait_registered(&ctx.client(), &ctx.profile, user, DEADLINE).await?;
-        ctx.wait_serving(user, DEADLINE).await?;
-        wait_in_sync(ctx, user, 1).await.map(drop)
     }
-    .await;
-    let value = result?;
-    restored.context("restoring user-srv to one replica of its original template")?;
-    Ok(value)
 }
 
 /// The key among `keys` a login token verifies with.
@@ -364,7 +376,8 @@ async fn configmap_burst(ctx: &Ctx) -> Result<Value> {
     let log_before = ctx.logs(&pod).await?.len();
     let target = login_target(ctx).await?;
     let demo = &ctx.profile.expectations.demo_user;
-    restoring_token_config(ctx, async {
+    restore_token_config_afterwards(ctx);
+    async {
         let done = AtomicBool::new(false);
         let sampler = async {
             let mut tokens = Vec::new();
@@ -419,6 +432,6 @@ async fn configmap_burst(ctx: &Ctx) -> Result<Value> {
             "loginAfterBurst": check_reply(ctx, &any_login(ctx).await?, &last)?,
             MEASUREMENTS: { "reloads": reloads, "burstMs": took.as_secs_f64() * 1000.0, "samples": sampled },
         }))
-    })
+    }
     .await
 }

@@ -1,10 +1,13 @@
-//! HEALTH: grpc.health.v1 and server reflection on every gRPC server (CONTRACT.md §5).
+//! HEALTH: grpc.health.v1 and server reflection on every gRPC server (CONTRACT.md §5): Core
+//! reflection describes and calls the API; Extended `reflection-complete` resolves every file.
+
+mod symbols;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Context, Result, bail};
 use prost::Message;
-use prost_reflect::{DescriptorPool, Kind};
+use prost_reflect::{DescriptorPool, DynamicMessage, Kind};
 use prost_types::{FileDescriptorProto, FileDescriptorSet};
 use serde_json::{Value, json};
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -16,23 +19,37 @@ use tonic_reflection::pb::v1::{
 };
 use tonic_reflection::pb::v1alpha;
 
+use super::support::raw_grpc;
 use super::{Case, Ctx, case_fn};
+use crate::features::Feature;
+use crate::profile::ServiceSpec;
+use crate::secrets::SecretKind;
 
 pub fn cases() -> Vec<Case> {
     vec![
         Case {
             id: "HEALTH-001",
-            feature: "health",
+            feature: Feature::Health,
             section: "§5",
             summary: "grpc.health.v1 answers SERVING for service \"\" on every service",
+            lever: None,
             run: case_fn!(health_serving),
         },
         Case {
             id: "HEALTH-002",
-            feature: "reflection",
+            feature: Feature::Reflection,
             section: "§5, §7",
-            summary: "server reflection (v1 and v1alpha) lists each service's API and health; every listed service's descriptors resolve with all imports and Login is described",
-            run: case_fn!(reflection_lists_services),
+            summary: "server reflection (v1 and v1alpha) lists each service's API and health; the API service and the files of the types it uses resolve; Login is described with the contract's fields and called through the descriptors",
+            lever: None,
+            run: case_fn!(reflection_describes_the_api),
+        },
+        Case {
+            id: "HEALTH-003",
+            feature: Feature::ReflectionComplete,
+            section: "§5",
+            summary: "every service reflection lists, its file and every import, resolves into one descriptor pool (as grpcurl 1.9 requires); a placeholder or missing file is named",
+            lever: None,
+            run: case_fn!(reflection_is_complete),
         },
     ]
 }
@@ -69,30 +86,44 @@ fn api_service(role: &str) -> &'static str {
     }
 }
 
-async fn reflection_lists_services(ctx: &Ctx) -> Result<Value> {
+/// Lists the services over reflection v1 and v1alpha; both must list the role's API service
+/// and health. Returns the v1 list.
+async fn listed_services(
+    channel: &tonic::transport::Channel,
+    role: &str,
+    service: &ServiceSpec,
+) -> Result<Vec<String>> {
+    let v1 = list_services_v1(channel.clone())
+        .await
+        .with_context(|| format!("{}: reflection v1", service.name))?;
+    let alpha = list_services_v1alpha(channel.clone())
+        .await
+        .with_context(|| format!("{}: reflection v1alpha", service.name))?;
+    for (version, listed) in [("v1", &v1), ("v1alpha", &alpha)] {
+        for wanted in [api_service(role), "grpc.health.v1.Health"] {
+            if !listed.iter().any(|s| s == wanted) {
+                bail!(
+                    "{}: reflection {version} does not list {wanted} (lists {})",
+                    service.name,
+                    listed.join(", ")
+                );
+            }
+        }
+    }
+    Ok(v1)
+}
+
+/// Core reflection (CONTRACT.md §5): the listed API service and the files defining it and the
+/// message types it uses resolve (an import defining nothing the API uses may be missing or a
+/// placeholder); Login is described with the contract's fields and called through them.
+async fn reflection_describes_the_api(ctx: &Ctx) -> Result<Value> {
     let mut observed = BTreeMap::new();
     for (role, service) in ctx.profile.all_services() {
         let channel = ctx.grpc_channel(service).await?;
-        let v1 = list_services_v1(channel.clone())
+        let v1 = listed_services(&channel, role, service).await?;
+        let pool = api_pool(channel.clone(), api_service(role))
             .await
-            .with_context(|| format!("{}: reflection v1", service.name))?;
-        let alpha = list_services_v1alpha(channel.clone())
-            .await
-            .with_context(|| format!("{}: reflection v1alpha", service.name))?;
-        for (version, listed) in [("v1", &v1), ("v1alpha", &alpha)] {
-            for wanted in [api_service(role), "grpc.health.v1.Health"] {
-                if !listed.iter().any(|s| s == wanted) {
-                    bail!(
-                        "{}: reflection {version} does not list {wanted} (lists {listed:?})",
-                        service.name
-                    );
-                }
-            }
-        }
-        // As grpcurl does: every listed service's files with all their imports form one pool.
-        let pool = descriptor_pool(channel, &v1)
-            .await
-            .with_context(|| format!("{}: reflection descriptors", service.name))?;
+            .with_context(|| format!("{}: describing {}", service.name, api_service(role)))?;
         let api = pool
             .get_service_by_name(api_service(role))
             .with_context(|| {
@@ -104,10 +135,16 @@ async fn reflection_lists_services(ctx: &Ctx) -> Result<Value> {
             })?;
         let mut methods: Vec<String> = api.methods().map(|m| m.name().to_string()).collect();
         methods.sort();
-        let mut entry = json!({ "methods": methods, "files": pool.files().count() });
+        let mut entry = json!({ "methods": methods });
         if role == "admin" {
             entry["login"] = describe_login(&pool)
                 .with_context(|| format!("{}: describing {LOGIN_METHOD}", service.name))?;
+            entry["loginCall"] = call_login(ctx, channel, &pool).await.with_context(|| {
+                format!(
+                    "{}: calling {LOGIN_METHOD} through the reflected descriptors",
+                    service.name
+                )
+            })?;
         }
         let mut relevant: Vec<&String> = v1
             .iter()
@@ -118,6 +155,69 @@ async fn reflection_lists_services(ctx: &Ctx) -> Result<Value> {
         observed.insert(role, entry);
     }
     Ok(json!(observed))
+}
+
+/// Extended `reflection-complete`: every listed service's file and all its imports resolve, as
+/// grpcurl 1.9 requires.
+async fn reflection_is_complete(ctx: &Ctx) -> Result<Value> {
+    let mut observed = BTreeMap::new();
+    for (role, service) in ctx.profile.all_services() {
+        let channel = ctx.grpc_channel(service).await?;
+        let v1 = listed_services(&channel, role, service).await?;
+        let pool = complete_pool(channel, &v1)
+            .await
+            .with_context(|| format!("{}: reflection descriptors", service.name))?;
+        observed.insert(role, json!({ "files": pool.files().count() }));
+    }
+    Ok(json!(observed))
+}
+
+/// Encodes the demo user's LoginRequest with the reflected descriptor, calls Login with those
+/// bytes and decodes the reply with the reflected LoginReply.
+async fn call_login(
+    ctx: &Ctx,
+    channel: tonic::transport::Channel,
+    pool: &DescriptorPool,
+) -> Result<Value> {
+    let login = pool
+        .get_service_by_name("admin_srv.v1.AuthenticationService")
+        .and_then(|s| s.methods().find(|m| m.name() == "Login"))
+        .context("no Login method")?;
+    let demo = &ctx.profile.expectations.demo_user;
+    let mut request = DynamicMessage::new(login.input());
+    request.set_field_by_name(
+        "userName",
+        prost_reflect::Value::String(demo.user_name.clone()),
+    );
+    request.set_field_by_name(
+        "password",
+        prost_reflect::Value::String(demo.password.clone()),
+    );
+    let answer = raw_grpc::login(channel, request.encode_to_vec())
+        .await
+        .map_err(|status| {
+            anyhow::anyhow!("Login answered {:?}: {}", status.code(), status.message())
+        })?;
+    let reply = DynamicMessage::decode(login.output(), answer.as_slice())
+        .context("the reply does not decode as the reflected LoginReply")?;
+    let text = |name: &str| {
+        reply
+            .get_field_by_name(name)
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    };
+    let token = text("token");
+    ctx.secrets.remember(SecretKind::Token, &token);
+    let checked = crate::login::check_reply(
+        ctx,
+        &crate::login::LoginReply {
+            id: text("id"),
+            user_name: text("userName"),
+            token,
+        },
+        &ctx.profile.expectations.api_key,
+    )?;
+    Ok(checked)
 }
 
 /// The method grpcurl describes and calls in the article (CONTRACT.md §5).
@@ -173,25 +273,128 @@ fn describe_login(pool: &DescriptorPool) -> Result<Value> {
     }))
 }
 
-/// Resolves, through reflection v1, the files defining every service in `services` and every
-/// file they import (transitively), and builds a descriptor pool from them: an import the
-/// server cannot provide by that exact file name, or a file that does not link, fails.
-async fn descriptor_pool(
+/// The syntaxes a real file descriptor has; anything else (Go's placeholder for a file it could
+/// not find serializes as `<unknown:0>`) is not a descriptor.
+const SYNTAXES: [&str; 4] = ["", "proto2", "proto3", "editions"];
+
+/// Fails naming `file` when it is not a real descriptor (a placeholder), so a pool is never built
+/// from it (prost-reflect 0.16.5 panics formatting the error of such a file).
+fn check_descriptor(file: &FileDescriptorProto) -> Result<()> {
+    if !SYNTAXES.contains(&file.syntax()) {
+        bail!(
+            "{}: reflection serves a placeholder, not a descriptor (syntax {:?}, package {:?}, {} message(s))",
+            file.name(),
+            file.syntax(),
+            file.package(),
+            file.message_type.len()
+        );
+    }
+    Ok(())
+}
+
+/// Builds a pool, turning a panic inside the descriptor library into an error.
+fn build_pool(files: Vec<FileDescriptorProto>) -> Result<DescriptorPool> {
+    for file in &files {
+        check_descriptor(file)?;
+    }
+    let names: Vec<String> = files.iter().map(|f| f.name().to_string()).collect();
+    let built = std::panic::catch_unwind(|| {
+        DescriptorPool::from_file_descriptor_set(FileDescriptorSet { file: files })
+    })
+    .map_err(|_| {
+        anyhow::anyhow!(
+            "the descriptor library failed on the reflected files {}",
+            names.join(", ")
+        )
+    })?;
+    built.map_err(|e| anyhow::anyhow!("the reflected descriptors do not form a valid pool: {e}"))
+}
+
+/// Asks reflection for `request` and adds the files of the answer to `files`.
+async fn fetch_into(
+    client: &mut ServerReflectionClient<tonic::transport::Channel>,
+    files: &mut BTreeMap<String, FileDescriptorProto>,
+    request: MessageRequest,
+) -> Result<Vec<String>> {
+    let received = reflect_files(client, request).await?;
+    let names = received.iter().map(|f| f.name().to_string()).collect();
+    for file in received {
+        files.entry(file.name().to_string()).or_insert(file);
+    }
+    Ok(names)
+}
+
+/// Core: the file of `service` and the files defining the message and enum types its methods use
+/// (transitively, through fields), with imports outside that set dropped.
+async fn api_pool(channel: tonic::transport::Channel, service: &str) -> Result<DescriptorPool> {
+    let mut client = ServerReflectionClient::new(channel);
+    let mut files = BTreeMap::new();
+    fetch_into(
+        &mut client,
+        &mut files,
+        MessageRequest::FileContainingSymbol(service.to_string()),
+    )
+    .await
+    .with_context(|| format!("file containing {service}"))?;
+    let mut needed: BTreeSet<String> = BTreeSet::new();
+    let mut pending: Vec<String> = vec![service.to_string()];
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    while let Some(symbol) = pending.pop() {
+        if !seen.insert(symbol.clone()) {
+            continue;
+        }
+        let found = match symbols::find(&files, &symbol) {
+            Some(found) => found,
+            None => {
+                fetch_into(
+                    &mut client,
+                    &mut files,
+                    MessageRequest::FileContainingSymbol(symbol.clone()),
+                )
+                .await
+                .with_context(|| format!("file containing {symbol}, a type the API uses"))?;
+                symbols::find(&files, &symbol).with_context(|| {
+                    format!("reflection gave no file defining {symbol}, a type the API uses")
+                })?
+            }
+        };
+        needed.insert(found.file.clone());
+        pending.extend(found.uses);
+    }
+    let chosen: Vec<FileDescriptorProto> = files
+        .into_iter()
+        .filter(|(name, _)| needed.contains(name))
+        .map(|(_, mut file)| {
+            file.dependency.retain(|d| needed.contains(d));
+            file.public_dependency.clear();
+            file.weak_dependency.clear();
+            file
+        })
+        .collect();
+    build_pool(dependencies_first(
+        chosen
+            .into_iter()
+            .map(|f| (f.name().to_string(), f))
+            .collect(),
+    ))
+}
+
+/// Extended: every file defining a listed service and every file they import (transitively),
+/// each by its exact name, form one pool.
+async fn complete_pool(
     channel: tonic::transport::Channel,
     services: &[String],
 ) -> Result<DescriptorPool> {
     let mut client = ServerReflectionClient::new(channel);
     let mut files: BTreeMap<String, FileDescriptorProto> = BTreeMap::new();
     for service in services {
-        let received = reflect_files(
+        fetch_into(
             &mut client,
+            &mut files,
             MessageRequest::FileContainingSymbol(service.clone()),
         )
         .await
         .with_context(|| format!("file containing {service}"))?;
-        for file in received {
-            files.insert(file.name().to_string(), file);
-        }
     }
     loop {
         let missing: BTreeSet<String> = files
@@ -208,23 +411,22 @@ async fn descriptor_pool(
             .filter(|f| f.dependency.contains(&name))
             .map(|f| f.name())
             .collect();
-        let received = reflect_files(&mut client, MessageRequest::FileByFilename(name.clone()))
-            .await
-            .with_context(|| format!("import {name} of {importers:?} cannot be resolved"))?;
-        if !received.iter().any(|f| f.name() == name) {
+        let importers = importers.join(", ");
+        let received = fetch_into(
+            &mut client,
+            &mut files,
+            MessageRequest::FileByFilename(name.clone()),
+        )
+        .await
+        .with_context(|| format!("import {name} of {importers} cannot be resolved"))?;
+        if !received.contains(&name) {
             bail!(
-                "import {name} of {importers:?}: reflection answered with other files ({:?})",
-                received.iter().map(|f| f.name()).collect::<Vec<_>>()
+                "import {name} of {importers}: reflection answered with other files ({})",
+                received.join(", ")
             );
         }
-        for file in received {
-            files.insert(file.name().to_string(), file);
-        }
     }
-    DescriptorPool::from_file_descriptor_set(FileDescriptorSet {
-        file: dependencies_first(files),
-    })
-    .map_err(|e| anyhow::anyhow!("the reflected descriptors do not form a valid pool: {e}"))
+    build_pool(dependencies_first(files))
 }
 
 /// Orders files so that every file comes after the files it imports.
@@ -411,5 +613,31 @@ mod tests {
         ])
         .unwrap_err();
         assert!(err.contains("b.proto"), "{err}");
+    }
+
+    #[test]
+    fn a_placeholder_file_is_a_finding_that_names_it_not_a_panic() {
+        let mut placeholder = FileDescriptorProto {
+            name: Some("gnostic/openapi/v3/annotations.proto".into()),
+            syntax: Some("<unknown:0>".into()),
+            ..Default::default()
+        };
+        let importer = file(
+            "admin.proto",
+            &["gnostic/openapi/v3/annotations.proto"],
+            "A",
+            "",
+        );
+        let error = build_pool(vec![placeholder.clone(), importer])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("gnostic/openapi/v3/annotations.proto")
+                && error.contains("placeholder")
+                && error.contains("<unknown:0>"),
+            "{error}"
+        );
+        placeholder.syntax = Some("proto3".into());
+        assert!(check_descriptor(&placeholder).is_ok());
     }
 }

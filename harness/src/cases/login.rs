@@ -4,7 +4,9 @@ use anyhow::{Context, Result, bail};
 use reqwest::header::{ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN, ORIGIN};
 use serde_json::{Value, json};
 
+use super::support::bad_input::{answered, check_error_shape, each_bad_body};
 use super::{Case, Ctx, case_fn};
+use crate::features::Feature;
 use crate::login::{check_reply, grpc_login, grpc_login_as, http_login, http_login_raw};
 
 /// The wrong password of LOGIN-003.
@@ -14,38 +16,51 @@ pub fn cases() -> Vec<Case> {
     vec![
         Case {
             id: "LOGIN-001",
-            feature: "login-http",
+            feature: Feature::LoginHttp,
             section: "§5",
             summary: "POST /admin/v1/login returns {id, userName, token} with a verifiable HS256 token",
+            lever: None,
             run: case_fn!(http_login_works),
         },
         Case {
             id: "LOGIN-002",
-            feature: "login-grpc",
+            feature: Feature::LoginGrpc,
             section: "§5",
             summary: "admin_srv.v1.AuthenticationService/Login returns a verifiable token",
+            lever: None,
             run: case_fn!(grpc_login_works),
         },
         Case {
             id: "LOGIN-003",
-            feature: "login-http",
+            feature: Feature::LoginHttp,
             section: "§5",
-            summary: "wrong credentials give the error shape with reason USER_NOT_FOUND, at the profile's status (implementation-specific: 500/UNKNOWN or 401/UNAUTHENTICATED)",
+            summary: "HTTP: wrong credentials give the error shape with reason USER_NOT_FOUND, at the profile's status (implementation-specific: 500 or 401)",
+            lever: None,
             run: case_fn!(wrong_password_error_shape),
         },
         Case {
             id: "LOGIN-004",
-            feature: "login-bad-input",
+            feature: Feature::LoginBadInput,
             section: "§5",
             summary: "bad login bodies (empty, not JSON, wrong types, 1 MiB, other content types) are answered in the error shape, no crash; admin-srv keeps serving",
-            run: case_fn!(super::bad::bad_bodies_answered),
+            lever: None,
+            run: case_fn!(bad_bodies_answered),
         },
         Case {
             id: "LOGIN-005",
-            feature: "cors",
+            feature: Feature::Cors,
             section: "§5",
             summary: "CORS: a preflight for a configured non-simple method allows it, an unconfigured method is refused, origins follow server.http.origins",
+            lever: None,
             run: case_fn!(cors_follows_config),
+        },
+        Case {
+            id: "LOGIN-006",
+            feature: Feature::LoginGrpc,
+            section: "§5",
+            summary: "gRPC: wrong credentials give 'User not found' with the status matching the profile's HTTP status (UNKNOWN for 500, UNAUTHENTICATED for 401)",
+            lever: None,
+            run: case_fn!(wrong_password_grpc_status),
         },
     ]
 }
@@ -58,21 +73,6 @@ async fn http_login_works(ctx: &Ctx) -> Result<Value> {
 async fn grpc_login_works(ctx: &Ctx) -> Result<Value> {
     let reply = grpc_login(ctx).await?;
     check_reply(ctx, &reply, &ctx.profile.expectations.api_key)
-}
-
-/// Checks `{"code":<status>,"reason":..,"message":..,"metadata":{}}`.
-pub(super) fn check_error_shape(status: u16, body: &Value) -> Result<()> {
-    if body["code"].as_u64() != Some(status as u64) {
-        bail!(
-            "error body code is {}, expected the HTTP status {status}: {body}",
-            body["code"]
-        );
-    }
-    if !body["reason"].is_string() || !body["message"].is_string() || !body["metadata"].is_object()
-    {
-        bail!("error body lacks reason/message strings or a metadata object: {body}");
-    }
-    Ok(())
 }
 
 async fn wrong_password_error_shape(ctx: &Ctx) -> Result<Value> {
@@ -90,31 +90,34 @@ async fn wrong_password_error_shape(ctx: &Ctx) -> Result<Value> {
             body["message"]
         );
     }
-    let mut observed = json!({ "http": { "status": status, "body": body } });
-    if ctx.profile.supports("login-grpc") {
-        let status = grpc_login_as(ctx, &user.user_name, WRONG_PASSWORD)
-            .await?
-            .err()
-            .context("gRPC Login with a wrong password succeeded")?;
-        let expected = if expected_status == 401 {
-            tonic::Code::Unauthenticated
-        } else {
-            tonic::Code::Unknown
-        };
-        if status.code() != expected || !status.message().contains("User not found") {
-            bail!(
-                "gRPC wrong password gave {:?} {:?}, expected {expected:?} with 'User not found'",
-                status.code(),
-                status.message()
-            );
-        }
-        observed["grpc"] =
-            json!({ "code": format!("{:?}", status.code()), "message": status.message() });
-    }
-    Ok(observed)
+    Ok(json!({ "http": { "status": status, "body": body } }))
 }
 
-/// The admin service's CORS settings from its deployed ConfigMap.
+async fn wrong_password_grpc_status(ctx: &Ctx) -> Result<Value> {
+    let user = &ctx.profile.expectations.demo_user;
+    let expected = if ctx.profile.expectations.wrong_credentials_http_status == 401 {
+        tonic::Code::Unauthenticated
+    } else {
+        tonic::Code::Unknown
+    };
+    let status = grpc_login_as(ctx, &user.user_name, WRONG_PASSWORD)
+        .await?
+        .err()
+        .context("gRPC Login with a wrong password succeeded")?;
+    if status.code() != expected || !status.message().contains("User not found") {
+        bail!(
+            "gRPC wrong password gave {:?} {:?}, expected {expected:?} with 'User not found'",
+            status.code(),
+            status.message()
+        );
+    }
+    Ok(json!({ "grpc": { "code": format!("{:?}", status.code()), "message": status.message() } }))
+}
+
+async fn bad_bodies_answered(ctx: &Ctx) -> Result<Value> {
+    each_bad_body(ctx, answered).await
+}
+
 async fn cors_config(ctx: &Ctx) -> Result<(Vec<String>, Vec<String>)> {
     let tree = crate::configmap::service_config(ctx, &ctx.profile.services.admin).await?;
     let list = |key: &str| -> Vec<String> {

@@ -12,6 +12,7 @@ use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::{Value, json};
 
 use super::{Case, Ctx, case_fn};
+use crate::features::Feature;
 use crate::normalize;
 use crate::wait::wait_until;
 
@@ -19,16 +20,18 @@ pub fn cases() -> Vec<Case> {
     vec![
         Case {
             id: "RBAC-001",
-            feature: "rbac",
+            feature: Feature::Rbac,
             section: "§6",
             summary: "SubjectAccessReview: the service account has exactly the pod and ConfigMap rights of the fixtures",
+            lever: None,
             run: case_fn!(service_account_rights),
         },
         Case {
             id: "RBAC-002",
-            feature: "rbac",
+            feature: Feature::Rbac,
             section: "§1, §6",
             summary: "a service started without its RBAC fails at startup with an error naming the refusal",
+            lever: None,
             run: case_fn!(without_rbac_fails_clearly),
         },
     ]
@@ -143,6 +146,17 @@ async fn without_rbac_fails_clearly(ctx: &Ctx) -> Result<Value> {
         .context("token deployment has no template")?;
     let probe_ns = format!("conformance-rbac-{}", std::process::id());
     let namespaces: Api<Namespace> = Api::all(ctx.client());
+    let doomed = probe_ns.clone();
+    ctx.on_cleanup(&format!("deleting namespace {probe_ns}"), move |ctx| {
+        Box::pin(async move {
+            let namespaces: Api<Namespace> = Api::all(ctx.client());
+            match namespaces.delete(&doomed, &DeleteParams::default()).await {
+                Ok(_) => Ok(()),
+                Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+                Err(error) => Err(error.into()),
+            }
+        })
+    });
     namespaces
         .create(
             &PostParams::default(),
@@ -150,7 +164,7 @@ async fn without_rbac_fails_clearly(ctx: &Ctx) -> Result<Value> {
         )
         .await
         .with_context(|| format!("creating namespace {probe_ns}"))?;
-    let result = async {
+    async {
         let accounts: Api<ServiceAccount> = Api::namespaced(ctx.client(), &probe_ns);
         accounts
             .create(
@@ -219,10 +233,5 @@ async fn without_rbac_fails_clearly(ctx: &Ctx) -> Result<Value> {
         let refusal = normalize::log_message(refusal).replace(&probe_ns, "[namespace]");
         Ok(json!({ "exitCode": exit, "refusal": refusal }))
     }
-    .await;
-    namespaces
-        .delete(&probe_ns, &DeleteParams::default())
-        .await
-        .ok();
-    result
+    .await
 }

@@ -13,22 +13,25 @@ use kube::runtime::watcher::{self, Event};
 use serde_json::{Value, json};
 
 use super::{Case, Ctx, case_fn};
+use crate::features::Feature;
 use crate::{deploy, normalize, pods};
 
 pub fn cases() -> Vec<Case> {
     vec![
         Case {
             id: "REG-001",
-            feature: "registration",
+            feature: Feature::Registration,
             section: "§1",
             summary: "every pod carries the five registry keys with the contract's values; other labels untouched",
+            lever: None,
             run: case_fn!(pods_carry_registration),
         },
         Case {
             id: "REG-002",
-            feature: "deregistration",
+            feature: Feature::Deregistration,
             section: "§1",
             summary: "deleting a pod shows the deregistration PATCH before the pod disappears",
+            lever: None,
             run: case_fn!(deregisters_before_deletion),
         },
     ]

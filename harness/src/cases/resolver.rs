@@ -3,109 +3,60 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams};
 use serde_json::{Value, json};
 
+use super::support::bad_input::check_error_shape;
+use super::support::resolver::{
+    admin_log, discoverable_ids, normalised, restore_replicas_afterwards, scale, wait_in_sync,
+};
 use super::{Case, Ctx, case_fn};
-use crate::profile::ServiceSpec;
+use crate::features::Feature;
 use crate::resolver_log::{self, ZERO_MARKER};
 use crate::wait::wait_until;
-use crate::{deploy, normalize, pods};
+use crate::{deploy, pods};
 
 pub fn cases() -> Vec<Case> {
     vec![
         Case {
             id: "RES-001",
-            feature: "resolver",
+            feature: Feature::Resolver,
             section: "§2, §3",
             summary: "admin-srv's latest resolver updates list exactly the Running user-srv and token-srv instances",
+            lever: None,
             run: case_fn!(lists_ready_instances),
         },
         Case {
             id: "RES-002",
-            feature: "resolver",
+            feature: Feature::Resolver,
             section: "§2, §3",
             summary: "scaling user-srv 1→3→1 is followed exactly",
+            lever: None,
             run: case_fn!(follows_scaling),
         },
         Case {
             id: "RES-003",
-            feature: "resolver",
+            feature: Feature::Resolver,
             section: "§2, §3",
             summary: "a deleted user-srv pod leaves the resolver; its replacement joins",
+            lever: None,
             run: case_fn!(deleted_pod_leaves),
         },
         Case {
             id: "RES-004",
-            feature: "resolver",
+            feature: Feature::Resolver,
             section: "§3, §5",
             summary: "with no user-srv instance the empty list is refused, never applied; a login answers in the error shape with the profile's 503/504 (implementation-specific)",
+            lever: None,
             run: case_fn!(empty_list_never_applied),
         },
     ]
 }
 
 const DEADLINE: Duration = Duration::from_secs(60);
-
-/// Expected ids `<pod>.<name>` of a service's discoverable pods: Running and not terminating
-/// (Core discovery lists Running pods; a terminating one leaves the list once it stops).
-pub(super) async fn discoverable_ids(ctx: &Ctx, service: &ServiceSpec) -> Result<Vec<String>> {
-    let mut ids: Vec<String> = pods::running_pods(&ctx.client(), ctx.namespace(), service)
-        .await?
-        .iter()
-        .map(|p| format!("{}.{}", p.name_any(), service.name))
-        .collect();
-    ids.sort();
-    Ok(ids)
-}
-
-pub(super) async fn admin_log(ctx: &Ctx) -> Result<String> {
-    let admin = ctx.ready_pods(&ctx.profile.services.admin).await?.remove(0);
-    ctx.logs(&admin).await
-}
-
-/// Waits until admin-srv's latest update for `service` lists exactly its `count` discoverable pods.
-pub(super) async fn wait_in_sync(
-    ctx: &Ctx,
-    service: &ServiceSpec,
-    count: usize,
-) -> Result<Vec<Value>> {
-    wait_until(
-        DEADLINE,
-        &format!(
-            "admin-srv's resolver to list {count} running {} instance(s)",
-            service.name
-        ),
-        || async {
-            let expected = discoverable_ids(ctx, service).await?;
-            if expected.len() != count {
-                bail!("{} running pods, waiting for {count}", expected.len());
-            }
-            let updates = resolver_log::updates(&admin_log(ctx).await?)?;
-            let Some(latest) = resolver_log::latest_for(&updates, &service.name) else {
-                bail!("no resolver update for {} yet", service.name);
-            };
-            let listed = resolver_log::ids(latest);
-            if listed != expected {
-                bail!("latest update lists {listed:?}, running pods are {expected:?}");
-            }
-            Ok(Some(latest.clone()))
-        },
-    )
-    .await
-}
-
-pub(super) fn normalised(update: &[Value], service: &ServiceSpec) -> Value {
-    json!(
-        update
-            .iter()
-            .map(|i| normalize::resolver_instance(i, &service.deployment))
-            .collect::<Vec<_>>()
-    )
-}
 
 async fn lists_ready_instances(ctx: &Ctx) -> Result<Value> {
     let user = &ctx.profile.services.user;
@@ -117,29 +68,10 @@ async fn lists_ready_instances(ctx: &Ctx) -> Result<Value> {
     Ok(json!({ "user": normalised(&user_update, user), "token": normalised(&token_update, token) }))
 }
 
-pub(super) async fn scale(ctx: &Ctx, service: &ServiceSpec, replicas: i32) -> Result<()> {
-    deploy::scale(&ctx.client(), ctx.namespace(), service, replicas, DEADLINE).await
-}
-
-/// Runs `body`, then scales `service` back to `replicas` whatever happened.
-async fn restoring_scale<F: std::future::Future<Output = Result<Value>>>(
-    ctx: &Ctx,
-    service: &ServiceSpec,
-    replicas: i32,
-    body: F,
-) -> Result<Value> {
-    let result = body.await;
-    let restored = scale(ctx, service, replicas).await;
-    let value = result?;
-    restored.context("restoring the replica count")?;
-    pods::wait_registered(&ctx.client(), &ctx.profile, service, DEADLINE).await?;
-    ctx.wait_serving(service, DEADLINE).await?;
-    Ok(value)
-}
-
 async fn follows_scaling(ctx: &Ctx) -> Result<Value> {
     let user = &ctx.profile.services.user;
-    restoring_scale(ctx, user, 1, async {
+    restore_replicas_afterwards(ctx, user, 1);
+    async {
         scale(ctx, user, 1).await?;
         wait_in_sync(ctx, user, 1).await?;
         scale(ctx, user, 3).await?;
@@ -148,7 +80,7 @@ async fn follows_scaling(ctx: &Ctx) -> Result<Value> {
         scale(ctx, user, 1).await?;
         let one = wait_in_sync(ctx, user, 1).await?;
         Ok(json!({ "at3": normalised(&three, user), "at1": normalised(&one, user) }))
-    })
+    }
     .await
 }
 
@@ -184,38 +116,35 @@ async fn empty_list_never_applied(ctx: &Ctx) -> Result<Value> {
             .collect()
     };
     let before = refusals(&admin_log(ctx).await?).len();
-    let observed = restoring_scale(ctx, user, 1, async {
-        scale(ctx, user, 0).await?;
-        let refusal = wait_until(
-            DEADLINE,
-            "admin-srv to refuse the empty user-srv list",
-            || async { Ok(refusals(&admin_log(ctx).await?).get(before).cloned()) },
-        )
-        .await?;
-        let refusal = &refusal[refusal.find(ZERO_MARKER).unwrap_or(0)..];
-        let mut observed = json!({ "refusal": refusal });
-        if ctx.profile.supports("login-http") {
-            let demo = &ctx.profile.expectations.demo_user;
-            let (status, body) =
-                crate::login::http_login_raw(ctx, &demo.user_name, &demo.password).await?;
-            let allowed = &ctx.profile.expectations.no_instance_http_status;
-            if !allowed.contains(&status) {
-                bail!(
-                    "login with no user-srv instance answered {status}, the profile expects one of {allowed:?}: {body}"
-                );
-            }
-            super::login::check_error_shape(status, &body)?;
-            observed["loginWithoutUserSrv"] = json!({ "status": status, "reason": body["reason"] });
-        }
-        Ok(observed)
-    })
+    restore_replicas_afterwards(ctx, user, 1);
+    scale(ctx, user, 0).await?;
+    let refusal = wait_until(
+        DEADLINE,
+        "admin-srv to refuse the empty user-srv list",
+        || async { Ok(refusals(&admin_log(ctx).await?).get(before).cloned()) },
+    )
     .await?;
+    let refusal = &refusal[refusal.find(ZERO_MARKER).unwrap_or(0)..];
+    let mut observed = json!({ "refusal": refusal });
+    // The login that shows the no-instance answer is the Core HTTP login.
+    let demo = &ctx.profile.expectations.demo_user;
+    let (status, body) = crate::login::http_login_raw(ctx, &demo.user_name, &demo.password).await?;
+    let allowed = &ctx.profile.expectations.no_instance_http_status;
+    if !allowed.contains(&status) {
+        bail!(
+            "login with no user-srv instance answered {status}, the profile expects one of {allowed:?}: {body}"
+        );
+    }
+    check_error_shape(status, &body)?;
+    observed["loginWithoutUserSrv"] = json!({ "status": status, "reason": body["reason"] });
+    scale(ctx, user, 1).await?;
+    pods::wait_registered(&ctx.client(), &ctx.profile, user, DEADLINE).await?;
+    ctx.wait_serving(user, DEADLINE).await?;
     let update = wait_in_sync(ctx, user, 1).await?;
     let updates = resolver_log::updates(&admin_log(ctx).await?)?;
     if updates.iter().any(Vec::is_empty) {
         bail!("admin-srv applied an empty instance list");
     }
-    let mut observed = observed;
     observed["after"] = normalised(&update, user);
     Ok(observed)
 }

@@ -81,7 +81,10 @@ impl LocalBackend {
 /// The profile's local images as OCI archives, with the local backend's Go builds (control plane, node
 /// runtime; cached by version, so usually instant) run beside them: cold, both take minutes,
 /// and the cargo build of the images alone leaves cores idle while it links.
-pub fn prepare_images(profile: &crate::profile::Profile) -> Result<Vec<PathBuf>> {
+pub fn prepare_images(
+    profile: &crate::profile::Profile,
+    harness_exe: &Path,
+) -> Result<Vec<PathBuf>> {
     let go_builds = std::thread::spawn(|| -> Result<()> {
         let started = std::time::Instant::now();
         local_cluster::ensure_binaries()?;
@@ -95,7 +98,7 @@ pub fn prepare_images(profile: &crate::profile::Profile) -> Result<Vec<PathBuf>>
         }
         Ok(())
     });
-    let images = crate::images::local_archives(profile);
+    let images = crate::images::local_archives(profile, harness_exe);
     let built = go_builds
         .join()
         .map_err(|_| anyhow::anyhow!("the control-plane build thread panicked"))?;
@@ -142,8 +145,11 @@ impl Backend for LocalBackend {
     fn pod_ips_routable(&self) -> bool {
         true
     }
-    fn idle_image(&self) -> Option<&'static str> {
-        Some(local_cluster::PAUSE_IMAGE)
+    fn logs(&self) -> Result<Vec<(String, String)>> {
+        match self {
+            LocalBackend::Owned(cluster) => log_tails(cluster.state_dir()),
+            LocalBackend::Attached(_) => log_tails(&default_state_dir()),
+        }
     }
     fn shutdown(self: Box<Self>, keep: bool) -> BoxFuture<'static, Result<()>> {
         Box::pin(self.stop(keep))

@@ -63,6 +63,25 @@ pub use local_cluster::ContainerStats;
 /// are routable (`direct`, the local backend's default): the k3s path, tested locally.
 pub const POD_ACCESS_ENV: &str = "HARNESS_POD_ACCESS";
 
+/// A lever a case may need beyond the Kubernetes API; a backend offers it or not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lever {
+    /// Killing and restarting kube-apiserver and etcd.
+    ControlPlane,
+    /// Killing a container through the container runtime.
+    ContainerRuntime,
+}
+
+impl Lever {
+    /// What the lever does, for reasons and reports.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Lever::ControlPlane => "restarting kube-apiserver and etcd",
+            Lever::ContainerRuntime => "killing a container through the container runtime",
+        }
+    }
+}
+
 /// Restarting control-plane components (fault injection).
 pub trait ControlPlaneLever: Send + Sync {
     /// SIGKILLs `component`, starts it again and returns once it is ready.
@@ -92,9 +111,10 @@ pub trait Backend: Send + Sync {
     fn pod_ips_routable(&self) -> bool {
         false
     }
-    /// An image on the node that runs forever doing nothing (foreign pods run it).
-    fn idle_image(&self) -> Option<&'static str> {
-        None
+    /// The ends of the cluster's own logs (control plane, runtime, node), by file name, for
+    /// the diagnostics of a failed run; empty where the backend keeps none.
+    fn logs(&self) -> Result<Vec<(String, String)>> {
+        Ok(Vec::new())
     }
     /// Stops what this process owns (unless `keep`), printing what it does.
     fn shutdown(self: Box<Self>, keep: bool) -> BoxFuture<'static, Result<()>>;
@@ -206,9 +226,24 @@ impl Cluster {
         })
     }
 
-    /// An image on the node that runs forever doing nothing, if the backend has one.
-    pub fn idle_image(&self) -> Option<&'static str> {
-        self.owner.idle_image()
+    /// Why the case needing `lever` is not applicable here, or `None` when this backend has it.
+    pub fn lacks(&self, lever: Lever) -> Option<String> {
+        let has = match lever {
+            Lever::ControlPlane => self.owner.control_plane().is_some(),
+            Lever::ContainerRuntime => self.owner.runtime().is_some(),
+        };
+        (!has).then(|| {
+            format!(
+                "not applicable on the {} backend: the case needs the lever \"{}\", which this backend lacks",
+                self.backend.name(),
+                lever.describe()
+            )
+        })
+    }
+
+    /// The ends of the cluster's own logs, by file name (see [`Backend::logs`]).
+    pub fn logs(&self) -> Result<Vec<(String, String)>> {
+        self.owner.logs()
     }
 
     /// Stops what this process owns (unless `keep`), printing what it does.

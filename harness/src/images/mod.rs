@@ -38,37 +38,28 @@ pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The packages every local image build compiles together: the harness, the reference
-/// services and the bench's baseline. Cargo resolves features per selection; with the harness
-/// in it, this selection resolves exactly like `cargo run --release -p harness` (checked by
+/// The cargo alias (`.cargo/config.toml`) that builds every local image's package together
+/// with the harness in release mode: the one list of those packages. With the harness in it,
+/// the selection resolves exactly like `cargo run --release -p harness` (checked by
 /// `ci/check-feature-unification.sh`), so the dependency tree compiled for the harness serves
-/// the images too, and one build serves every profile. `ci/test.sh` and `ci/flake-rate.sh`
-/// build the same set (a test checks it).
-pub(crate) const REFERENCE_PACKAGES: [&str; 5] = [
-    "admin-srv",
-    "bench-baseline",
-    "harness",
-    "token-srv",
-    "user-srv",
-];
+/// the images too, and one build serves every profile.
+const BUILD_IMAGES_ALIAS: &str = "build-images";
 
 /// Builds (where needed) and assembles every local image of the profile.
 ///
 /// Cargo packages are built once in release mode, then each image root gets the binary and
 /// its `conf` directory under `target/local-images/<image>/`.
 pub fn prepare_local(profile: &Profile) -> Result<ImageMap> {
-    let mut packages: Vec<&str> = profile
-        .images
-        .values()
-        .filter_map(|image| image.local.as_ref()?.cargo_package.as_deref())
-        .collect();
-    if !packages.is_empty() {
+    let needs_cargo = profile.images.values().any(|image| {
+        image
+            .local
+            .as_ref()
+            .is_some_and(|l| l.cargo_package.is_some())
+    });
+    if needs_cargo {
         // Always the whole set (as `ci/test.sh` builds it): building one service alone
         // resolves features differently and recompiles much of the dependency tree.
-        packages.extend(REFERENCE_PACKAGES);
-        packages.sort_unstable();
-        packages.dedup();
-        cargo_build_release(&packages)?;
+        cargo_build_images()?;
     }
     let mut map = ImageMap::new();
     for (name, image) in &profile.images {
@@ -98,10 +89,42 @@ pub fn prepare_local(profile: &Profile) -> Result<ImageMap> {
     Ok(map)
 }
 
-/// Builds the profile's local images and writes them as OCI archives to
-/// `target/oci-images/`, for the local node's containerd to import; returns their paths.
-pub fn local_archives(profile: &Profile) -> Result<Vec<PathBuf>> {
-    let images = prepare_local(profile)?;
+/// The harness's own pod image (see the `harness-pod` program), supplied on every backend like
+/// the implementation's images: the cases' foreign and never-Ready pods run it.
+pub const HARNESS_POD_IMAGE: &str = concat!(
+    "gomicro-conformance/harness-pod:",
+    env!("CARGO_PKG_VERSION")
+);
+
+/// The harness pod image's tree: the `harness-pod` program found beside `harness_exe`.
+fn harness_pod(harness_exe: &Path) -> Result<LocalImage> {
+    let program = harness_exe.with_file_name("harness-pod");
+    if !program.is_file() {
+        bail!(
+            "{} is missing: the harness supplies its pod image from it (it is built and installed with the harness: `cargo build -p harness`, `cargo install`)",
+            program.display()
+        );
+    }
+    let root = target_dir().join("local-images/harness-pod");
+    std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
+    std::fs::copy(&program, root.join("harness-pod"))
+        .with_context(|| format!("cannot copy {}", program.display()))?;
+    Ok(LocalImage {
+        root,
+        mount_path: "/harness".into(),
+        entrypoint: vec!["/harness/harness-pod".into(), "idle".into()],
+        working_dir: None,
+        env: BTreeMap::new(),
+        host_paths: Vec::new(),
+    })
+}
+
+/// Builds the profile's local images, adds the harness pod image (from beside `harness_exe`)
+/// and writes them as OCI archives to `target/oci-images/`, for a node's containerd to import;
+/// returns their paths.
+pub fn local_archives(profile: &Profile, harness_exe: &Path) -> Result<Vec<PathBuf>> {
+    let mut images = prepare_local(profile)?;
+    images.insert(HARNESS_POD_IMAGE.to_string(), harness_pod(harness_exe)?);
     let started = std::time::Instant::now();
     let written = oci::write_archives(&images, &target_dir().join("oci-images"))?;
     let bytes: u64 = written.iter().map(|w| w.summary.archive_bytes).sum();
@@ -133,28 +156,19 @@ pub fn docker_builds(profile: &Profile) -> BTreeMap<String, DockerBuild> {
         .collect()
 }
 
-fn cargo_build_release(packages: &[&str]) -> Result<()> {
+fn cargo_build_images() -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut command = Command::new(&cargo);
-    command
-        .current_dir(workspace_root())
-        .args(["build", "--release", "--locked"]);
-    for package in packages {
-        command.args(["-p", package]);
-    }
     eprintln!(
-        "[images] cargo build --release -p {} (a cold build compiles the dependency tree: minutes; warm, a second)",
-        packages.join(" -p ")
+        "[images] cargo {BUILD_IMAGES_ALIAS} (a cold build compiles the dependency tree: minutes; warm, a second)"
     );
     let started = std::time::Instant::now();
-    let status = command
+    let status = Command::new(&cargo)
+        .current_dir(workspace_root())
+        .arg(BUILD_IMAGES_ALIAS)
         .status()
         .with_context(|| format!("cannot run {cargo}"))?;
     if !status.success() {
-        bail!(
-            "building the local images failed: cargo build --release -p {} ({status})",
-            packages.join(" -p ")
-        );
+        bail!("building the local images failed: cargo {BUILD_IMAGES_ALIAS} ({status})");
     }
     eprintln!("[images] built in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
@@ -227,24 +241,39 @@ mod tests {
         );
     }
 
-    /// A selection that differs from the harness's would resolve features differently and
-    /// rebuild much of the dependency tree.
+    /// Every workspace package a reference profile names as a cargo package is in the alias,
+    /// and the scripts build through the alias, not a list of their own.
     #[test]
-    fn the_ci_scripts_build_exactly_the_reference_packages() {
-        for script in ["ci/test.sh", "ci/flake-rate.sh"] {
+    fn the_alias_builds_every_cargo_package_and_the_scripts_use_it() {
+        let config = std::fs::read_to_string(workspace_root().join(".cargo/config.toml")).unwrap();
+        let alias = config
+            .lines()
+            .find(|l| l.starts_with(&format!("{BUILD_IMAGES_ALIAS} = ")))
+            .expect("the build-images alias");
+        for profile in ["reference.yaml", "core-only.yaml"] {
+            let path = workspace_root().join("fixtures/profiles").join(profile);
+            let profile = Profile::load(&path).unwrap();
+            for image in profile.images.values() {
+                if let Some(package) = image
+                    .local
+                    .as_ref()
+                    .and_then(|l| l.cargo_package.as_deref())
+                {
+                    assert!(
+                        alias.contains(&format!("-p {package} "))
+                            || alias.contains(&format!("-p {package}\"")),
+                        "{package}: {alias}"
+                    );
+                }
+            }
+        }
+        for script in ["ci/test.sh", "ci/run.sh", "ci/flake-rate.sh"] {
             let text = std::fs::read_to_string(workspace_root().join(script)).unwrap();
-            let line = text
-                .lines()
-                .find(|l| l.starts_with("cargo build") && l.contains("--release"))
-                .unwrap_or_else(|| panic!("{script} has no release build"));
-            let words: Vec<&str> = line.split_whitespace().collect();
-            let mut packages: Vec<&str> = words
-                .windows(2)
-                .filter(|w| w[0] == "-p")
-                .map(|w| w[1])
-                .collect();
-            packages.sort_unstable();
-            assert_eq!(packages, REFERENCE_PACKAGES, "{script}: {line}");
+            assert!(text.contains("cargo build-images"), "{script}");
+            assert!(
+                !text.contains("-p token-srv"),
+                "{script} lists packages itself"
+            );
         }
     }
 }

@@ -1,41 +1,56 @@
-//! The versioned YAML conformance report, in the spirit of the Gateway API's: per feature
-//! `success` (every case passed), `partial` (declared, nothing failed, but a case was skipped),
-//! `failure` or `skipped` (not declared), and the conformance level the run reached.
+//! The versioned YAML conformance report, in the spirit of the Gateway API's, with the verdict
+//! rules of CONTRACT.md §8.
+//!
+//! Per feature: `success` (every case that ran passed), `partial` (declared, nothing failed, but
+//! a case could not run: "not run"), `failure`, `notTested` (declared, but none of its cases
+//! ran: not selected, or not applicable on this backend) or `skipped` (not declared). A case
+//! that is not applicable makes no feature partial.
+//!
+//! A level is claimed only where it was tested: Core needs every Core feature declared and every
+//! Core case run and passed; an Extended feature joins the claim when every one of its cases ran
+//! and passed. The run succeeds when nothing failed (a selection that passes succeeds), unless a
+//! level was required and not reached; it is an `error` when the harness could not test.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::cases::{CaseResult, Outcome};
-use crate::features::{FEATURES, Level};
+use crate::features::{Declared, Feature, Level};
 use crate::profile::{Implementation, Profile};
 use crate::stability::Stability;
+use crate::verdict::{CaseResult, Outcome};
 
 /// Schema version of the report.
 pub const REPORT_API_VERSION: &str = "conformance.gomicro.dev/v1";
 
 /// Result of a whole run, a level or one feature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "camelCase")]
 pub enum ReportResult {
-    /// Every case of every declared feature passed.
+    /// Run: nothing failed. Feature or level: every case that ran passed.
     Success,
-    /// Nothing declared failed, but a declared feature had a skipped case.
+    /// Feature or level: nothing failed, but a case that should have run did not.
     Partial,
-    /// A case of a declared feature failed (or nothing was declared).
+    /// A case failed (or, for the run, a required level was not reached).
     Failure,
-    /// The feature was not declared; its cases did not run.
+    /// Feature: not declared; its cases did not run.
     Skipped,
+    /// Feature or level: declared, but none (level: not all) of its cases ran here.
+    NotTested,
+    /// Run: the harness could not test (cluster, images, deployment, I/O).
+    Error,
 }
 
 impl ReportResult {
-    /// The lower-case word used in every report.
+    /// The word used in every report.
     pub fn word(self) -> &'static str {
         match self {
             ReportResult::Success => "success",
             ReportResult::Partial => "partial",
             ReportResult::Failure => "failure",
             ReportResult::Skipped => "skipped",
+            ReportResult::NotTested => "not tested",
+            ReportResult::Error => "error",
         }
     }
 }
@@ -55,10 +70,19 @@ pub struct ConformanceReport {
     pub kubernetes_version: String,
     pub harness_version: &'static str,
     pub result: ReportResult,
+    /// Why the run did not succeed, in a sentence (absent on success).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result_reason: Option<String>,
     /// The level reached: `Core`, `Core + Extended: <features>`, or `none` (see [`Levels`]).
     pub conformance_level: String,
+    /// The level the run was required to reach (`--require-level`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub required_level: Option<Level>,
     pub levels: Levels,
     pub statistics: Statistics,
+    /// Cases left out by `--case` / `--feature`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_selected: Vec<String>,
     pub features: Vec<FeatureReport>,
     /// Container exits and restarts of the implementation seen during the run (CONTRACT.md
     /// §7, "Any implementation").
@@ -91,15 +115,17 @@ pub struct CoreLevel {
     pub not_declared: Vec<String>,
     /// Core features that failed or were partial.
     pub not_passed: Vec<String>,
+    /// Core cases that did not run here (not selected, not applicable, not run).
+    pub cases_not_run: Vec<String>,
 }
 
 /// Extended: each feature stands alone.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExtendedLevel {
-    /// Declared Extended features whose every case passed.
+    /// Declared Extended features whose every case ran and passed.
     pub passed: Vec<String>,
-    /// Declared Extended features with a skipped case and no failure.
+    /// Declared Extended features with nothing failed but a case that did not run.
     pub partial: Vec<String>,
     /// Declared Extended features with a failed case.
     pub failed: Vec<String>,
@@ -108,17 +134,39 @@ pub struct ExtendedLevel {
 
 /// Case counts.
 #[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Statistics {
     pub passed: usize,
     pub failed: usize,
     pub skipped: usize,
+    pub not_applicable: usize,
+    pub not_run: usize,
+    pub not_selected: usize,
+}
+
+impl Statistics {
+    fn count(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Passed => self.passed += 1,
+            Outcome::Failed => self.failed += 1,
+            Outcome::Skipped => self.skipped += 1,
+            Outcome::NotApplicable => self.not_applicable += 1,
+            Outcome::NotRun => self.not_run += 1,
+            Outcome::NotSelected => self.not_selected += 1,
+        }
+    }
+
+    /// Cases that ran.
+    pub fn ran(&self) -> usize {
+        self.passed + self.failed
+    }
 }
 
 /// One feature's result and its cases.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FeatureReport {
-    pub name: String,
+    pub name: Feature,
     pub level: Level,
     pub declared: bool,
     pub result: ReportResult,
@@ -141,6 +189,21 @@ pub struct CaseEntry {
     pub measurements: serde_json::Map<String, serde_json::Value>,
 }
 
+/// A feature's result from its declaration and its cases' counts.
+fn feature_result(declared: bool, statistics: &Statistics) -> ReportResult {
+    if !declared {
+        ReportResult::Skipped
+    } else if statistics.failed > 0 {
+        ReportResult::Failure
+    } else if statistics.not_run > 0 {
+        ReportResult::Partial
+    } else if statistics.ran() == 0 {
+        ReportResult::NotTested
+    } else {
+        ReportResult::Success
+    }
+}
+
 /// Builds the report from case results.
 pub fn build(
     profile: &Profile,
@@ -149,52 +212,34 @@ pub fn build(
     results: &[CaseResult],
     date: String,
 ) -> ConformanceReport {
-    let mut by_feature: BTreeMap<&str, Vec<&CaseResult>> = BTreeMap::new();
+    let mut by_feature: BTreeMap<Feature, Vec<&CaseResult>> = BTreeMap::new();
     for result in results {
-        by_feature
-            .entry(result.feature.as_str())
-            .or_default()
-            .push(result);
+        by_feature.entry(result.feature).or_default().push(result);
     }
     let mut features = Vec::new();
     let mut total = Statistics::default();
-    for feature in FEATURES {
-        let Some(cases) = by_feature.get(feature.name) else {
+    for feature in Feature::all() {
+        let Some(cases) = by_feature.get(&feature) else {
             continue;
         };
-        let declared = profile.supports(feature.name);
+        let declared = profile.declares(feature);
         let mut statistics = Statistics::default();
         for case in cases {
-            match case.outcome {
-                Outcome::Passed => statistics.passed += 1,
-                Outcome::Failed => statistics.failed += 1,
-                Outcome::Skipped => statistics.skipped += 1,
-            }
+            statistics.count(case.outcome);
+            total.count(case.outcome);
         }
-        total.passed += statistics.passed;
-        total.failed += statistics.failed;
-        total.skipped += statistics.skipped;
-        let result = if !declared {
-            ReportResult::Skipped
-        } else if statistics.failed > 0 {
-            ReportResult::Failure
-        } else if statistics.skipped > 0 {
-            ReportResult::Partial
-        } else {
-            ReportResult::Success
-        };
         features.push(FeatureReport {
-            name: feature.name.to_string(),
-            level: feature.level,
+            name: feature,
+            level: feature.level(),
             declared,
-            result,
+            result: feature_result(declared, &statistics),
             statistics,
             cases: cases
                 .iter()
                 .map(|c| CaseEntry {
                     id: c.id.clone(),
                     summary: c.summary.clone(),
-                    result: c.outcome.clone(),
+                    result: c.outcome,
                     reason: c.reason.clone(),
                     duration_seconds: (c.duration.as_secs_f64() * 10.0).round() / 10.0,
                     measurements: c.measurements.clone(),
@@ -202,17 +247,13 @@ pub fn build(
                 .collect(),
         });
     }
-    let declared: Vec<&FeatureReport> = features.iter().filter(|f| f.declared).collect();
-    let result =
-        if declared.is_empty() || declared.iter().any(|f| f.result == ReportResult::Failure) {
-            ReportResult::Failure
-        } else if declared.iter().any(|f| f.result == ReportResult::Partial) {
-            ReportResult::Partial
-        } else {
-            ReportResult::Success
-        };
-    let levels = levels(profile, &features);
-    ConformanceReport {
+    let levels = levels(&profile.features, &features);
+    let not_selected = results
+        .iter()
+        .filter(|r| r.outcome == Outcome::NotSelected)
+        .map(|r| r.id.clone())
+        .collect();
+    let mut report = ConformanceReport {
         api_version: REPORT_API_VERSION,
         kind: "ConformanceReport",
         date,
@@ -221,21 +262,27 @@ pub fn build(
         backend: backend.to_string(),
         kubernetes_version: kubernetes_version.to_string(),
         harness_version: env!("CARGO_PKG_VERSION"),
-        result,
+        result: ReportResult::Success,
+        result_reason: None,
         conformance_level: level_reached(&levels),
+        required_level: None,
         levels,
         statistics: total,
+        not_selected,
         features,
         stability: StabilityReport {
             summary: Stability::default().line(),
             record: Stability::default(),
         },
-    }
+    };
+    report.decide();
+    report
 }
 
 impl ConformanceReport {
     /// Adds the run's stability record. A crash seen outside every case (during deployment,
-    /// between or after the cases) fails the run; one during a case already failed that case.
+    /// between or after the cases) fails the run and every level; one during a case already
+    /// failed that case.
     pub fn with_stability(mut self, stability: Stability) -> ConformanceReport {
         let case_ids: Vec<&str> = self
             .features
@@ -248,7 +295,6 @@ impl ConformanceReport {
             .any(|t| !case_ids.contains(&t.during.as_str()))
         {
             // Not conformant at any level (CONTRACT.md §7, "Any implementation").
-            self.result = ReportResult::Failure;
             self.levels.core.result = ReportResult::Failure;
             self.conformance_level = "none".into();
         }
@@ -256,50 +302,200 @@ impl ConformanceReport {
             summary: stability.line(),
             record: stability,
         };
+        self.decide();
         self
+    }
+
+    /// Requires `level` (only Core can be required): the run fails unless it is reached.
+    pub fn with_required_level(mut self, level: Option<Level>) -> ConformanceReport {
+        self.required_level = level;
+        self.decide();
+        self
+    }
+
+    /// Marks the run as one the harness could not complete (exit code 3), with why.
+    pub fn could_not_test(mut self, why: String) -> ConformanceReport {
+        self.result = ReportResult::Error;
+        self.result_reason = Some(why);
+        self
+    }
+
+    /// Sets the run's result and its reason from the cases, the stability record and the
+    /// required level (an `error` stays).
+    fn decide(&mut self) {
+        if self.result == ReportResult::Error {
+            return;
+        }
+        let crashed_outside = self.stability.record.unexpected.iter().any(|t| {
+            !self
+                .features
+                .iter()
+                .flat_map(|f| &f.cases)
+                .any(|c| c.id == t.during)
+        });
+        let statistics = &self.statistics;
+        let (result, reason) = if statistics.failed > 0 {
+            (
+                ReportResult::Failure,
+                Some(format!("{} case(s) failed", statistics.failed)),
+            )
+        } else if crashed_outside {
+            (
+                ReportResult::Failure,
+                Some("a container of the implementation exited outside every case".to_string()),
+            )
+        } else if statistics.not_run > 0 {
+            (
+                ReportResult::Failure,
+                Some(format!(
+                    "{} case(s) could not run because the implementation did not recover",
+                    statistics.not_run
+                )),
+            )
+        } else if self.required_level.is_some() && self.levels.core.result != ReportResult::Success
+        {
+            (
+                ReportResult::Failure,
+                Some(format!(
+                    "the required level Core was not reached: {}",
+                    self.level_note()
+                )),
+            )
+        } else {
+            (ReportResult::Success, None)
+        };
+        self.result = result;
+        self.result_reason = reason;
+    }
+
+    /// Why Core is not claimed, or that it is.
+    pub fn level_note(&self) -> String {
+        let core = &self.levels.core;
+        let mut why = Vec::new();
+        if !core.not_declared.is_empty() {
+            why.push(format!(
+                "Core features not declared: {}",
+                core.not_declared.join(", ")
+            ));
+        }
+        if !core.not_passed.is_empty() {
+            why.push(format!(
+                "Core features not passed: {}",
+                core.not_passed.join(", ")
+            ));
+        }
+        if !core.cases_not_run.is_empty() {
+            why.push(format!(
+                "Core cases not run here: {}",
+                core.cases_not_run.join(", ")
+            ));
+        }
+        if why.is_empty() && core.result != ReportResult::Success {
+            why.push("a container of the implementation exited outside every case".into());
+        }
+        if why.is_empty() {
+            "every Core case ran and passed".into()
+        } else {
+            why.join("; ")
+        }
+    }
+
+    /// The summary's first line: what succeeded and which level was reached, never "Success"
+    /// alone when no level was.
+    pub fn headline(&self) -> String {
+        let statistics = &self.statistics;
+        let declared_passed = self
+            .features
+            .iter()
+            .filter(|f| f.declared && f.result == ReportResult::Success)
+            .count();
+        let ran = format!(
+            "{} case(s) ran: {} passed, {} failed",
+            statistics.ran(),
+            statistics.passed,
+            statistics.failed
+        );
+        let level = if self.conformance_level == "none" {
+            format!("conformance level: none ({})", self.level_note())
+        } else {
+            format!("conformance level: {}", self.conformance_level)
+        };
+        match self.result {
+            ReportResult::Error => format!(
+                "Error: the harness could not test: {}",
+                self.result_reason.as_deref().unwrap_or("unknown")
+            ),
+            ReportResult::Success => {
+                format!("Success: {ran}; {declared_passed} declared feature(s) passed; {level}")
+            }
+            _ => format!(
+                "Failure: {}; {ran}; {level}",
+                self.result_reason.as_deref().unwrap_or("")
+            ),
+        }
     }
 }
 
-fn levels(profile: &Profile, features: &[FeatureReport]) -> Levels {
-    let result_of = |name: &str| {
-        features
-            .iter()
-            .find(|f| f.name == name)
-            .map_or(ReportResult::Skipped, |f| f.result)
+fn levels(declared: &Declared, features: &[FeatureReport]) -> Levels {
+    let report_of = |feature: Feature| features.iter().find(|f| f.name == feature);
+    let result_of =
+        |feature: Feature| report_of(feature).map_or(ReportResult::Skipped, |f| f.result);
+    // Every case of the feature ran and passed.
+    let fully_passed = |feature: Feature| {
+        report_of(feature).is_some_and(|f| {
+            f.result == ReportResult::Success && f.statistics.passed == f.cases.len()
+        })
     };
-    let names = |level: Level, keep: &dyn Fn(&str) -> bool| -> Vec<String> {
-        FEATURES
-            .iter()
-            .filter(|f| f.level == level && keep(f.name))
-            .map(|f| f.name.to_string())
+    let names = |level: Level, keep: &dyn Fn(Feature) -> bool| -> Vec<String> {
+        Feature::all()
+            .filter(|f| f.level() == level && keep(*f))
+            .map(|f| f.name().to_string())
             .collect()
     };
-    let declared = |name: &str| profile.supports(name);
-    let core_not_declared = names(Level::Core, &|n| !declared(n));
-    let core_not_passed = names(Level::Core, &|n| {
-        declared(n) && result_of(n) != ReportResult::Success
+    let is_declared = |feature: Feature| declared.contains(&feature);
+    let core_not_declared = names(Level::Core, &|f| !is_declared(f));
+    let core_not_passed = names(Level::Core, &|f| {
+        is_declared(f)
+            && !matches!(
+                result_of(f),
+                ReportResult::Success | ReportResult::NotTested
+            )
     });
-    let core_failed = FEATURES
+    let cases_not_run: Vec<String> = features
         .iter()
-        .any(|f| f.level == Level::Core && result_of(f.name) == ReportResult::Failure);
+        .filter(|f| f.level == Level::Core && f.declared)
+        .flat_map(|f| &f.cases)
+        .filter(|c| !c.result.ran())
+        .map(|c| c.id.clone())
+        .collect();
+    let core_failed =
+        Feature::all().any(|f| f.level() == Level::Core && result_of(f) == ReportResult::Failure);
     let core = CoreLevel {
         result: if core_failed {
             ReportResult::Failure
-        } else if core_not_declared.is_empty() && core_not_passed.is_empty() {
-            ReportResult::Success
-        } else {
+        } else if !core_not_declared.is_empty() || !core_not_passed.is_empty() {
             ReportResult::Partial
+        } else if !cases_not_run.is_empty() {
+            ReportResult::NotTested
+        } else {
+            ReportResult::Success
         },
         not_declared: core_not_declared,
         not_passed: core_not_passed,
+        cases_not_run,
     };
-    let extended_with =
-        |wanted: ReportResult| names(Level::Extended, &|n| declared(n) && result_of(n) == wanted);
+    let extended_with = |wanted: ReportResult| {
+        names(Level::Extended, &|f| {
+            is_declared(f)
+                && result_of(f) == wanted
+                && (wanted != ReportResult::Success || fully_passed(f))
+        })
+    };
     let extended = ExtendedLevel {
         passed: extended_with(ReportResult::Success),
         partial: extended_with(ReportResult::Partial),
         failed: extended_with(ReportResult::Failure),
-        not_declared: names(Level::Extended, &|n| !declared(n)),
+        not_declared: names(Level::Extended, &|f| !is_declared(f)),
     };
     Levels { core, extended }
 }

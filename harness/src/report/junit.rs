@@ -6,7 +6,7 @@ use anyhow::Result;
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 
 use super::ConformanceReport;
-use crate::cases::Outcome;
+use crate::verdict::Outcome;
 
 /// The run-level stability line as a test case of its own.
 fn stability_suite(report: &ConformanceReport) -> TestSuite {
@@ -33,28 +33,37 @@ fn stability_suite(report: &ConformanceReport) -> TestSuite {
     suite
 }
 
+/// `<outcome>: <reason>`, so a JUnit view tells "not applicable" from "skipped".
+fn reason_with_outcome(outcome: Outcome, reason: Option<&str>) -> String {
+    match reason {
+        Some(reason) => format!("{}: {reason}", outcome.word()),
+        None => outcome.word().to_string(),
+    }
+}
+
 /// Renders the report as JUnit XML.
 pub fn render(report: &ConformanceReport) -> Result<String> {
     let mut junit = Report::new("gomicro-conformance");
     for feature in &report.features {
-        let mut suite = TestSuite::new(feature.name.as_str());
+        let mut suite = TestSuite::new(feature.name.name());
         suite.add_property(Property::new("level", feature.level.name()));
         suite.add_property(Property::new("result", feature.result.word()));
+        suite.add_property(Property::new(
+            "kubernetesVersion",
+            report.kubernetes_version.as_str(),
+        ));
+        suite.add_property(Property::new("backend", report.backend.as_str()));
         for case in &feature.cases {
             let status = match case.result {
                 Outcome::Passed => TestCaseStatus::success(),
-                Outcome::Failed => {
+                Outcome::Failed | Outcome::NotRun => {
                     let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                    if let Some(reason) = &case.reason {
-                        status.set_message(reason.as_str());
-                    }
+                    status.set_message(reason_with_outcome(case.result, case.reason.as_deref()));
                     status
                 }
-                Outcome::Skipped => {
+                Outcome::Skipped | Outcome::NotApplicable | Outcome::NotSelected => {
                     let mut status = TestCaseStatus::skipped();
-                    if let Some(reason) = &case.reason {
-                        status.set_message(reason.as_str());
-                    }
+                    status.set_message(reason_with_outcome(case.result, case.reason.as_deref()));
                     status
                 }
             };

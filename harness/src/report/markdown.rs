@@ -3,38 +3,62 @@
 use std::fmt::Write;
 
 use super::ConformanceReport;
-use crate::cases::Outcome;
+use crate::verdict::Outcome;
 
-/// Renders the summary.
+/// Renders the summary; its first line says what succeeded and which level was reached.
 pub fn render(report: &ConformanceReport) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "## Conformance: {} {} — {}\n",
+        "## Conformance of {} {}: {}\n",
         report.implementation.project,
         report.implementation.version,
-        report.result.word()
+        report.headline()
     );
     let levels = &report.levels;
     let _ = writeln!(
         out,
-        "Conformance level reached: **{}**. Core: {}{}{}. Extended not declared: {}.\n",
+        "Conformance level reached: **{}**. Core: {}{}{}{}. Extended not declared: {}.\n",
         report.conformance_level,
         levels.core.result.word(),
         listed(" (not declared: ", &levels.core.not_declared),
         listed(" (not passed: ", &levels.core.not_passed),
+        listed(" (cases not run here: ", &levels.core.cases_not_run),
         none_or_list(&levels.extended.not_declared),
     );
+    if let Some(level) = report.required_level {
+        let _ = writeln!(
+            out,
+            "Required level: {} ({}).\n",
+            level.name(),
+            if report.levels.core.result == super::ReportResult::Success {
+                "reached"
+            } else {
+                "not reached"
+            }
+        );
+    }
+    let statistics = &report.statistics;
     let _ = writeln!(
         out,
-        "Backend `{}`, Kubernetes `{}`, profile `{}`. Passed {}, failed {}, skipped {}.\n",
+        "Backend `{}`, Kubernetes `{}`, profile `{}`. Passed {}, failed {}, skipped {}, not applicable {}, not run {}, not selected {}.\n",
         report.backend,
         report.kubernetes_version,
         report.profile,
-        report.statistics.passed,
-        report.statistics.failed,
-        report.statistics.skipped
+        statistics.passed,
+        statistics.failed,
+        statistics.skipped,
+        statistics.not_applicable,
+        statistics.not_run,
+        statistics.not_selected,
     );
+    if !report.not_selected.is_empty() {
+        let _ = writeln!(
+            out,
+            "Not selected (no verdict, no level claimed from them): {}.\n",
+            report.not_selected.join(", ")
+        );
+    }
     let _ = writeln!(out, "Stability: {}\n", report.stability.summary);
     let _ = writeln!(
         out,
@@ -43,9 +67,9 @@ pub fn render(report: &ConformanceReport) -> String {
     for feature in &report.features {
         for case in &feature.cases {
             let outcome = match case.result {
-                Outcome::Passed => "passed",
                 Outcome::Failed => "**failed**",
-                Outcome::Skipped => "skipped",
+                Outcome::NotRun => "**not run**",
+                other => other.word(),
             };
             let reason = case
                 .reason

@@ -10,7 +10,7 @@ mod writer;
 use anyhow::Result;
 
 pub use conformance::{
-    ConformanceReport, FeatureReport, Levels, ReportResult, StabilityReport, build,
+    CaseEntry, ConformanceReport, FeatureReport, Levels, ReportResult, StabilityReport, build,
 };
 pub use writer::ReportWriter;
 

@@ -67,6 +67,18 @@ pub async fn docker_engine_answers() -> bool {
     )
 }
 
+/// Fails with what to do when no Docker engine answers (k3s runs in one).
+pub async fn require_docker_engine() -> Result<()> {
+    if !docker_engine_answers().await {
+        bail!(
+            "the k3s backend needs a Docker engine, and none answered within {ENGINE_PROBE_TIMEOUT:?} \
+             (DOCKER_HOST or /var/run/docker.sock); start Docker, or use `--backend local`, which \
+             needs no Docker"
+        );
+    }
+    Ok(())
+}
+
 /// Why `auto` cannot use k3s here, or `None` when it can: a Docker engine answers and already
 /// holds the pinned k3s image. `auto` never pulls (a pull would reach a registry; on a closed
 /// machine it would look up an outside name): `--backend k3s` pulls when the image is missing.
@@ -103,13 +115,7 @@ impl K3sCluster {
         docker_builds: &BTreeMap<String, DockerBuild>,
         expected: &[String],
     ) -> Result<(K3sCluster, kube::Client)> {
-        if !docker_engine_answers().await {
-            bail!(
-                "the k3s backend needs a Docker engine, and none answered within {ENGINE_PROBE_TIMEOUT:?} \
-                 (DOCKER_HOST or /var/run/docker.sock); start Docker, or use `--backend local`, which \
-                 needs no Docker"
-            );
-        }
+        require_docker_engine().await?;
         let (mut archives, mut expected) = (archives.to_vec(), expected.to_vec());
         if std::env::var_os(DOCKER_BUILD_ENV).is_some_and(|v| v == "1") {
             let dir = std::env::temp_dir().join("gomicro-conformance-k3s-images");

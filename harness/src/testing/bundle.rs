@@ -3,9 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::report::{ReportWriter, diagnostics};
+use crate::secrets::Redactor;
 use anyhow::{Context, Result};
-use harness::report::{ReportWriter, diagnostics};
-use harness::secrets::Redactor;
 
 fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
@@ -15,7 +15,7 @@ fn var(name: &str) -> Option<String> {
 fn test_dir() -> PathBuf {
     let workspace = var("NEXTEST_WORKSPACE_ROOT")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
+        .unwrap_or_else(|| PathBuf::from("."));
     // Outside nextest (`cargo test`) the test's thread carries its name.
     let test = var("NEXTEST_TEST_NAME")
         .or_else(|| std::thread::current().name().map(str::to_owned))
@@ -32,13 +32,13 @@ fn attempt() -> String {
 }
 
 /// Where the current try's bundle goes.
-pub fn dir() -> PathBuf {
+pub(crate) fn dir() -> PathBuf {
     test_dir().join(format!("try-{}", attempt()))
 }
 
 /// On a test's first try, removes the bundles earlier runs of it left, so that only this
 /// run's failures have one.
-pub fn forget_earlier_runs() {
+pub(crate) fn forget_earlier_runs() {
     if attempt() == "1" {
         let _ = std::fs::remove_dir_all(test_dir());
     }
@@ -49,7 +49,7 @@ pub fn forget_earlier_runs() {
 /// `namespace`, when a client is given) and `cluster-logs/` (the ends of the daemon and
 /// component logs a local cluster keeps in `local_state_dir`, if given). Parts that cannot be
 /// collected are named in `failure.txt`.
-pub async fn write(
+pub(crate) async fn write(
     dir: &Path,
     failure: &str,
     cluster: Option<(&kube::Client, &str)>,
@@ -70,7 +70,7 @@ pub async fn write(
         None => text.push_str("\nno cluster client: the cluster did not come up\n"),
     }
     if let Some(state_dir) = local_state_dir {
-        match harness::cluster::local::log_tails(state_dir) {
+        match crate::cluster::local::log_tails(state_dir) {
             Ok(logs) => {
                 for (name, log) in logs {
                     writer.write(Path::new("cluster-logs").join(name), &log)?;
@@ -97,11 +97,14 @@ fn file_name(test: &str) -> String {
         .collect()
 }
 
-#[test]
-fn test_names_become_one_path_component() {
-    assert_eq!(
-        file_name("conformance::case_01_reg_001"),
-        "conformance.case_01_reg_001"
-    );
-    assert_eq!(file_name("a/b c"), "a_b_c");
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn test_names_become_one_path_component() {
+        assert_eq!(
+            super::file_name("conformance::REG_001"),
+            "conformance.REG_001"
+        );
+        assert_eq!(super::file_name("a/b c"), "a_b_c");
+    }
 }
