@@ -76,6 +76,11 @@ enum Command {
         /// conformance claim a third party publishes (exit 1 otherwise).
         #[arg(long, value_enum)]
         require_level: Option<RequiredLevel>,
+        /// Push the images (the profile's and the harness's pod image) to this registry and
+        /// deploy the pushed references: how images reach a cluster the harness did not start
+        /// (HOST[:PORT]/PREFIX; plain HTTP only to a loopback registry).
+        #[arg(long, value_name = "HOST[:PORT]/PREFIX")]
+        registry: Option<harness::images::push::Registry>,
     },
     /// Start a local cluster in the background and keep it (local backend).
     Up {
@@ -85,6 +90,14 @@ enum Command {
         /// Profile whose local images the cluster can run.
         #[arg(long)]
         profile: Option<PathBuf>,
+        /// A registry on loopback (`127.0.0.1:PORT`) the node may pull from over plain HTTP
+        /// (repeatable); every other registry stays routed to a closed port.
+        #[arg(long = "pull-registry", value_name = "HOST:PORT")]
+        pull_registries: Vec<String>,
+        /// Import no image: the cluster gets them as any cluster would (e.g. `harness run
+        /// --backend kubeconfig --registry …` pushes them to a --pull-registry).
+        #[arg(long)]
+        no_images: bool,
     },
     /// Stop the local cluster started by `harness up` and remove everything it left.
     Down,
@@ -150,6 +163,9 @@ enum Command {
         /// A JSON list of the image archives to import.
         #[arg(long)]
         image_archives: PathBuf,
+        /// Loopback registries the node may pull from.
+        #[arg(long = "pull-registry")]
+        pull_registries: Vec<String>,
     },
 }
 
@@ -216,6 +232,7 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             cases,
             features,
             require_level,
+            registry,
         } => {
             let options = RunOptions {
                 backend,
@@ -225,6 +242,7 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
                 cases,
                 features,
                 required_level: require_level.map(|RequiredLevel::Core| Level::Core),
+                registry,
                 harness_exe: exe,
             };
             let report = run(&options).await?;
@@ -234,7 +252,12 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
                 _ => ExitCode::FAILURE,
             })
         }
-        Command::Up { backend, profile } => {
+        Command::Up {
+            backend,
+            profile,
+            pull_registries,
+            no_images,
+        } => {
             if backend != BackendKind::Local {
                 return Err(preflight::UsageError(format!(
                     "`harness up` keeps a local cluster running; for {} use `harness run --backend {} --keep-cluster`",
@@ -243,13 +266,28 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
                 ))
                 .into());
             }
+            for registry in &pull_registries {
+                local_cluster::check_loopback_registry(registry).map_err(|error| {
+                    preflight::UsageError(format!("--pull-registry: {error:#}"))
+                })?;
+            }
             let profile = preflight::load_profile(&profile_or_default(profile))?;
-            let list = write_image_list(&prepare_images(&profile, &exe)?)?;
-            let args = vec![
+            let archives = if no_images {
+                local_cluster::ensure_binaries()?;
+                local_cluster::ensure_node_binaries()?;
+                Vec::new()
+            } else {
+                prepare_images(&profile, &exe)?
+            };
+            let list = write_image_list(&archives)?;
+            let mut args = vec![
                 "cluster-daemon".into(),
                 "--image-archives".into(),
                 list.display().to_string(),
             ];
+            for registry in pull_registries {
+                args.extend(["--pull-registry".to_string(), registry]);
+            }
             let started = std::time::Instant::now();
             let info = local_cluster::daemon::up(&default_state_dir(), &exe, &args).await?;
             let me = invocation(&exe);
@@ -379,12 +417,16 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::ClusterDaemon { image_archives } => {
+        Command::ClusterDaemon {
+            image_archives,
+            pull_registries,
+        } => {
             let text = std::fs::read(&image_archives)
                 .with_context(|| format!("cannot read {}", image_archives.display()))?;
             let images = serde_json::from_slice(&text)
                 .context("the list of image archives is not valid JSON")?;
-            let spec = local_cluster::ClusterSpec::with_defaults(images)?;
+            let mut spec = local_cluster::ClusterSpec::with_defaults(images)?;
+            spec.pull_registries = pull_registries;
             local_cluster::daemon::serve(spec).await?;
             Ok(ExitCode::SUCCESS)
         }

@@ -88,7 +88,7 @@ pub struct ServiceSpec {
 }
 
 /// How to obtain one image on each kind of backend.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ImageSource {
     /// A directory tree plus entrypoint, written as an OCI archive by the harness.

@@ -13,6 +13,7 @@ use crate::cluster::local::{self, LocalBackend};
 use crate::cluster::{BackendKind, Cluster, External, k3s, kubeconfig};
 use crate::context::Ctx;
 use crate::features::{Declared, Level};
+use crate::images::push::Registry;
 use crate::preflight::{self, UsageError};
 use crate::profile::Profile;
 use crate::report::{self, ConformanceReport, ReportResult, ReportWriter};
@@ -36,6 +37,8 @@ pub struct RunOptions {
     pub features: Vec<String>,
     /// The level the run must reach to succeed (`--require-level`).
     pub required_level: Option<Level>,
+    /// A registry the images are pushed to and the cluster pulls from (`--registry`).
+    pub registry: Option<Registry>,
     /// The `harness` executable (for the local daemon).
     pub harness_exe: PathBuf,
 }
@@ -224,6 +227,16 @@ async fn test(
     tested: &mut Tested,
 ) -> Result<()> {
     tested.secrets = KnownSecrets::for_profile(profile);
+    let delivered;
+    let profile = match &options.registry {
+        Some(registry) => {
+            delivered = images::push::deliver(profile, registry, &options.harness_exe)
+                .await
+                .context("the images could not be delivered")?;
+            &delivered
+        }
+        None => profile,
+    };
     let cluster = start_cluster(
         options.backend,
         profile,

@@ -43,6 +43,7 @@ fn run_profile(name: &str, cases: Vec<String>) -> ConformanceReport {
         cases,
         features: Vec::new(),
         required_level: None,
+        registry: None,
         harness_exe: Path::new(env!("CARGO_BIN_EXE_harness")).to_path_buf(),
     };
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
@@ -160,6 +161,7 @@ fn run_path(profile: PathBuf, report_dir: PathBuf) -> ConformanceReport {
         cases: Vec::new(),
         features: Vec::new(),
         required_level: None,
+        registry: None,
         harness_exe: Path::new(env!("CARGO_BIN_EXE_harness")).to_path_buf(),
     };
     tokio::runtime::Runtime::new().unwrap().block_on(async {

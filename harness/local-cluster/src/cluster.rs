@@ -52,6 +52,9 @@ pub struct ClusterSpec {
     pub state_dir: PathBuf,
     /// OCI (or `docker save`) image archives imported into the node's containerd at start.
     pub images: Vec<PathBuf>,
+    /// Registries on loopback (`127.0.0.1:PORT`) the node may pull from; every other registry
+    /// stays routed to a closed port.
+    pub pull_registries: Vec<String>,
 }
 
 impl ClusterSpec {
@@ -63,6 +66,7 @@ impl ClusterSpec {
             node_bin_dir: ensure_node_binaries()?,
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             images,
+            pull_registries: Vec::new(),
         })
     }
 }
@@ -127,7 +131,7 @@ impl LocalCluster {
         let prober = Prober::new(&pki.ca.cert_pem, &principals.admin.token, &layout)?;
         RecordedSysctls::record(Path::new("/proc/sys"), &NODE_SYSCTLS)?
             .save(&layout.sysctls_file())?;
-        node::write_configs(&layout, &spec.node_bin_dir)?;
+        node::write_configs(&layout, &spec.node_bin_dir, &spec.pull_registries)?;
         progress("preflight, PKI, sysctls and configs", started.elapsed());
 
         let mut cluster = LocalCluster {

@@ -67,8 +67,15 @@ impl ContainerdPaths {
         self.dir.join("containerd.log")
     }
 
-    /// Creates the directory and writes the config and the registry hosts file.
-    pub fn prepare(&self, node_bin_dir: &Path, sandbox_image: &str) -> anyhow::Result<()> {
+    /// Creates the directory and writes the config and the registry hosts files: every registry
+    /// routed to the closed port but `pull_registries`, loopback registries (`HOST:PORT`) the
+    /// run itself serves, which containerd may pull from over plain HTTP.
+    pub fn prepare(
+        &self,
+        node_bin_dir: &Path,
+        sandbox_image: &str,
+        pull_registries: &[String],
+    ) -> anyhow::Result<()> {
         let shim_sockets = self.shim_sockets.as_os_str().len();
         if shim_sockets > MAX_SHIM_SOCKET_DIR {
             bail!(
@@ -84,6 +91,12 @@ impl ContainerdPaths {
             self.certs_dir().join("_default/hosts.toml"),
             default_registry_hosts(),
         )?;
+        for registry in pull_registries {
+            check_loopback_registry(registry)?;
+            let dir = self.certs_dir().join(registry);
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            std::fs::write(dir.join("hosts.toml"), loopback_registry_hosts(registry))?;
+        }
         std::fs::write(
             self.config(),
             render_config(self, node_bin_dir, sandbox_image),
@@ -196,6 +209,33 @@ pub fn default_registry_hosts() -> String {
     )
 }
 
+/// Refuses a registry that is not `127.x.y.z:PORT` (or `localhost:PORT`): the node may pull
+/// only from a registry on this machine's loopback, never from off the machine.
+pub fn check_loopback_registry(registry: &str) -> anyhow::Result<()> {
+    let (host, port) = registry
+        .rsplit_once(':')
+        .with_context(|| format!("registry {registry:?}: expected HOST:PORT on loopback"))?;
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if !loopback || port.parse::<u16>().is_err() {
+        anyhow::bail!(
+            "registry {registry:?}: the node pulls only from a registry on loopback (127.0.0.1:PORT)"
+        );
+    }
+    Ok(())
+}
+
+/// `certs.d/<registry>/hosts.toml` for a loopback registry served over plain HTTP.
+pub fn loopback_registry_hosts(registry: &str) -> String {
+    format!(
+        "# A registry on loopback that the run serves: pulled from over plain HTTP.\n\
+         server = \"http://{registry}\"\n\n[host.\"http://{registry}\"]\n  \
+         capabilities = [\"pull\", \"resolve\"]\n"
+    )
+}
+
 /// A running private containerd (stopped, and its directory removed, by [`Containerd::stop`]
 /// or on drop).
 pub struct Containerd {
@@ -209,7 +249,7 @@ impl Containerd {
     /// starts `node_bin_dir/containerd` in its own process group; returns once it answers.
     pub fn start(dir: &Path, node_bin_dir: &Path, sandbox_image: &str) -> anyhow::Result<Self> {
         let paths = ContainerdPaths::new(dir);
-        paths.prepare(node_bin_dir, sandbox_image)?;
+        paths.prepare(node_bin_dir, sandbox_image, &[])?;
         let log = std::fs::File::create(paths.log())
             .with_context(|| format!("creating {}", paths.log().display()))?;
         let child = Command::new(node_bin_dir.join("containerd"))
@@ -352,8 +392,17 @@ mod tests {
         let short = paths.clone().with_shim_sockets(Path::new(
             "/run/gmc/a-directory-name-far-too-long-for-shim-sockets",
         ));
-        let error = short.prepare(Path::new("/bin"), "x").unwrap_err();
+        let error = short.prepare(Path::new("/bin"), "x", &[]).unwrap_err();
         assert!(format!("{error:#}").contains("at most 42"), "{error:#}");
+        assert!(check_loopback_registry("127.0.0.1:5000").is_ok());
+        for refused in ["10.0.0.1:5000", "registry.example:443", "127.0.0.1"] {
+            assert!(check_loopback_registry(refused).is_err(), "{refused}");
+        }
+        let allowed = loopback_registry_hosts("127.0.0.1:5000");
+        assert!(
+            allowed.contains("server = \"http://127.0.0.1:5000\""),
+            "{allowed}"
+        );
         let hosts = default_registry_hosts();
         assert!(hosts.contains("server = \"http://127.0.0.1:1\""), "{hosts}");
     }

@@ -39,7 +39,9 @@ pub use binaries::{
 pub use cleanup::cleanup_stale;
 pub use cluster::{ClusterSpec, LocalCluster};
 pub use component::Component;
-pub use containerd::{CLOSED_REGISTRY, CRI_NAMESPACE, Containerd, ContainerdPaths, ctr};
+pub use containerd::{
+    CLOSED_REGISTRY, CRI_NAMESPACE, Containerd, ContainerdPaths, check_loopback_registry, ctr,
+};
 pub use daemon::ClusterInfo;
 pub use pause_image::{PAUSE_IMAGE, write_pause_archive};
 pub use runtime::{ContainerStats, NodeRuntime, container_id};

@@ -17,9 +17,13 @@ use crate::node_config::{
 use crate::pause_image::{PAUSE_IMAGE, write_pause_archive};
 
 /// Writes every node component's configuration below the state dir.
-pub fn write_configs(layout: &StateLayout, node_bin_dir: &Path) -> anyhow::Result<()> {
+pub fn write_configs(
+    layout: &StateLayout,
+    node_bin_dir: &Path,
+    pull_registries: &[String],
+) -> anyhow::Result<()> {
     let containerd = layout.containerd();
-    containerd.prepare(node_bin_dir, PAUSE_IMAGE)?;
+    containerd.prepare(node_bin_dir, PAUSE_IMAGE, pull_registries)?;
     let network = PodNetwork {
         bridge: BRIDGE.into(),
         gateway: NODE_IP,

@@ -203,7 +203,7 @@ async fn foreign_pods(ctx: &Ctx) -> Result<Value> {
     let replicas = discoverable_ids(ctx, user).await?.len();
     let before = identity(ctx, &ctx.profile.services.admin).await?;
     let admin_log_before = admin_log(ctx).await?.len();
-    let image = idle_image();
+    let image = idle_image(ctx);
     let api: Api<Pod> = Api::namespaced(ctx.client(), ctx.namespace());
 
     // Label values Kubernetes itself refuses never reach the registry.

@@ -58,7 +58,7 @@ async fn not_ready_pod_not_discovered(ctx: &Ctx) -> Result<Value> {
     let user = &ctx.profile.services.user;
     let replicas = discoverable_ids(ctx, user).await?.len();
     wait_in_sync(ctx, user, replicas).await?;
-    let pod = not_ready_pod(ctx, &idle_image())?;
+    let pod = not_ready_pod(ctx, &idle_image(ctx))?;
     let name = pod.name_any();
     let id = format!("{name}.{}", user.name);
     let api: Api<Pod> = Api::namespaced(ctx.client(), ctx.namespace());

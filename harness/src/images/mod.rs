@@ -4,6 +4,7 @@
 //! and k3s backends; Docker builds for k3s stay available (see [`crate::cluster::k3s`]).
 
 pub mod oci;
+pub mod push;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -23,6 +23,10 @@ use crate::verdict::{CaseResult, Outcome};
 /// Schema version of the report.
 pub const REPORT_API_VERSION: &str = "conformance.gomicro.dev/v1";
 
+/// Version of the contract the cases check (docs/contract.md), bumped when a case's demands
+/// change.
+pub const CONTRACT_VERSION: &str = "2026.12";
+
 /// Result of a whole run, a level or one feature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -63,8 +67,11 @@ pub struct ConformanceReport {
     pub kind: &'static str,
     /// RFC 3339 UTC time the run finished.
     pub date: String,
+    /// The contract version judged against (docs/contract.md).
+    pub contract_version: &'static str,
     pub implementation: Implementation,
-    /// The profile file used.
+    /// The profile file used, relative to the directory the run was started in when it lies
+    /// below it.
     pub profile: String,
     pub backend: String,
     pub kubernetes_version: String,
@@ -257,8 +264,9 @@ pub fn build(
         api_version: REPORT_API_VERSION,
         kind: "ConformanceReport",
         date,
+        contract_version: CONTRACT_VERSION,
         implementation: profile.implementation.clone(),
-        profile: profile.source.display().to_string(),
+        profile: relative_to_cwd(&profile.source),
         backend: backend.to_string(),
         kubernetes_version: kubernetes_version.to_string(),
         harness_version: env!("CARGO_PKG_VERSION"),
@@ -498,6 +506,19 @@ fn levels(declared: &Declared, features: &[FeatureReport]) -> Levels {
         not_declared: names(Level::Extended, &|f| !is_declared(f)),
     };
     Levels { core, extended }
+}
+
+/// `path` relative to the current directory when it lies below it, else as given.
+fn relative_to_cwd(path: &std::path::Path) -> String {
+    let relative = std::env::current_dir().ok().and_then(|cwd| {
+        let absolute = std::fs::canonicalize(path).ok()?;
+        let cwd = std::fs::canonicalize(cwd).ok()?;
+        absolute
+            .strip_prefix(&cwd)
+            .ok()
+            .map(|p| p.display().to_string())
+    });
+    relative.unwrap_or_else(|| path.display().to_string())
 }
 
 /// `Core`, `Core + Extended: a, b`, or `none` when Core was not reached in full.

@@ -53,6 +53,7 @@ pub fn render(report: &ConformanceReport) -> Result<String> {
             report.kubernetes_version.as_str(),
         ));
         suite.add_property(Property::new("backend", report.backend.as_str()));
+        suite.add_property(Property::new("contractVersion", report.contract_version));
         for case in &feature.cases {
             let status = match case.result {
                 Outcome::Passed => TestCaseStatus::success(),

@@ -41,7 +41,9 @@ pub fn render(report: &ConformanceReport) -> String {
     let statistics = &report.statistics;
     let _ = writeln!(
         out,
-        "Backend `{}`, Kubernetes `{}`, profile `{}`. Passed {}, failed {}, skipped {}, not applicable {}, not run {}, not selected {}.\n",
+        "Contract {}, harness {}. Backend `{}`, Kubernetes `{}`, profile `{}`. Passed {}, failed {}, skipped {}, not applicable {}, not run {}, not selected {}.\n",
+        report.contract_version,
+        report.harness_version,
         report.backend,
         report.kubernetes_version,
         report.profile,

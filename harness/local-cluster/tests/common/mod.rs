@@ -88,6 +88,7 @@ pub fn spec(state_dir: &str, image_dir: &Path) -> local_cluster::ClusterSpec {
         node_bin_dir: local_cluster::ensure_node_binaries().unwrap(),
         state_dir: state_dir.into(),
         images: vec![sleeper_image(image_dir)],
+        pull_registries: Vec::new(),
     }
 }
 

@@ -16,9 +16,13 @@ const DEADLINE: Duration = Duration::from_secs(60);
 /// Name prefix of the pods BAD-005 creates.
 pub(crate) const FOREIGN_POD: &str = "conformance-foreign";
 
-/// The image foreign pods run: the harness's own pod image, idle, on every backend.
-pub(crate) fn idle_image() -> &'static str {
-    crate::images::HARNESS_POD_IMAGE
+/// The image foreign pods run: the harness's own pod image, idle, on every backend (its pushed
+/// reference when the run pushed the images to a registry).
+pub(crate) fn idle_image(ctx: &Ctx) -> String {
+    let image = crate::images::HARNESS_POD_IMAGE;
+    ctx.profile
+        .provided_image(image)
+        .unwrap_or_else(|| image.to_string())
 }
 
 /// A pod claiming to be an instance of user-srv, idle (the idle image, or `sleep`) so it never

@@ -48,6 +48,19 @@ fn docker_build_args(name: &str, build: &DockerBuild) -> Vec<OsString> {
     args
 }
 
+/// `docker pull <name>`, its output passed through.
+pub(super) async fn docker_pull(name: &str) -> Result<()> {
+    let status = Command::new("docker")
+        .args(["pull", name])
+        .status()
+        .await
+        .context("cannot run docker")?;
+    if !status.success() {
+        bail!("docker pull {name} failed ({status})");
+    }
+    Ok(())
+}
+
 pub(super) async fn docker_has_image(name: &str) -> bool {
     Command::new("docker")
         .args(["image", "inspect", "--format", "{{.Id}}", name])

@@ -4,7 +4,7 @@
 //! Steps of [`K3sCluster::start`]: check that a Docker engine answers; start the container
 //! (privileged, host user and cgroup namespaces, bundled add-ons we do not need disabled) with
 //! the archives copied in; read the kubeconfig out of it ([`kubeconfig`]); wait for the node and
-//! CoreDNS ([`ready`]); `ctr import` the archives ([`images`]). Commands run through
+//! node ([`ready`]); `ctr import` the archives ([`images`]). Commands run through
 //! testcontainers' exec, files go in through its copy-to.
 
 mod images;
@@ -31,9 +31,20 @@ use crate::wait::wait_until;
 
 /// The k3s image.
 pub const K3S_IMAGE: &str = "rancher/k3s";
-/// The pinned k3s tag. Its Kubernetes minor must match the workspace's k8s-openapi feature
-/// (`v1_35`) and `ci/controlplane/versions.env`, which pins the same minor for the local backend.
-pub const K3S_TAG: &str = "v1.35.4-k3s1";
+/// The pinned k3s tag (the newest 1.35 patch), the one place it is named. Its Kubernetes minor
+/// must match the workspace's k8s-openapi feature (`v1_35`) and `ci/controlplane/versions.env`.
+/// `HARNESS_K3S_TAG` overrides it (the GitHub workflow's matrix sets it).
+pub const K3S_TAG: &str = "v1.35.6-k3s1";
+/// Environment variable overriding [`K3S_TAG`].
+pub const K3S_TAG_ENV: &str = "HARNESS_K3S_TAG";
+
+/// The k3s tag to run: `HARNESS_K3S_TAG`, else [`K3S_TAG`].
+pub fn k3s_tag() -> String {
+    std::env::var(K3S_TAG_ENV)
+        .ok()
+        .filter(|tag| !tag.is_empty())
+        .unwrap_or_else(|| K3S_TAG.to_string())
+}
 /// Label put on every k3s container of the harness, so CI can reap leftovers by label.
 pub const CONTAINER_LABEL: (&str, &str) = ("dev.gomicro-conformance.backend", "k3s");
 
@@ -46,7 +57,7 @@ const KUBECONFIG_IN_CONTAINER: &str = "/etc/rancher/k3s/k3s.yaml";
 const ARCHIVE_DIR_IN_CONTAINER: &str = "/var/lib/rancher/k3s/harness-images";
 /// Until the container logs "Node controller sync successful" (cold CI starts are slow).
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(240);
-/// Until the node and CoreDNS are Ready after the container started (includes image pulls).
+/// Until the node is Ready after the container started.
 const READY_TIMEOUT: Duration = Duration::from_secs(240);
 /// The engine check must stay quick: `auto` runs it on every start.
 const ENGINE_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -88,13 +99,24 @@ pub async fn unavailable_reason() -> Option<String> {
             "no Docker engine answered within {ENGINE_PROBE_TIMEOUT:?} (DOCKER_HOST or /var/run/docker.sock)"
         ));
     }
-    let image = format!("{K3S_IMAGE}:{K3S_TAG}");
-    if !images::docker_has_image(&image).await {
-        return Some(format!(
-            "the Docker engine does not hold {image}; `docker pull {image}` (or `--backend k3s`, which pulls it) makes auto choose k3s"
-        ));
+    let image = format!("{K3S_IMAGE}:{}", k3s_tag());
+    if images::docker_has_image(&image).await {
+        return None;
     }
-    None
+    // On a CI runner (`CI` set, as GitHub Actions sets it) a Docker engine with registry access
+    // is the norm: pull the pinned image once rather than fall back to a backend needing root.
+    if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
+        eprintln!("[harness] backend auto: CI is set and Docker answers: pulling {image} ...");
+        match images::docker_pull(&image).await {
+            Ok(()) => return None,
+            Err(error) => {
+                return Some(format!("pulling {image} failed: {error:#}"));
+            }
+        }
+    }
+    Some(format!(
+        "the Docker engine does not hold {image}; `docker pull {image}` (or `--backend k3s`, which pulls it) makes auto choose k3s"
+    ))
 }
 
 /// A running k3s container with the profile's images imported.
@@ -107,7 +129,7 @@ pub struct K3sCluster {
 impl K3sCluster {
     /// Starts k3s with `archives` (OCI or `docker save` archives; with
     /// `HARNESS_K3S_DOCKER_BUILD=1` the `docker_builds` are built and saved as archives too)
-    /// copied in, imports them, waits until the node and CoreDNS are Ready, and returns an
+    /// copied in, imports them, waits until the node is Ready, and returns an
     /// admin client. `expected` names the images of `archives`, which containerd must list
     /// afterwards.
     pub async fn start(
@@ -139,9 +161,10 @@ impl K3sCluster {
         if keep {
             let kubeconfig = kubeconfig.keep();
             eprintln!(
-                "[k3s] keeping container {id} ({K3S_IMAGE}:{K3S_TAG}); reach it with\n  \
+                "[k3s] keeping container {id} ({K3S_IMAGE}:{}); reach it with\n  \
                  export KUBECONFIG={}\n  kubectl get pods -A\n\
                  [k3s] remove it with\n  docker rm -f -v {id}",
+                k3s_tag(),
                 kubeconfig.display()
             );
             // Dropping the handle would remove the container.
@@ -163,8 +186,10 @@ impl super::Backend for K3sCluster {
     }
 }
 
-/// The k3s server command: the module's default (`server --snapshotter=native`) plus the
-/// bundled add-ons the conformance run does not need (fewer image pulls, less memory).
+/// The k3s server command: the module's default (`server --snapshotter=native`), every bundled
+/// add-on disabled (the services reach the API server by its Service IP and each other by pod
+/// IP: no DNS is needed), and the harness's own pod image as the sandbox image, imported with
+/// the other archives, so k3s pulls nothing from a registry.
 fn k3s_command() -> Vec<String> {
     [
         "server".to_string(),
@@ -173,6 +198,8 @@ fn k3s_command() -> Vec<String> {
         "--disable=metrics-server".to_string(),
         "--disable=servicelb".to_string(),
         "--disable=local-storage".to_string(),
+        "--disable=coredns".to_string(),
+        format!("--pause-image={}", crate::images::HARNESS_POD_IMAGE),
     ]
     .into()
 }
@@ -181,11 +208,12 @@ fn k3s_command() -> Vec<String> {
 /// cluster can run pods.
 async fn start_ready_cluster(archives: &[PathBuf]) -> Result<(K3sCluster, kube::Client)> {
     eprintln!(
-        "[k3s] starting {K3S_IMAGE}:{K3S_TAG} (up to {}s) ...",
+        "[k3s] starting {K3S_IMAGE}:{} (up to {}s) ...",
+        k3s_tag(),
         STARTUP_TIMEOUT.as_secs()
     );
     let started = Instant::now();
-    let mut request = K3s::default().with_tag(K3S_TAG);
+    let mut request = K3s::default().with_tag(k3s_tag());
     for (index, archive) in archives.iter().enumerate() {
         request = request.with_copy_to(images::archive_in_container(index), archive.clone());
     }
@@ -236,8 +264,9 @@ fn explain_start_error(error: &str) -> anyhow::Error {
         )
     } else {
         anyhow!(
-            "k3s ({K3S_IMAGE}:{K3S_TAG}) did not start: {error}. It needs a privileged container and \
-             registry access (it pulls its image, CoreDNS and pause); `--backend local` needs neither"
+            "k3s ({K3S_IMAGE}:{}) did not start: {error}. It needs a privileged container and \
+             access to the registry holding its own image; `--backend local` needs neither",
+            k3s_tag()
         )
     }
 }
@@ -322,12 +351,19 @@ mod tests {
     fn k3s_command_keeps_the_module_defaults_and_disables_addons() {
         let command = k3s_command();
         assert_eq!(command[..2], ["server", "--snapshotter=native"]);
-        for addon in ["traefik", "metrics-server", "servicelb"] {
+        for addon in ["traefik", "metrics-server", "servicelb", "coredns"] {
             assert!(
                 command.contains(&format!("--disable={addon}")),
                 "{command:?}"
             );
         }
+        assert!(
+            command.contains(&format!(
+                "--pause-image={}",
+                crate::images::HARNESS_POD_IMAGE
+            )),
+            "{command:?}"
+        );
     }
 
     #[test]

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# The conformance run of the reference on a cluster the harness neither started nor has levers
+# on, the path of kind, k3s and real clusters: a `harness up` cluster that was given NO image and
+# whose node may pull from exactly one registry, on loopback (every other registry stays routed
+# to a closed port). The harness pushes its images there (`--registry`, the OCI distribution
+# API) and runs with `--backend kubeconfig`, reaching pods first at their IPs, then through
+# kube-rs port-forward. Expected each time: exit 0, nothing failed, and only the cases needing a
+# lever (FAULT-001/002/003/006/007) not applicable.
+#
+# Needs the release build (`cargo build-images`) and the local backend's Go builds; installs
+# Debian's docker-registry (CNCF distribution) when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. ci/lib.sh
+
+REGISTRY=127.0.0.1:5000
+harness=target/release/harness
+out=target/kubeconfig-pass
+rm -rf "$out"
+mkdir -p "$out"
+
+if ! command -v docker-registry >/dev/null 2>&1; then
+  step "installing docker-registry (apt-get)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry >&2
+fi
+
+# The registry, on loopback only, with its storage in the pass's own directory.
+cat > "$out/registry.yml" <<EOF
+version: 0.1
+storage:
+  filesystem:
+    rootdirectory: $PWD/$out/registry-storage
+http:
+  addr: $REGISTRY
+EOF
+step "docker-registry on $REGISTRY"
+docker-registry serve "$out/registry.yml" > "$out/registry.log" 2>&1 &
+registry_pid=$!
+cleanup() {
+  "$harness" down >/dev/null 2>&1 || true
+  kill "$registry_pid" 2>/dev/null || true
+}
+trap cleanup EXIT
+for _ in $(seq 100); do
+  curl -sf --noproxy '*' "http://$REGISTRY/v2/" >/dev/null && break
+  kill -0 "$registry_pid" 2>/dev/null || { cat "$out/registry.log" >&2; exit 1; }
+  sleep 0.1
+done
+curl -sf --noproxy '*' "http://$REGISTRY/v2/" >/dev/null || { echo "the registry did not answer" >&2; exit 1; }
+
+step "harness up --no-images --pull-registry $REGISTRY"
+"$harness" down >/dev/null 2>&1 || true
+up=$("$harness" up --no-images --pull-registry "$REGISTRY")
+echo "$up" >&2
+KUBECONFIG=$(echo "$up" | sed -n 's/^ *export KUBECONFIG=//p')
+export KUBECONFIG
+[ -n "$KUBECONFIG" ] || { echo "harness up printed no KUBECONFIG" >&2; exit 1; }
+
+status=0
+for access in direct port-forward; do
+  step "harness run --backend kubeconfig --registry $REGISTRY/conformance (pod access: $access)"
+  started=$SECONDS
+  HARNESS_POD_ACCESS=$access "$harness" run --backend kubeconfig --registry "$REGISTRY/conformance" \
+    --report-dir "$out/$access" || status=$?
+  echo "[kubeconfig-pass] $access: exit $status in $((SECONDS - started)) s" >&2
+  head -n 1 "$out/$access/summary.md" >&2
+  [ "$status" -eq 0 ] || { echo "the kubeconfig pass ($access) failed: see $out/$access/summary.md" >&2; exit "$status"; }
+  # Only the lever cases may be not applicable; nothing may fail or stay unrun.
+  not_applicable=$(grep -o '| [A-Z]*-[0-9]* | not applicable |' "$out/$access/summary.md" | awk '{print $2}' | sort | tr '\n' ' ')
+  echo "[kubeconfig-pass] $access: not applicable: $not_applicable" >&2
+  [ "$not_applicable" = "FAULT-001 FAULT-002 FAULT-003 FAULT-006 FAULT-007 " ] \
+    || { echo "unexpected not-applicable cases: $not_applicable" >&2; exit 1; }
+  if grep -q '| \*\*failed\*\* |\|| \*\*not run\*\* |' "$out/$access/summary.md"; then
+    echo "a case failed or did not run: see $out/$access/summary.md" >&2
+    exit 1
+  fi
+done
+echo "[kubeconfig-pass] passed: both pod access paths, exit 0, only the lever cases not applicable" >&2
