@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
@@ -44,6 +45,9 @@ pub struct Profile {
     /// Implementation-specific expectations the contract allows.
     #[serde(default)]
     pub expectations: Expectations,
+    /// Deadlines of the runner (a slow cluster needs longer ones).
+    #[serde(default)]
+    pub timeouts: Timeouts,
     /// Where the profile was read from (set by [`Profile::load`]).
     #[serde(skip)]
     pub source: PathBuf,
@@ -149,6 +153,73 @@ pub struct DockerBuild {
     pub dockerfile: PathBuf,
     #[serde(default)]
     pub build_args: BTreeMap<String, String>,
+}
+
+/// The runner's deadlines, each a duration like `180s` or `3m`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Timeouts {
+    /// Longest a case's body may take (default 180s).
+    #[serde(default = "default_case_timeout", with = "duration_text")]
+    pub case: Duration,
+    /// Longest each restore a case registered may take (default 120s).
+    #[serde(default = "default_cleanup_timeout", with = "duration_text")]
+    pub cleanup: Duration,
+    /// Longest the runner waits for the implementation to be as deployed before a case
+    /// (default 120s).
+    #[serde(default = "default_recovery_timeout", with = "duration_text")]
+    pub recovery: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            case: default_case_timeout(),
+            cleanup: default_cleanup_timeout(),
+            recovery: default_recovery_timeout(),
+        }
+    }
+}
+
+fn default_case_timeout() -> Duration {
+    Duration::from_secs(180)
+}
+
+fn default_cleanup_timeout() -> Duration {
+    Duration::from_secs(120)
+}
+
+fn default_recovery_timeout() -> Duration {
+    Duration::from_secs(120)
+}
+
+/// Durations written as text (`180s`, `2m 30s`).
+mod duration_text {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        value: &Duration,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&humantime::format_duration(*value).to_string())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Duration, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let duration = humantime::parse_duration(&text).map_err(|e| {
+            serde::de::Error::custom(format!("{text:?} is not a duration like 180s: {e}"))
+        })?;
+        if duration.is_zero() {
+            return Err(serde::de::Error::custom(
+                "a timeout must be longer than zero",
+            ));
+        }
+        Ok(duration)
+    }
 }
 
 /// Expectations where the contract allows implementations to differ.

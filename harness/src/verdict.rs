@@ -3,20 +3,23 @@
 //! - A case of an undeclared feature is skipped; a case needing a lever the backend lacks is
 //!   not applicable; a case outside the selection is not selected. None of these runs.
 //! - Before a case runs, the implementation must be as deployed (replica counts, ConfigMaps,
-//!   Deployments available, every pod registered and SERVING); the runner restores what a case
-//!   left behind and waits up to [`RECOVERY_TIMEOUT`]. A case that cannot start is "not run"
+//!   Deployments available, every pod SERVING); the runner restores what a case
+//!   left behind and waits up to the recovery timeout. A case that cannot start is "not run"
 //!   and names what it waited for, instead of failing for "no ready pod".
 //! - The body runs isolated: an error is the case's finding, a panic is a harness error of that
-//!   case with its message and place, and [`CASE_TIMEOUT`] ends it. The restores it registered
+//!   case with its message and place, and the case timeout ends it. The restores it registered
 //!   ([`Ctx::on_cleanup`]) run afterwards in every one of these cases, each with its own deadline.
 //! - A container of the implementation that exits or restarts during a case, unless the case
 //!   did it on purpose, fails that case, which is named as the trigger.
+//!
+//! The deadlines are the profile's `timeouts` (180 s per case, 120 s per restore and for the
+//! recovery by default).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use futures::FutureExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -27,14 +30,7 @@ use crate::cases::{self, Case, MEASUREMENTS};
 use crate::context::Ctx;
 use crate::features::{Declared, Feature};
 use crate::stability::Termination;
-use crate::{deploy, manifests, pods};
-
-/// Longest a single case body may take.
-pub const CASE_TIMEOUT: Duration = Duration::from_secs(180);
-/// Longest each registered restore may take.
-pub const CLEANUP_TIMEOUT: Duration = Duration::from_secs(120);
-/// Longest the runner waits for the implementation to be as deployed before a case.
-pub const RECOVERY_TIMEOUT: Duration = Duration::from_secs(120);
+use crate::{deploy, manifests};
 
 /// How one case ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -162,7 +158,8 @@ impl<'a> Runner<'a> {
                 .clone()
                 .unwrap_or_else(|| "the previous case".into());
             let reason = format!(
-                "not run: the implementation did not recover after {after} within {RECOVERY_TIMEOUT:?}: {}",
+                "not run: the implementation did not recover after {after} within {:?}: {}",
+                ctx.profile.timeouts.recovery,
                 self.redact(&format!("{error:#}"))
             );
             eprintln!("[case] {} {reason}", case.id);
@@ -174,7 +171,8 @@ impl<'a> Runner<'a> {
         ctx.set_stability_phase(case.id, true);
         let mut result = CaseResult::unrun(case, Outcome::Failed, None);
         let body = AssertUnwindSafe((case.run)(ctx)).catch_unwind();
-        match tokio::time::timeout(CASE_TIMEOUT, body).await {
+        let case_timeout = ctx.profile.timeouts.case;
+        match tokio::time::timeout(case_timeout, body).await {
             Ok(Ok(Ok(mut observations))) => {
                 result.outcome = Outcome::Passed;
                 if let Some(serde_json::Value::Object(measured)) = observations
@@ -194,7 +192,7 @@ impl<'a> Runner<'a> {
                 ));
             }
             Err(_) => {
-                result.reason = Some(format!("did not finish within {CASE_TIMEOUT:?}"));
+                result.reason = Some(format!("did not finish within {case_timeout:?}"));
             }
         }
         for failure in run_cleanups(ctx).await {
@@ -249,25 +247,28 @@ impl<'a> Runner<'a> {
         self.ctx.secrets.redactor().redact(text).into_owned()
     }
 
-    /// Brings the implementation back as deployed, within [`RECOVERY_TIMEOUT`].
+    /// Brings the implementation back as deployed, within the recovery timeout.
     async fn recover(&self) -> Result<()> {
-        tokio::time::timeout(RECOVERY_TIMEOUT, as_deployed(self.ctx))
-            .await
-            .unwrap_or_else(|_| bail!("still not as deployed after {RECOVERY_TIMEOUT:?}"))
+        as_deployed(
+            self.ctx,
+            Instant::now() + self.ctx.profile.timeouts.recovery,
+        )
+        .await
     }
 }
 
-/// Runs the restores the case registered, newest first, each within [`CLEANUP_TIMEOUT`] and
+/// Runs the restores the case registered, newest first, each within the clean-up timeout and
 /// isolated like a body; returns a line per restore that failed.
 async fn run_cleanups(ctx: &Ctx) -> Vec<String> {
+    let timeout = ctx.profile.timeouts.cleanup;
     let mut failures = Vec::new();
     for (what, restore) in ctx.take_cleanups() {
         let run = AssertUnwindSafe(restore(ctx)).catch_unwind();
-        let failure = match tokio::time::timeout(CLEANUP_TIMEOUT, run).await {
+        let failure = match tokio::time::timeout(timeout, run).await {
             Ok(Ok(Ok(()))) => continue,
             Ok(Ok(Err(error))) => format!("{error:#}"),
             Ok(Err(panic)) => format!("harness error: {}", panic_text(panic.as_ref())),
-            Err(_) => format!("did not finish within {CLEANUP_TIMEOUT:?}"),
+            Err(_) => format!("did not finish within {timeout:?}"),
         };
         failures.push(format!("clean-up failed, {what}: {failure}"));
     }
@@ -275,9 +276,9 @@ async fn run_cleanups(ctx: &Ctx) -> Vec<String> {
 }
 
 /// Restores what the manifests define and cases change (ConfigMap data, replica counts), then
-/// waits until every Deployment is available and every service's pods are registered and
-/// SERVING.
-async fn as_deployed(ctx: &Ctx) -> Result<()> {
+/// waits until every Deployment is available and every service's pods answer SERVING.
+async fn as_deployed(ctx: &Ctx, deadline: Instant) -> Result<()> {
+    let left = || deadline.saturating_duration_since(Instant::now());
     let client = ctx.client();
     let namespace = ctx.namespace();
     let manifests = manifests::load(&ctx.profile.manifests)?;
@@ -332,10 +333,11 @@ async fn as_deployed(ctx: &Ctx) -> Result<()> {
                 .await?;
         }
     }
+    // Registration is not waited for: whether pods register is what the REG and RES cases
+    // judge, so an implementation that never does still gets their verdicts.
     for (_, service) in ctx.profile.all_services() {
-        deploy::wait_rolled_out(&client, namespace, &service.deployment, RECOVERY_TIMEOUT).await?;
-        pods::wait_registered(&client, &ctx.profile, service, RECOVERY_TIMEOUT).await?;
-        ctx.wait_serving(service, RECOVERY_TIMEOUT).await?;
+        deploy::wait_rolled_out(&client, namespace, &service.deployment, left()).await?;
+        ctx.wait_serving(service, left()).await?;
     }
     Ok(())
 }

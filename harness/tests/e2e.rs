@@ -422,3 +422,76 @@ fn article_walkthrough_with_curl_and_grpcurl() {
         }
     });
 }
+
+/// A case forced past its timeout still runs its restores (fixtures/profiles/broken/
+/// case-timeout.yaml: 2 s per case): RES-002 is cut off while it scales user-srv, its clean-up
+/// scales user-srv back to one replica, and RES-003, which needs exactly one, passes.
+#[test]
+fn a_case_past_its_timeout_is_cleaned_up_and_the_next_case_passes() {
+    require_local_backend("the local cluster of the fixture's run");
+    let reports = tempfile::tempdir().unwrap();
+    run_fixture_failing(
+        "case-timeout.yaml",
+        &["--case", "RES-002", "--case", "RES-003"],
+        reports.path(),
+    );
+    let summary = std::fs::read_to_string(reports.path().join("summary.md")).unwrap();
+    let row = |id: &str| {
+        summary
+            .lines()
+            .find(|l| l.contains(&format!("| {id} |")))
+            .unwrap_or_else(|| panic!("{id} is not in the summary:\n{summary}"))
+            .to_string()
+    };
+    let cut = row("RES-002");
+    assert!(
+        cut.contains("| **failed** |") && cut.contains("did not finish within 2s"),
+        "{cut}"
+    );
+    assert!(row("RES-003").contains("| passed |"), "{summary}");
+}
+
+/// `harness run` with a selection on the shared cluster: one passing case succeeds (exit 0) and
+/// claims no level; with `--require-level core` the same run exits 1 saying why.
+#[test]
+fn a_passing_selection_succeeds_and_claims_no_level_unless_core_is_required() {
+    require_local_backend("the shared local cluster");
+    for (extra, code) in [(&[][..], 0), (&["--require-level", "core"][..], 1)] {
+        let reports = tempfile::tempdir().unwrap();
+        let run = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
+            .args([
+                "run",
+                "--backend",
+                "local",
+                "--keep-cluster",
+                "--case",
+                "LOGIN-001",
+            ])
+            .args(extra)
+            .arg("--report-dir")
+            .arg(reports.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(code), "{extra:?}: {stderr}");
+        let summary = std::fs::read_to_string(reports.path().join("summary.md")).unwrap();
+        let first = summary.lines().next().unwrap();
+        assert!(
+            first.contains("1 case(s) ran: 1 passed, 0 failed")
+                && first.contains("conformance level: none"),
+            "{first}"
+        );
+        assert!(
+            summary.contains("Not selected (no verdict, no level claimed from them): REG-001"),
+            "{summary}"
+        );
+        if code == 1 {
+            assert!(
+                first.starts_with("## Conformance of reference-services 0.1.0: Failure: the required level Core was not reached"),
+                "{first}"
+            );
+        } else {
+            assert!(first.contains(": Success: "), "{first}");
+        }
+    }
+}
