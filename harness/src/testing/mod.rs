@@ -18,6 +18,9 @@
 //! their lever are listed as ignored. A failed test leaves a diagnostics bundle (see
 //! [`bundle`]) and its message says where.
 
+// The example's `fn main` is the point: a `harness = false` target's entry.
+#![allow(clippy::needless_doctest_main)]
+
 mod bundle;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
