@@ -226,13 +226,7 @@ fn a_crash_fails_the_running_case_and_is_named_with_its_previous_log() {
     );
     let read = |name: &str| std::fs::read_to_string(reports.path().join(name)).unwrap();
     let summary = read("summary.md");
-    let row = |id: &str| {
-        summary
-            .lines()
-            .find(|l| l.contains(&format!("| {id} |")))
-            .unwrap_or_else(|| panic!("{id} is not in the summary:\n{summary}"))
-            .to_string()
-    };
+    let row = |id: &str| summary_row(&summary, id);
     assert!(row("REG-001").contains("| passed |"), "{summary}");
     let crashed = row("CFG-004");
     assert!(
@@ -276,6 +270,15 @@ fn a_crash_fails_the_running_case_and_is_named_with_its_previous_log() {
             .any(|log| log.contains("crash-once: first login answered")),
         "no log of user-srv in the diagnostics holds the crash: {logs:?}"
     );
+}
+
+/// The summary's table row of case `id`.
+fn summary_row(summary: &str, id: &str) -> String {
+    summary
+        .lines()
+        .find(|l| l.contains(&format!("| {id} |")))
+        .unwrap_or_else(|| panic!("{id} is not in the summary:\n{summary}"))
+        .to_string()
 }
 
 fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
@@ -436,13 +439,7 @@ fn a_case_past_its_timeout_is_cleaned_up_and_the_next_case_passes() {
         reports.path(),
     );
     let summary = std::fs::read_to_string(reports.path().join("summary.md")).unwrap();
-    let row = |id: &str| {
-        summary
-            .lines()
-            .find(|l| l.contains(&format!("| {id} |")))
-            .unwrap_or_else(|| panic!("{id} is not in the summary:\n{summary}"))
-            .to_string()
-    };
+    let row = |id: &str| summary_row(&summary, id);
     let cut = row("RES-002");
     assert!(
         cut.contains("| **failed** |") && cut.contains("did not finish within 2s"),

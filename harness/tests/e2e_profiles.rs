@@ -34,27 +34,7 @@ fn profile_path(name: &str) -> PathBuf {
 
 fn run_profile(name: &str, cases: Vec<String>) -> ConformanceReport {
     let report_dir = workspace_root().join(format!("target/e2e-profiles/{name}"));
-    std::fs::create_dir_all(&report_dir).expect("report directory");
-    let options = RunOptions {
-        backend: BackendKind::Local,
-        profile: profile_path(name),
-        report_dir,
-        keep_cluster: false,
-        cases,
-        features: Vec::new(),
-        required_level: None,
-        registry: None,
-        harness_exe: Path::new(env!("CARGO_BIN_EXE_harness")).to_path_buf(),
-    };
-    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    runtime.block_on(async {
-        stop_local_daemon()
-            .await
-            .unwrap_or_else(|e| panic!("cannot stop the shared e2e cluster: {e:#}"));
-        run(&options)
-            .await
-            .unwrap_or_else(|e| panic!("the {name} run did not complete: {e:#}"))
-    })
+    run_path(profile_path(name), report_dir, cases)
 }
 
 #[rstest]
@@ -151,14 +131,15 @@ fn profile_copy(name: &str, dir: &Path, core_only: bool) -> PathBuf {
     path
 }
 
-fn run_path(profile: PathBuf, report_dir: PathBuf) -> ConformanceReport {
+/// Runs `harness run` on a local cluster of its own (the shared e2e cluster is stopped first).
+fn run_path(profile: PathBuf, report_dir: PathBuf, cases: Vec<String>) -> ConformanceReport {
     std::fs::create_dir_all(&report_dir).expect("report directory");
     let options = RunOptions {
         backend: BackendKind::Local,
         profile,
         report_dir,
         keep_cluster: false,
-        cases: Vec::new(),
+        cases,
         features: Vec::new(),
         required_level: None,
         registry: None,
@@ -168,9 +149,12 @@ fn run_path(profile: PathBuf, report_dir: PathBuf) -> ConformanceReport {
         stop_local_daemon()
             .await
             .unwrap_or_else(|e| panic!("cannot stop the shared e2e cluster: {e:#}"));
-        run(&options)
-            .await
-            .unwrap_or_else(|e| panic!("the run did not complete: {e:#}"))
+        run(&options).await.unwrap_or_else(|e| {
+            panic!(
+                "the run of {} did not complete: {e:#}",
+                options.profile.display()
+            )
+        })
     })
 }
 
@@ -196,6 +180,7 @@ fn a_go_micro_like_implementation_gets_findings_not_a_harness_crash() {
     let all = run_path(
         profile_copy("gomicro-like", dir.path(), false),
         reports.join("gomicro-like"),
+        Vec::new(),
     );
     for file in ["conformance-report.yaml", "junit.xml", "summary.md"] {
         assert!(reports.join("gomicro-like").join(file).is_file(), "{file}");
@@ -242,6 +227,7 @@ fn a_go_micro_like_implementation_gets_findings_not_a_harness_crash() {
     let core = run_path(
         profile_copy("gomicro-like", dir.path(), true),
         reports.join("gomicro-like-core"),
+        Vec::new(),
     );
     let core_verdicts = |report: &ConformanceReport| -> Vec<(String, Outcome)> {
         report

@@ -216,8 +216,8 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A directory name for an image reference (`a/b:c` → `a_b_c`).
-fn sanitize(image: &str) -> String {
+/// One path component for an image reference or a test name (`a/b:c` → `a_b_c`).
+pub(crate) fn sanitize(image: &str) -> String {
     image
         .chars()
         .map(|c| {

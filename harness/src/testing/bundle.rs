@@ -85,16 +85,7 @@ pub(crate) async fn write(
 /// A test name as one path component (`conformance::case_01_reg_001` →
 /// `conformance.case_01_reg_001`).
 fn file_name(test: &str) -> String {
-    test.replace("::", ".")
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "._-".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    crate::images::sanitize(&test.replace("::", "."))
 }
 
 #[cfg(test)]
