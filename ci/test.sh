@@ -17,7 +17,8 @@ ensure_curl
 # source hash, so instant when warm) run beside the cargo builds below: cold, both take minutes.
 start_go_builds
 
-cleanup() { stop_go_builds; cargo run --quiet -p harness -- down >/dev/null 2>&1 || true; }
+# A failed `harness down` is shown (a cluster left up makes the real-cluster tests fail), not fatal.
+cleanup() { stop_go_builds; cargo run --quiet -p harness -- down >/dev/null || echo "warning: harness down failed" >&2; }
 trap cleanup EXIT
 
 # The e2e suite runs the reference services from their release builds; building them here keeps
@@ -41,7 +42,7 @@ cargo nextest run --workspace --profile "$profile" "$@"
 # of other implementations and broken fixtures reach pods the same way as these, so they run
 # once, above.
 cleanup
-port_forward_tests='test(/^conformance::/) | test(article_walkthrough_with_curl_and_grpcurl)'
+port_forward_tests='binary(conformance) | test(article_walkthrough_with_curl_and_grpcurl)'
 step "cargo nextest run -p harness --test conformance --test e2e -E '$port_forward_tests' with HARNESS_POD_ACCESS=port-forward"
 HARNESS_POD_ACCESS=port-forward cargo nextest run -p harness --test conformance --test e2e -E "$port_forward_tests" --profile "$profile" "$@"
 

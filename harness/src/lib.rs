@@ -9,6 +9,7 @@ pub mod cases;
 pub mod cluster;
 pub mod configmap;
 pub mod context;
+pub mod contract;
 pub mod deploy;
 pub mod features;
 pub mod images;

@@ -145,8 +145,13 @@ enum Command {
         #[arg(long, value_name = "NEW.json", requires = "compare")]
         against: Option<PathBuf>,
     },
-    /// List the conformance cases with their CONTRACT.md section, level and feature.
-    Cases,
+    /// List the conformance cases with their contract section, level and feature.
+    Cases {
+        /// Print one case's entry of the contract (docs/contract.md): what it does, what a
+        /// failure usually means and the clauses it traces to.
+        #[arg(long, value_name = "ID")]
+        explain: Option<String>,
+    },
     /// Write the profile's local images as OCI image archives (no Docker) and print their
     /// references, digests and sizes; `ctr -n k8s.io images import` accepts them.
     Images {
@@ -400,7 +405,17 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
-        Command::Cases => {
+        Command::Cases { explain: Some(id) } => match harness::contract::explain(&id) {
+            Some(text) => {
+                print!("{text}");
+                Ok(ExitCode::SUCCESS)
+            }
+            None => Err(preflight::UsageError(format!(
+                "unknown case {id}; `harness cases` lists them"
+            ))
+            .into()),
+        },
+        Command::Cases { explain: None } => {
             println!(
                 "{:<10} {:<8} {:<9} {:<26} summary",
                 "id", "contract", "level", "feature"
