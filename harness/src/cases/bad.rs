@@ -234,49 +234,46 @@ async fn foreign_pods(ctx: &Ctx) -> Result<Value> {
     ];
     let names: Vec<String> = malformed.iter().map(|p| p.name_any()).collect();
     delete_afterwards(ctx, &names);
-    async {
-        for pod in &malformed {
-            api.create(&PostParams::default(), pod)
-                .await
-                .with_context(|| format!("creating foreign pod {}", pod.name_any()))?;
-        }
-        wait_until(DEADLINE, "the foreign pods to run and be Ready", || async {
-            for name in &names {
-                match api.get_opt(name).await? {
-                    Some(pod) if crate::pods::is_ready(&pod) => {}
-                    _ => return Ok(None),
-                }
-            }
-            Ok(Some(()))
-        })
-        .await?;
-        let warnings = wait_until(
-            DEADLINE,
-            "admin-srv to warn about each malformed foreign pod",
-            || async {
-                let log = admin_log(ctx).await?;
-                let new = log.get(admin_log_before..).unwrap_or(&log);
-                let warning = |name: &String| {
-                    new.lines()
-                        .find(|l| l.contains(name.as_str()) && l.to_uppercase().contains("WARN"))
-                        .map(|l| rejection_message(l, name))
-                };
-                Ok(names.iter().map(warning).collect::<Option<Vec<String>>>())
-            },
-        )
-        .await?;
-        let update = wait_in_sync(ctx, user, replicas).await?;
-        let reply = any_login(ctx).await?;
-        let login = check_reply(ctx, &reply, &ctx.profile.expectations.api_key)?;
-        still_same_pods(ctx, &ctx.profile.services.admin, &before).await?;
-        anyhow::Ok(json!({
-            "invalidLabelRefusedWith": refused_code,
-            "warnings": warnings,
-            "resolverAfter": update.iter().map(|i| normalize::resolver_instance(i, &user.deployment)).collect::<Vec<_>>(),
-            "loginAfter": login,
-        }))
+    for pod in &malformed {
+        api.create(&PostParams::default(), pod)
+            .await
+            .with_context(|| format!("creating foreign pod {}", pod.name_any()))?;
     }
-    .await
+    wait_until(DEADLINE, "the foreign pods to run and be Ready", || async {
+        for name in &names {
+            match api.get_opt(name).await? {
+                Some(pod) if crate::pods::is_ready(&pod) => {}
+                _ => return Ok(None),
+            }
+        }
+        Ok(Some(()))
+    })
+    .await?;
+    let warnings = wait_until(
+        DEADLINE,
+        "admin-srv to warn about each malformed foreign pod",
+        || async {
+            let log = admin_log(ctx).await?;
+            let new = log.get(admin_log_before..).unwrap_or(&log);
+            let warning = |name: &String| {
+                new.lines()
+                    .find(|l| l.contains(name.as_str()) && l.to_uppercase().contains("WARN"))
+                    .map(|l| rejection_message(l, name))
+            };
+            Ok(names.iter().map(warning).collect::<Option<Vec<String>>>())
+        },
+    )
+    .await?;
+    let update = wait_in_sync(ctx, user, replicas).await?;
+    let reply = any_login(ctx).await?;
+    let login = check_reply(ctx, &reply, &ctx.profile.expectations.api_key)?;
+    still_same_pods(ctx, &ctx.profile.services.admin, &before).await?;
+    anyhow::Ok(json!({
+        "invalidLabelRefusedWith": refused_code,
+        "warnings": warnings,
+        "resolverAfter": update.iter().map(|i| normalize::resolver_instance(i, &user.deployment)).collect::<Vec<_>>(),
+        "loginAfter": login,
+    }))
 }
 
 async fn bad_bodies_refused(ctx: &Ctx) -> Result<Value> {

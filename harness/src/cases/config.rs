@@ -113,20 +113,21 @@ fn without_uid(identity: &[Value]) -> Vec<Value> {
 
 async fn api_key_reloads_live(ctx: &Ctx) -> Result<Value> {
     restore_token_config_afterwards(ctx);
-    async {
-        let before = token_pods_identity(ctx).await?;
-        let key = fresh_key(ctx, "reload");
-        set_api_key(ctx, &key).await?;
-        let started = Instant::now();
-        let token = wait_signed_with(ctx, &key).await?;
-        let after = token_pods_identity(ctx).await?;
-        if before != after {
-            bail!("token-srv pods changed while reloading (before {before:?}, after {after:?}): a restart is not a live reload");
-        }
-        let took_ms = started.elapsed().as_secs_f64() * 1000.0;
-        Ok(json!({ "token": token, "tokenPods": without_uid(&after), super::MEASUREMENTS: { "newKeyInEffectMs": took_ms } }))
+    let before = token_pods_identity(ctx).await?;
+    let key = fresh_key(ctx, "reload");
+    set_api_key(ctx, &key).await?;
+    let started = Instant::now();
+    let token = wait_signed_with(ctx, &key).await?;
+    let after = token_pods_identity(ctx).await?;
+    if before != after {
+        bail!(
+            "token-srv pods changed while reloading (before {before:?}, after {after:?}): a restart is not a live reload"
+        );
     }
-    .await
+    let took_ms = started.elapsed().as_secs_f64() * 1000.0;
+    Ok(
+        json!({ "token": token, "tokenPods": without_uid(&after), super::MEASUREMENTS: { "newKeyInEffectMs": took_ms } }),
+    )
 }
 
 async fn malformed_update_rejected(ctx: &Ctx) -> Result<Value> {
@@ -135,71 +136,65 @@ async fn malformed_update_rejected(ctx: &Ctx) -> Result<Value> {
     let before_log = ctx.logs(&pod).await?;
     let entry = format!("{}/{}/{CONFIG_KEY}", ctx.namespace(), token.config_map);
     restore_token_config_afterwards(ctx);
-    async {
-        configmap::set_entry(ctx, token, CONFIG_KEY, "auth: [unclosed\n  api_key: {").await?;
-        let rejection = wait_until(
-            DEADLINE,
-            &format!("token-srv to report the rejected update naming {entry}"),
-            || async {
-                let log = ctx.logs(&pod).await?;
-                let new = log.get(before_log.len()..).unwrap_or(&log);
-                Ok(new
-                    .lines()
-                    .find(|l| reports_rejection(l, &entry))
-                    .map(String::from))
-            },
-        )
-        .await?;
-        // The last good configuration keeps serving.
-        let reply = any_login(ctx).await?;
-        let checked = check_reply(ctx, &reply, &ctx.profile.expectations.api_key)
-            .context("after a malformed update, tokens no longer verify with the last good key")?;
-        if pods::ready_pods(&ctx.client(), ctx.namespace(), token)
-            .await?
-            .iter()
-            .any(|p| p.uid() != pod.uid())
-        {
-            bail!("token-srv pod was replaced after the malformed update");
-        }
-        Ok(json!({ "rejection": rejection_message(&rejection, &entry), "stillServing": checked }))
+    configmap::set_entry(ctx, token, CONFIG_KEY, "auth: [unclosed\n  api_key: {").await?;
+    let rejection = wait_until(
+        DEADLINE,
+        &format!("token-srv to report the rejected update naming {entry}"),
+        || async {
+            let log = ctx.logs(&pod).await?;
+            let new = log.get(before_log.len()..).unwrap_or(&log);
+            Ok(new
+                .lines()
+                .find(|l| reports_rejection(l, &entry))
+                .map(String::from))
+        },
+    )
+    .await?;
+    // The last good configuration keeps serving.
+    let reply = any_login(ctx).await?;
+    let checked = check_reply(ctx, &reply, &ctx.profile.expectations.api_key)
+        .context("after a malformed update, tokens no longer verify with the last good key")?;
+    if pods::ready_pods(&ctx.client(), ctx.namespace(), token)
+        .await?
+        .iter()
+        .any(|p| p.uid() != pod.uid())
+    {
+        bail!("token-srv pod was replaced after the malformed update");
     }
-    .await
+    Ok(json!({ "rejection": rejection_message(&rejection, &entry), "stillServing": checked }))
 }
 
 async fn deleted_configmap_keeps_values(ctx: &Ctx) -> Result<Value> {
     let token = &ctx.profile.services.token;
     restore_token_config_afterwards(ctx);
-    async {
-        let key = fresh_key(ctx, "delete");
-        set_api_key(ctx, &key).await?;
-        wait_signed_with(ctx, &key).await?;
-        let api: Api<ConfigMap> = Api::namespaced(ctx.client(), ctx.namespace());
-        api.delete(&token.config_map, &DeleteParams::default())
-            .await?;
-        wait_until(DEADLINE, "the ConfigMap to be gone", || async {
-            Ok(api
-                .get_opt(&token.config_map)
-                .await?
-                .is_none()
-                .then_some(()))
-        })
+    let key = fresh_key(ctx, "delete");
+    set_api_key(ctx, &key).await?;
+    wait_signed_with(ctx, &key).await?;
+    let api: Api<ConfigMap> = Api::namespaced(ctx.client(), ctx.namespace());
+    api.delete(&token.config_map, &DeleteParams::default())
         .await?;
-        // Observe for a bounded window: every login in it must still sign with the key the
-        // deleted ConfigMap gave (an implementation that drops the values falls back to another key).
-        let window = Instant::now();
-        let mut logins = 0;
-        let mut last = Value::Null;
-        while window.elapsed() < Duration::from_secs(3) {
-            let reply = any_login(ctx).await?;
-            last = check_reply(ctx, &reply, &key)
-                .context("after the ConfigMap was deleted, tokens stopped using its key")?;
-            logins += 1;
-        }
-        Ok(json!({
-            "configMapAfterDelete": api.get_opt(&token.config_map).await?.map(|c| c.name_any()),
-            "lastLoginAfterDelete": last,
-            super::MEASUREMENTS: { "loginsInWindow": logins },
-        }))
+    wait_until(DEADLINE, "the ConfigMap to be gone", || async {
+        Ok(api
+            .get_opt(&token.config_map)
+            .await?
+            .is_none()
+            .then_some(()))
+    })
+    .await?;
+    // Observe for a bounded window: every login in it must still sign with the key the
+    // deleted ConfigMap gave (an implementation that drops the values falls back to another key).
+    let window = Instant::now();
+    let mut logins = 0;
+    let mut last = Value::Null;
+    while window.elapsed() < Duration::from_secs(3) {
+        let reply = any_login(ctx).await?;
+        last = check_reply(ctx, &reply, &key)
+            .context("after the ConfigMap was deleted, tokens stopped using its key")?;
+        logins += 1;
     }
-    .await
+    Ok(json!({
+        "configMapAfterDelete": api.get_opt(&token.config_map).await?.map(|c| c.name_any()),
+        "lastLoginAfterDelete": last,
+        super::MEASUREMENTS: { "loginsInWindow": logins },
+    }))
 }

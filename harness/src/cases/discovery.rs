@@ -66,44 +66,41 @@ async fn not_ready_pod_not_discovered(ctx: &Ctx) -> Result<Value> {
     api.create(&PostParams::default(), &pod)
         .await
         .with_context(|| format!("creating pod {name}"))?;
-    async {
-        wait_until(
-            DEADLINE,
-            &format!("pod {name} to run, not Ready"),
-            || async {
-                let pod = api.get(&name).await?;
-                Ok((pods::is_running(&pod) && !pods::is_ready(&pod)).then_some(()))
-            },
-        )
-        .await?;
-        let started = Instant::now();
-        let mut ticks = tokio::time::interval(Duration::from_millis(250));
-        let mut latest = Vec::new();
-        while started.elapsed() < OBSERVATION {
-            ticks.tick().await;
-            let updates = resolver_log::updates(&admin_log(ctx).await?)?;
-            if let Some(listing) = updates.iter().find(|u| resolver_log::ids(u).contains(&id)) {
-                bail!(
-                    "admin-srv's resolver listed the not-Ready pod {name} (instance id {id}) in an update of {} instance(s): {}",
-                    listing.len(),
-                    resolver_log::ids(listing).join(", ")
-                );
-            }
-            if let Some(update) = resolver_log::latest_for(&updates, &user.name) {
-                latest = update.clone();
-            }
+    wait_until(
+        DEADLINE,
+        &format!("pod {name} to run, not Ready"),
+        || async {
+            let pod = api.get(&name).await?;
+            Ok((pods::is_running(&pod) && !pods::is_ready(&pod)).then_some(()))
+        },
+    )
+    .await?;
+    let started = Instant::now();
+    let mut ticks = tokio::time::interval(Duration::from_millis(250));
+    let mut latest = Vec::new();
+    while started.elapsed() < OBSERVATION {
+        ticks.tick().await;
+        let updates = resolver_log::updates(&admin_log(ctx).await?)?;
+        if let Some(listing) = updates.iter().find(|u| resolver_log::ids(u).contains(&id)) {
+            bail!(
+                "admin-srv's resolver listed the not-Ready pod {name} (instance id {id}) in an update of {} instance(s): {}",
+                listing.len(),
+                resolver_log::ids(listing).join(", ")
+            );
         }
-        let still = api.get(&name).await?;
-        if pods::is_ready(&still) {
-            bail!("pod {name} became Ready during the observation; nothing was shown");
+        if let Some(update) = resolver_log::latest_for(&updates, &user.name) {
+            latest = update.clone();
         }
-        anyhow::Ok(json!({
-            "notReadyPod": name,
-            "latestUpdate": latest
-                .iter()
-                .map(|i| normalize::resolver_instance(i, &user.deployment))
-                .collect::<Vec<_>>(),
-        }))
     }
-    .await
+    let still = api.get(&name).await?;
+    if pods::is_ready(&still) {
+        bail!("pod {name} became Ready during the observation; nothing was shown");
+    }
+    anyhow::Ok(json!({
+        "notReadyPod": name,
+        "latestUpdate": latest
+            .iter()
+            .map(|i| normalize::resolver_instance(i, &user.deployment))
+            .collect::<Vec<_>>(),
+    }))
 }

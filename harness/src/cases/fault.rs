@@ -377,61 +377,65 @@ async fn configmap_burst(ctx: &Ctx) -> Result<Value> {
     let target = login_target(ctx).await?;
     let demo = &ctx.profile.expectations.demo_user;
     restore_token_config_afterwards(ctx);
-    async {
-        let done = AtomicBool::new(false);
-        let sampler = async {
-            let mut tokens = Vec::new();
-            let started = Instant::now();
-            while !done.load(Ordering::SeqCst) && started.elapsed() < DEADLINE {
-                tokens.push(target.login(demo).await);
-            }
-            tokens
-        };
-        let updates = async {
-            let started = Instant::now();
-            for key in &burst {
-                let config = configmap::with_api_key(base.clone(), key);
-                configmap::set_entry(ctx, token, CONFIG_KEY, &configmap::render(&config)).await?;
-            }
-            let took = started.elapsed();
-            let applied = wait_signed_with(ctx, &last).await;
-            done.store(true, Ordering::SeqCst);
-            applied.context("the last of the burst never took effect")?;
-            anyhow::Ok(took)
-        };
-        let (samples, took) = tokio::join!(sampler, updates);
-        let took = took?;
-        if took > BURST_WINDOW {
-            bail!("the API server needed {took:?} for {BURST_UPDATES} updates, more than {BURST_WINDOW:?}: cannot stage the burst");
+    let done = AtomicBool::new(false);
+    let sampler = async {
+        let mut tokens = Vec::new();
+        let started = Instant::now();
+        while !done.load(Ordering::SeqCst) && started.elapsed() < DEADLINE {
+            tokens.push(target.login(demo).await);
         }
-        let sampled = samples.len();
-        for sample in samples {
-            let token = sample.context("a login failed during the ConfigMap burst")?;
-            if signing_key(ctx, &token, &known).is_none() {
-                bail!("during the burst a token was signed with a key no update set (a half-applied config)");
-            }
+        tokens
+    };
+    let updates = async {
+        let started = Instant::now();
+        for key in &burst {
+            let config = configmap::with_api_key(base.clone(), key);
+            configmap::set_entry(ctx, token, CONFIG_KEY, &configmap::render(&config)).await?;
         }
-        // The last value stays: no older batch is applied after it.
-        for _ in 0..20 {
-            let token = target.login(demo).await?;
-            if signing_key(ctx, &token, std::slice::from_ref(&last)).is_none() {
-                bail!("after the last update took effect, a token was signed with another key");
-            }
-        }
-        let log = ctx.logs(&pod).await?;
-        let since_burst = log.get(log_before..).unwrap_or(&log);
-        let entry = format!("{}/{}/{CONFIG_KEY}", ctx.namespace(), token.config_map);
-        if let Some(rejected) = since_burst.lines().find(|l| reports_rejection(l, &entry)) {
-            bail!("token-srv rejected an update of the burst: {rejected}");
-        }
-        let reloads = since_burst.lines().filter(|l| l.contains(RELOAD_MARKER)).count();
-        if reloads >= BURST_UPDATES {
-            bail!("{BURST_UPDATES} updates gave {reloads} reloads: the burst was not debounced");
-        }
-        Ok(json!({
-            "loginAfterBurst": check_reply(ctx, &any_login(ctx).await?, &last)?,
-            MEASUREMENTS: { "reloads": reloads, "burstMs": took.as_secs_f64() * 1000.0, "samples": sampled },
-        }))
+        let took = started.elapsed();
+        let applied = wait_signed_with(ctx, &last).await;
+        done.store(true, Ordering::SeqCst);
+        applied.context("the last of the burst never took effect")?;
+        anyhow::Ok(took)
+    };
+    let (samples, took) = tokio::join!(sampler, updates);
+    let took = took?;
+    if took > BURST_WINDOW {
+        bail!(
+            "the API server needed {took:?} for {BURST_UPDATES} updates, more than {BURST_WINDOW:?}: cannot stage the burst"
+        );
     }
-    .await
+    let sampled = samples.len();
+    for sample in samples {
+        let token = sample.context("a login failed during the ConfigMap burst")?;
+        if signing_key(ctx, &token, &known).is_none() {
+            bail!(
+                "during the burst a token was signed with a key no update set (a half-applied config)"
+            );
+        }
+    }
+    // The last value stays: no older batch is applied after it.
+    for _ in 0..20 {
+        let token = target.login(demo).await?;
+        if signing_key(ctx, &token, std::slice::from_ref(&last)).is_none() {
+            bail!("after the last update took effect, a token was signed with another key");
+        }
+    }
+    let log = ctx.logs(&pod).await?;
+    let since_burst = log.get(log_before..).unwrap_or(&log);
+    let entry = format!("{}/{}/{CONFIG_KEY}", ctx.namespace(), token.config_map);
+    if let Some(rejected) = since_burst.lines().find(|l| reports_rejection(l, &entry)) {
+        bail!("token-srv rejected an update of the burst: {rejected}");
+    }
+    let reloads = since_burst
+        .lines()
+        .filter(|l| l.contains(RELOAD_MARKER))
+        .count();
+    if reloads >= BURST_UPDATES {
+        bail!("{BURST_UPDATES} updates gave {reloads} reloads: the burst was not debounced");
+    }
+    Ok(json!({
+        "loginAfterBurst": check_reply(ctx, &any_login(ctx).await?, &last)?,
+        MEASUREMENTS: { "reloads": reloads, "burstMs": took.as_secs_f64() * 1000.0, "samples": sampled },
+    }))
 }

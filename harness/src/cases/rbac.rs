@@ -164,74 +164,71 @@ async fn without_rbac_fails_clearly(ctx: &Ctx) -> Result<Value> {
         )
         .await
         .with_context(|| format!("creating namespace {probe_ns}"))?;
-    async {
-        let accounts: Api<ServiceAccount> = Api::namespaced(ctx.client(), &probe_ns);
-        accounts
-            .create(
-                &PostParams::default(),
-                &serde_json::from_value(json!({ "metadata": { "name": "no-rbac" } }))?,
-            )
-            .await?;
-        let mut spec = template.spec.context("token template has no pod spec")?;
-        spec.service_account_name = Some("no-rbac".into());
-        spec.restart_policy = Some("Never".into());
-        let mut labels = template.metadata.and_then(|m| m.labels).unwrap_or_default();
-        labels.retain(|k, _| k == "app");
-        let pod = Pod {
-            metadata: kube::api::ObjectMeta {
-                name: Some("token-without-rbac".into()),
-                labels: Some(labels),
-                ..Default::default()
-            },
-            spec: Some(spec),
+    let accounts: Api<ServiceAccount> = Api::namespaced(ctx.client(), &probe_ns);
+    accounts
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({ "metadata": { "name": "no-rbac" } }))?,
+        )
+        .await?;
+    let mut spec = template.spec.context("token template has no pod spec")?;
+    spec.service_account_name = Some("no-rbac".into());
+    spec.restart_policy = Some("Never".into());
+    let mut labels = template.metadata.and_then(|m| m.labels).unwrap_or_default();
+    labels.retain(|k, _| k == "app");
+    let pod = Pod {
+        metadata: kube::api::ObjectMeta {
+            name: Some("token-without-rbac".into()),
+            labels: Some(labels),
             ..Default::default()
-        };
-        let pods: Api<Pod> = Api::namespaced(ctx.client(), &probe_ns);
-        // The service account may take a moment to be usable for token requests.
-        wait_until(
-            Duration::from_secs(30),
-            "the probe pod to be created",
-            || async {
-                Ok(pods
-                    .create(&PostParams::default(), &pod)
-                    .await
-                    .ok()
-                    .map(|_| ()))
-            },
-        )
-        .await?;
-        let exit = wait_until(
-            Duration::from_secs(90),
-            "the service without RBAC to exit",
-            || async {
-                let pod = pods.get("token-without-rbac").await?;
-                let terminated = pod
-                    .status
-                    .and_then(|s| s.container_statuses)
-                    .and_then(|c| c.into_iter().next())
-                    .and_then(|c| c.state)
-                    .and_then(|s| s.terminated);
-                Ok(terminated.map(|t| t.exit_code))
-            },
-        )
-        .await?;
-        if exit == 0 {
-            bail!("the service without RBAC exited with status 0, expected a failure");
-        }
-        let log = pods.logs("token-without-rbac", &Default::default()).await?;
-        let names_refusal = |line: &&str| {
-            let lower = line.to_lowercase();
-            (lower.contains("forbidden") || lower.contains("403"))
-                && (lower.contains("configmaps") || lower.contains("pods"))
-        };
-        let Some(refusal) = log.lines().find(names_refusal) else {
-            bail!(
-                "the startup error does not name the refusal (403/forbidden and the resource): {}",
-                log.lines().rev().take(5).collect::<Vec<_>>().join(" | ")
-            );
-        };
-        let refusal = normalize::log_message(refusal).replace(&probe_ns, "[namespace]");
-        Ok(json!({ "exitCode": exit, "refusal": refusal }))
+        },
+        spec: Some(spec),
+        ..Default::default()
+    };
+    let pods: Api<Pod> = Api::namespaced(ctx.client(), &probe_ns);
+    // The service account may take a moment to be usable for token requests.
+    wait_until(
+        Duration::from_secs(30),
+        "the probe pod to be created",
+        || async {
+            Ok(pods
+                .create(&PostParams::default(), &pod)
+                .await
+                .ok()
+                .map(|_| ()))
+        },
+    )
+    .await?;
+    let exit = wait_until(
+        Duration::from_secs(90),
+        "the service without RBAC to exit",
+        || async {
+            let pod = pods.get("token-without-rbac").await?;
+            let terminated = pod
+                .status
+                .and_then(|s| s.container_statuses)
+                .and_then(|c| c.into_iter().next())
+                .and_then(|c| c.state)
+                .and_then(|s| s.terminated);
+            Ok(terminated.map(|t| t.exit_code))
+        },
+    )
+    .await?;
+    if exit == 0 {
+        bail!("the service without RBAC exited with status 0, expected a failure");
     }
-    .await
+    let log = pods.logs("token-without-rbac", &Default::default()).await?;
+    let names_refusal = |line: &&str| {
+        let lower = line.to_lowercase();
+        (lower.contains("forbidden") || lower.contains("403"))
+            && (lower.contains("configmaps") || lower.contains("pods"))
+    };
+    let Some(refusal) = log.lines().find(names_refusal) else {
+        bail!(
+            "the startup error does not name the refusal (403/forbidden and the resource): {}",
+            log.lines().rev().take(5).collect::<Vec<_>>().join(" | ")
+        );
+    };
+    let refusal = normalize::log_message(refusal).replace(&probe_ns, "[namespace]");
+    Ok(json!({ "exitCode": exit, "refusal": refusal }))
 }

@@ -71,17 +71,14 @@ async fn lists_ready_instances(ctx: &Ctx) -> Result<Value> {
 async fn follows_scaling(ctx: &Ctx) -> Result<Value> {
     let user = &ctx.profile.services.user;
     restore_replicas_afterwards(ctx, user, 1);
-    async {
-        scale(ctx, user, 1).await?;
-        wait_in_sync(ctx, user, 1).await?;
-        scale(ctx, user, 3).await?;
-        pods::wait_registered(&ctx.client(), &ctx.profile, user, DEADLINE).await?;
-        let three = wait_in_sync(ctx, user, 3).await?;
-        scale(ctx, user, 1).await?;
-        let one = wait_in_sync(ctx, user, 1).await?;
-        Ok(json!({ "at3": normalised(&three, user), "at1": normalised(&one, user) }))
-    }
-    .await
+    scale(ctx, user, 1).await?;
+    wait_in_sync(ctx, user, 1).await?;
+    scale(ctx, user, 3).await?;
+    pods::wait_registered(&ctx.client(), &ctx.profile, user, DEADLINE).await?;
+    let three = wait_in_sync(ctx, user, 3).await?;
+    scale(ctx, user, 1).await?;
+    let one = wait_in_sync(ctx, user, 1).await?;
+    Ok(json!({ "at3": normalised(&three, user), "at1": normalised(&one, user) }))
 }
 
 async fn deleted_pod_leaves(ctx: &Ctx) -> Result<Value> {

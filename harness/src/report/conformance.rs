@@ -292,26 +292,28 @@ impl ConformanceReport {
     /// between or after the cases) fails the run and every level; one during a case already
     /// failed that case.
     pub fn with_stability(mut self, stability: Stability) -> ConformanceReport {
-        let case_ids: Vec<&str> = self
-            .features
-            .iter()
-            .flat_map(|f| f.cases.iter().map(|c| c.id.as_str()))
-            .collect();
-        if stability
-            .unexpected
-            .iter()
-            .any(|t| !case_ids.contains(&t.during.as_str()))
-        {
-            // Not conformant at any level (CONTRACT.md §7, "Any implementation").
-            self.levels.core.result = ReportResult::Failure;
-            self.conformance_level = "none".into();
-        }
         self.stability = StabilityReport {
             summary: stability.line(),
             record: stability,
         };
+        if self.crashed_outside_cases() {
+            // Not conformant at any level (CONTRACT.md §7, "Any implementation").
+            self.levels.core.result = ReportResult::Failure;
+            self.conformance_level = "none".into();
+        }
         self.decide();
         self
+    }
+
+    /// Whether a container of the implementation exited unexpectedly outside every case.
+    fn crashed_outside_cases(&self) -> bool {
+        self.stability.record.unexpected.iter().any(|t| {
+            !self
+                .features
+                .iter()
+                .flat_map(|f| &f.cases)
+                .any(|c| c.id == t.during)
+        })
     }
 
     /// Requires `level` (only Core can be required): the run fails unless it is reached.
@@ -334,13 +336,7 @@ impl ConformanceReport {
         if self.result == ReportResult::Error {
             return;
         }
-        let crashed_outside = self.stability.record.unexpected.iter().any(|t| {
-            !self
-                .features
-                .iter()
-                .flat_map(|f| &f.cases)
-                .any(|c| c.id == t.during)
-        });
+        let crashed_outside = self.crashed_outside_cases();
         let statistics = &self.statistics;
         let (result, reason) = if statistics.failed > 0 {
             (

@@ -154,7 +154,6 @@ impl Shared {
         let case = cases::by_id(id).ok_or_else(|| Failed::from(format!("no case {id}")))?;
         let suite = self.suite();
         let declared = self.profile.features.clone();
-        let mut failure = None;
         suite
             .with_diagnostics(&self.profile.namespace, |ctx| {
                 let result = suite.block_on(Runner::new(ctx, &declared).run(&case));
@@ -171,12 +170,11 @@ impl Shared {
                             outcome.word(),
                             result.reason.unwrap_or_default()
                         );
-                        failure = Some(message.clone());
                         panic!("{message}");
                     }
                 }
             })
-            .map_err(|message| Failed::from(failure.unwrap_or(message)))
+            .map_err(Failed::from)
     }
 }
 
