@@ -10,7 +10,7 @@ use kube::discovery::{self, Scope};
 
 use crate::manifests::{self, Manifest};
 use crate::profile::Profile;
-use crate::wait::wait_until;
+use crate::wait::{wait_for, wait_until};
 
 /// How long deployment waits for the pods of each service to register.
 pub const REGISTRATION_DEADLINE: Duration = Duration::from_secs(30);
@@ -39,7 +39,8 @@ pub async fn apply(client: &kube::Client, manifests: &[Manifest]) -> Result<()> 
 
 /// Applies the profile's manifests, waits for every Deployment to roll out, then (with a shorter
 /// deadline, warning only) for its pods to register.
-pub async fn deploy(client: &kube::Client, profile: &Profile, deadline: Duration) -> Result<()> {
+pub async fn deploy(client: &kube::Client, profile: &Profile) -> Result<()> {
+    let deadline = profile.timeouts.deploy;
     let mut manifests = manifests::load(&profile.manifests)?;
     for change in manifests::use_provided_images(&mut manifests, profile) {
         eprintln!("[deploy] {change}");
@@ -77,7 +78,8 @@ pub async fn deploy(client: &kube::Client, profile: &Profile, deadline: Duration
 
 /// Deletes every object of the profile's manifests (in reverse apply order, absent ones
 /// skipped) and waits until all of them are gone, so a later deployment starts clean.
-pub async fn remove(client: &kube::Client, profile: &Profile, deadline: Duration) -> Result<()> {
+pub async fn remove(client: &kube::Client, profile: &Profile) -> Result<()> {
+    let deadline = profile.timeouts.deploy;
     let manifests = manifests::load(&profile.manifests)?;
     let mut apis = Vec::new();
     for manifest in &manifests {
@@ -146,17 +148,9 @@ pub async fn wait_rolled_out(
     deadline: Duration,
 ) -> Result<()> {
     let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-    wait_until(
-        deadline,
-        &format!("deployment {namespace}/{name} to roll out"),
-        || async {
-            let Some(deployment) = api.get_opt(name).await? else {
-                return Ok(None);
-            };
-            Ok(rolled_out(&deployment).then_some(()))
-        },
-    )
-    .await
+    let what = format!("deployment {namespace}/{name} to roll out");
+    let done = |deployment: Option<&Deployment>| deployment.is_some_and(rolled_out);
+    wait_for(&api, name, deadline, &what, done).await.map(drop)
 }
 
 /// Scales a Deployment, waits for the rollout and until exactly `replicas` pods exist

@@ -6,6 +6,7 @@
 
 pub mod bench;
 pub mod cases;
+pub mod cli;
 pub mod cluster;
 pub mod configmap;
 pub mod context;

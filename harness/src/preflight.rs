@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use crate::cases;
-use crate::cluster::BackendKind;
+use crate::cluster::{BackendKind, provider};
 use crate::features::{self, Feature};
 use crate::manifests;
 use crate::profile::Profile;
@@ -131,13 +131,10 @@ fn not_matching(names: &[String], valid: impl Fn(&str) -> bool) -> Vec<&str> {
 
 /// Refuses option combinations of `harness run` that cannot both hold.
 pub fn check_backend_options(backend: BackendKind, keep_cluster: bool) -> Result<(), UsageError> {
-    if keep_cluster && backend == BackendKind::Kubeconfig {
-        return usage(
-            "conflicting options: --keep-cluster with --backend kubeconfig (the harness never stops an existing cluster); --keep-cluster applies to the local, k3s and auto backends"
-                .into(),
-        );
+    match provider(backend).refuses_keep() {
+        Some(why) if keep_cluster => usage(why.into()),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// Creates `dir` if needed and proves it writable with a probe file that is removed again.

@@ -169,6 +169,13 @@ pub struct Timeouts {
     /// (default 120s).
     #[serde(default = "default_recovery_timeout", with = "duration_text")]
     pub recovery: Duration,
+    /// Longest one step of a case waits for the cluster or the implementation to change: a
+    /// rollout, a pod to go, a resolver update, a reload (default 60s).
+    #[serde(default = "default_step_timeout", with = "duration_text")]
+    pub step: Duration,
+    /// Longest the deployment (rollouts and registrations) may take (default 180s).
+    #[serde(default = "default_deploy_timeout", with = "duration_text")]
+    pub deploy: Duration,
 }
 
 impl Default for Timeouts {
@@ -177,6 +184,8 @@ impl Default for Timeouts {
             case: default_case_timeout(),
             cleanup: default_cleanup_timeout(),
             recovery: default_recovery_timeout(),
+            step: default_step_timeout(),
+            deploy: default_deploy_timeout(),
         }
     }
 }
@@ -191,6 +200,14 @@ fn default_cleanup_timeout() -> Duration {
 
 fn default_recovery_timeout() -> Duration {
     Duration::from_secs(120)
+}
+
+fn default_step_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn default_deploy_timeout() -> Duration {
+    Duration::from_secs(180)
 }
 
 /// Durations written as text (`180s`, `2m 30s`).

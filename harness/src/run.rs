@@ -1,7 +1,7 @@
 //! `harness run`: cluster → deploy → cases → reports.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use std::panic::AssertUnwindSafe;
 
@@ -9,8 +9,7 @@ use anyhow::{Context, Result};
 use futures::FutureExt;
 
 use crate::cases;
-use crate::cluster::local::{self, LocalBackend};
-use crate::cluster::{BackendKind, Cluster, External, k3s, kubeconfig};
+use crate::cluster::{BackendKind, Cluster, provider};
 use crate::context::Ctx;
 use crate::features::{Declared, Level};
 use crate::images::push::Registry;
@@ -20,9 +19,6 @@ use crate::report::{self, ConformanceReport, ReportResult, ReportWriter};
 use crate::secrets::KnownSecrets;
 use crate::verdict::{self, CaseResult, Outcome, Runner};
 use crate::{deploy, images};
-
-/// Longest wait for a rollout or a registration during deployment.
-pub const DEPLOY_DEADLINE: Duration = Duration::from_secs(180);
 
 /// Options of one conformance run.
 #[derive(Debug, Clone)]
@@ -50,76 +46,16 @@ pub async fn start_cluster(
     keep: bool,
     harness_exe: &Path,
 ) -> Result<Cluster> {
-    let backend = backend.resolve().await;
-    eprintln!("[harness] backend: {}", backend.name());
+    let prepared = provider(backend).prepare(profile, harness_exe).await?;
+    eprintln!("[harness] backend: {}", prepared.kind.name());
     let started = Instant::now();
-    let cluster = match backend {
-        BackendKind::Local => {
-            let images = local::prepare_images(profile, harness_exe)?;
-            let (local, client) = if keep {
-                let list = write_image_list(&images)?;
-                LocalBackend::up(harness_exe, &list).await?
-            } else {
-                LocalBackend::start(images).await?
-            };
-            Cluster::new(backend, client, Box::new(local)).await?
-        }
-        BackendKind::K3s => {
-            // Before any image is built: without an engine nothing else is worth doing.
-            k3s::require_docker_engine().await?;
-            let archives = images::local_archives(profile, harness_exe)?;
-            let expected: Vec<String> = profile
-                .images
-                .iter()
-                .filter(|(_, image)| image.local.is_some() || image.archive.is_some())
-                .map(|(name, _)| name.clone())
-                .chain([images::HARNESS_POD_IMAGE.to_string()])
-                .collect();
-            let (k3s, client) =
-                k3s::K3sCluster::start(&archives, &images::docker_builds(profile), &expected)
-                    .await?;
-            Cluster::new(backend, client, Box::new(k3s)).await?
-        }
-        BackendKind::Kubeconfig => {
-            Cluster::new(backend, kubeconfig::connect().await?, Box::new(External)).await?
-        }
-        BackendKind::Auto => unreachable!("resolved above"),
-    };
+    let cluster = Cluster::start(prepared, keep).await?;
     eprintln!(
         "[harness] cluster ready in {:.1} s (Kubernetes {})",
         started.elapsed().as_secs_f64(),
         cluster.kubernetes_version()
     );
     Ok(cluster)
-}
-
-/// Where `harness up` leaves the list of image archives for its daemon.
-fn image_list_path() -> PathBuf {
-    local::default_state_dir().join("image-archives.json")
-}
-
-/// Writes the list of image archives where `harness up` and the daemon can share it.
-pub fn write_image_list(images: &[PathBuf]) -> Result<PathBuf> {
-    let dir = local::default_state_dir();
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let path = image_list_path();
-    std::fs::write(&path, serde_json::to_vec_pretty(images)?)?;
-    Ok(path)
-}
-
-/// `harness down`: stops the `harness up` cluster, then removes the files the harness itself
-/// left in the state directory, and the directory once empty.
-pub async fn stop_local_daemon() -> Result<()> {
-    let dir = local::default_state_dir();
-    local_cluster::daemon::down(&dir).await?;
-    match std::fs::remove_file(image_list_path()) {
-        Ok(()) => {}
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-        Err(error) => return Err(error).context("cannot remove the image archive list"),
-    }
-    // Only succeeds when empty (kept logs stay, with their directory).
-    let _ = std::fs::remove_dir(&dir);
-    Ok(())
 }
 
 /// What `run` checks before any cluster work: the profile and its manifests, the case
@@ -256,7 +192,7 @@ async fn test(
         eprintln!("[stability] cannot watch the implementation's pods: {error:#}");
     }
     let deploy_started = Instant::now();
-    let deployed = deploy::deploy(&client, profile, DEPLOY_DEADLINE).await;
+    let deployed = deploy::deploy(&client, profile).await;
     eprintln!(
         "[harness] deploy step took {:.1} s",
         deploy_started.elapsed().as_secs_f64()

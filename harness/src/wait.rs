@@ -1,13 +1,58 @@
-//! Waiting on conditions with deadlines (never a bare sleep as synchronisation).
+//! Waiting on conditions with deadlines (never a bare sleep as synchronisation): on one
+//! Kubernetes object through kube's runtime ([`wait_for`], [`wait_gone`]: a watch, no polling),
+//! on anything else by retrying a check ([`wait_until`]).
 
+use std::fmt::Debug;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
+use kube::runtime::wait::{Condition, await_condition};
+use kube::{Api, Resource};
+use serde::de::DeserializeOwned;
+
+/// Waits until the object `name` of `api` meets `condition` (kube's `await_condition`, which
+/// watches it), failing after `deadline` with `what`; returns the object as last seen.
+pub(crate) async fn wait_for<K>(
+    api: &Api<K>,
+    name: &str,
+    deadline: Duration,
+    what: &str,
+    condition: impl Condition<K>,
+) -> Result<Option<K>>
+where
+    K: Clone + Debug + Send + DeserializeOwned + Resource + 'static,
+{
+    match tokio::time::timeout(deadline, await_condition(api.clone(), name, condition)).await {
+        Ok(seen) => seen.with_context(|| format!("watching {name} while waiting for {what}")),
+        Err(_) => bail!("timed out after {deadline:?} waiting for {what}"),
+    }
+}
+
+/// Waits until the object `name` of `api` is gone (deleted, or replaced by one of another UID
+/// when `uid` is given), failing after `deadline`.
+pub(crate) async fn wait_gone<K>(
+    api: &Api<K>,
+    name: &str,
+    uid: Option<&str>,
+    deadline: Duration,
+) -> Result<()>
+where
+    K: Clone + Debug + Send + DeserializeOwned + Resource<DynamicType = ()> + 'static,
+{
+    let what = format!("{} {name} to be gone", K::kind(&()));
+    let uid = uid.map(str::to_string);
+    let gone = move |object: Option<&K>| match (object, &uid) {
+        (None, _) => true,
+        (Some(object), Some(uid)) => object.meta().uid.as_ref() != Some(uid),
+        (Some(_), None) => false,
+    };
+    wait_for(api, name, deadline, &what, gone).await.map(drop)
+}
 
 /// Polls `check` every 100 ms until it yields `Some`, failing after `deadline` with `what`
 /// and the last error seen.
-pub async fn wait_until<T, F, Fut>(deadline: Duration, what: &str, mut check: F) -> Result<T>
+pub(crate) async fn wait_until<T, F, Fut>(deadline: Duration, what: &str, mut check: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Option<T>>>,

@@ -18,7 +18,6 @@ use harness::context::Ctx;
 use harness::deploy::{self, REGISTRATION_DEADLINE};
 use harness::images::workspace_root;
 use harness::profile::{Profile, reference_profile_path};
-use harness::run::DEPLOY_DEADLINE;
 use harness::testing::{Suite, test_backend};
 
 /// The shared cluster with the reference services deployed (once per test process).
@@ -84,7 +83,7 @@ fn unsorted_third_party_manifests_deploy_and_register() {
     }));
     if let Ok(ctx) = suite().ctx() {
         suite()
-            .block_on(deploy::remove(&ctx.client(), &profile, DEPLOY_DEADLINE))
+            .block_on(deploy::remove(&ctx.client(), &profile))
             .unwrap_or_else(|e| panic!("removing the unsorted manifest set: {e:#}"));
     }
     if let Err(panic) = checked {
@@ -98,7 +97,7 @@ async fn deploy_and_check(
     client: &kube::Client,
     profile: &Profile,
 ) -> anyhow::Result<Vec<(String, usize)>> {
-    deploy::deploy(client, profile, DEPLOY_DEADLINE).await?;
+    deploy::deploy(client, profile).await?;
     let mut registered = Vec::new();
     for (_, service) in profile.all_services() {
         harness::pods::wait_registered(client, profile, service, REGISTRATION_DEADLINE).await?;

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use harness::cluster::BackendKind;
 use harness::images::workspace_root;
 use harness::report::{ConformanceReport, ReportResult};
-use harness::run::{RunOptions, run, stop_local_daemon};
+use harness::run::{RunOptions, run};
 use harness::verdict::Outcome;
 use rstest::rstest;
 use serde_json::json;
@@ -145,10 +145,16 @@ fn run_path(profile: PathBuf, report_dir: PathBuf, cases: Vec<String>) -> Confor
         registry: None,
         harness_exe: Path::new(env!("CARGO_BIN_EXE_harness")).to_path_buf(),
     };
+    let down = std::process::Command::new(&options.harness_exe)
+        .arg("down")
+        .output()
+        .expect("harness down runs");
+    assert!(
+        down.status.success(),
+        "cannot stop the shared e2e cluster: {}",
+        String::from_utf8_lossy(&down.stderr)
+    );
     tokio::runtime::Runtime::new().unwrap().block_on(async {
-        stop_local_daemon()
-            .await
-            .unwrap_or_else(|e| panic!("cannot stop the shared e2e cluster: {e:#}"));
         run(&options).await.unwrap_or_else(|e| {
             panic!(
                 "the run of {} did not complete: {e:#}",

@@ -32,6 +32,7 @@ mod procfs;
 mod runtime;
 pub mod sysctls;
 
+pub use auth::client_from_kubeconfig;
 pub use binaries::{
     BIN_DIR_ENV, NODE_BIN_DIR_ENV, NODE_BINARIES, REQUIRED_BINARIES, build_script, cached_bin_dir,
     check_binaries, ensure_binaries, ensure_node_binaries, node_build_script,

@@ -17,14 +17,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use crate::cluster::local::{self, LocalBackend};
-use crate::cluster::{BackendKind, Cluster};
+use crate::cluster::{BackendKind, Cluster, provider};
 use crate::context::Ctx;
 use crate::deploy;
 use crate::features::Feature;
 use crate::load::Budget;
 use crate::profile::Profile;
-use crate::run::{DEPLOY_DEADLINE, start_cluster};
+
 use measure::Counted;
 use report::{BenchReport, Figure, Metrics, ProfileBench, unit};
 
@@ -150,16 +149,12 @@ pub async fn run(options: &BenchOptions) -> Result<BenchReport> {
 
 /// Starts a cluster, timing only the cluster itself (local images are prepared first).
 async fn timed_start(options: &BenchOptions, profile: &Profile) -> Result<(Cluster, Duration)> {
-    let backend = options.backend.resolve().await;
-    if backend == BackendKind::Local {
-        let images = local::prepare_images(profile, &options.harness_exe)?;
-        let started = Instant::now();
-        let (local, client) = LocalBackend::start(images).await?;
-        let cluster = Cluster::new(backend, client, Box::new(local)).await?;
-        return Ok((cluster, started.elapsed()));
-    }
+    let prepared = provider(options.backend)
+        .prepare(profile, &options.harness_exe)
+        .await?;
+    eprintln!("[bench] backend: {}", prepared.kind.name());
     let started = Instant::now();
-    let cluster = start_cluster(backend, profile, false, &options.harness_exe).await?;
+    let cluster = Cluster::start(prepared, false).await?;
     Ok((cluster, started.elapsed()))
 }
 
@@ -208,7 +203,7 @@ async fn bench_profile(options: &BenchOptions, path: &Path) -> Result<ProfileBen
     };
     let ctx = Ctx::with_declarations(cluster, profile)?;
     let deploying = Instant::now();
-    match deploy::deploy(&ctx.client(), &ctx.profile, DEPLOY_DEADLINE).await {
+    match deploy::deploy(&ctx.client(), &ctx.profile).await {
         Ok(()) => {
             bench.metrics.deploy_to_ready = Some(Figure::new(
                 deploying.elapsed().as_secs_f64(),

@@ -1,8 +1,6 @@
 //! BAD: malformed and oversized input to every entry point: ConfigMaps, foreign pods, login
 //! bodies and gRPC messages. Each gives a clear error, nothing crashes, the last good state stays.
 
-use std::time::Duration;
-
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::ResourceExt;
@@ -24,7 +22,7 @@ use crate::features::Feature;
 use crate::login::{any_login, check_reply};
 use crate::normalize;
 use crate::profile::ServiceSpec;
-use crate::wait::wait_until;
+use crate::wait::{wait_for, wait_until};
 
 pub fn cases() -> Vec<Case> {
     vec![
@@ -95,7 +93,6 @@ pub fn cases() -> Vec<Case> {
     ]
 }
 
-const DEADLINE: Duration = Duration::from_secs(60);
 /// The largest `data` the API server stores in one ConfigMap.
 const CONFIGMAP_LIMIT: usize = 1024 * 1024;
 /// A rejection message longer than this echoes the input instead of explaining it.
@@ -131,7 +128,7 @@ async fn rejected_entry(ctx: &Ctx, data_key: &str, value: String) -> Result<Valu
     }
     configmap::set_entry(ctx, token, data_key, &value).await?;
     let rejection = wait_until(
-        DEADLINE,
+        ctx.profile.timeouts.step,
         &format!("token-srv to reject {entry}"),
         || async {
             let log = ctx.logs(&pod).await?;
@@ -239,18 +236,13 @@ async fn foreign_pods(ctx: &Ctx) -> Result<Value> {
             .await
             .with_context(|| format!("creating foreign pod {}", pod.name_any()))?;
     }
-    wait_until(DEADLINE, "the foreign pods to run and be Ready", || async {
-        for name in &names {
-            match api.get_opt(name).await? {
-                Some(pod) if crate::pods::is_ready(&pod) => {}
-                _ => return Ok(None),
-            }
-        }
-        Ok(Some(()))
-    })
-    .await?;
+    for name in &names {
+        let ready = |pod: Option<&Pod>| pod.is_some_and(crate::pods::is_ready);
+        let what = format!("foreign pod {name} to run and be Ready");
+        wait_for(&api, name, ctx.profile.timeouts.step, &what, ready).await?;
+    }
     let warnings = wait_until(
-        DEADLINE,
+        ctx.profile.timeouts.step,
         "admin-srv to warn about each malformed foreign pod",
         || async {
             let log = admin_log(ctx).await?;

@@ -16,7 +16,7 @@ use super::{Case, Ctx, case_fn};
 use crate::configmap::{self, CONFIG_KEY};
 use crate::features::Feature;
 use crate::login::{any_login, check_reply};
-use crate::wait::wait_until;
+use crate::wait::{wait_gone, wait_until};
 use crate::{pod_process, pods};
 
 pub fn cases() -> Vec<Case> {
@@ -56,8 +56,6 @@ pub fn cases() -> Vec<Case> {
     ]
 }
 
-const DEADLINE: Duration = Duration::from_secs(60);
-
 async fn configmap_loaded(ctx: &Ctx) -> Result<Value> {
     let mut loaded = serde_json::Map::new();
     for (role, service) in ctx.profile.all_services() {
@@ -66,7 +64,7 @@ async fn configmap_loaded(ctx: &Ctx) -> Result<Value> {
         // The pods that exist now (one may just have replaced another), their logs read until
         // the line appears or the deadline passes.
         let line = wait_until(
-            DEADLINE,
+            ctx.profile.timeouts.step,
             &format!("every running {} pod to log {marker:?}", service.name),
             || async {
                 let running = pods::running_pods(&ctx.client(), ctx.namespace(), service).await?;
@@ -138,7 +136,7 @@ async fn malformed_update_rejected(ctx: &Ctx) -> Result<Value> {
     restore_token_config_afterwards(ctx);
     configmap::set_entry(ctx, token, CONFIG_KEY, "auth: [unclosed\n  api_key: {").await?;
     let rejection = wait_until(
-        DEADLINE,
+        ctx.profile.timeouts.step,
         &format!("token-srv to report the rejected update naming {entry}"),
         || async {
             let log = ctx.logs(&pod).await?;
@@ -173,14 +171,7 @@ async fn deleted_configmap_keeps_values(ctx: &Ctx) -> Result<Value> {
     let api: Api<ConfigMap> = Api::namespaced(ctx.client(), ctx.namespace());
     api.delete(&token.config_map, &DeleteParams::default())
         .await?;
-    wait_until(DEADLINE, "the ConfigMap to be gone", || async {
-        Ok(api
-            .get_opt(&token.config_map)
-            .await?
-            .is_none()
-            .then_some(()))
-    })
-    .await?;
+    wait_gone(&api, &token.config_map, None, ctx.profile.timeouts.step).await?;
     // Observe for a bounded window: every login in it must still sign with the key the
     // deleted ConfigMap gave (an implementation that drops the values falls back to another key).
     let window = Instant::now();

@@ -14,7 +14,7 @@ use super::support::foreign::{delete_afterwards, foreign_pod, idle_image};
 use super::support::resolver::{admin_log, discoverable_ids, wait_in_sync};
 use super::{Case, Ctx, case_fn};
 use crate::features::Feature;
-use crate::wait::wait_until;
+use crate::wait::wait_for;
 use crate::{normalize, pods, resolver_log};
 
 pub fn cases() -> Vec<Case> {
@@ -28,7 +28,6 @@ pub fn cases() -> Vec<Case> {
     }]
 }
 
-const DEADLINE: Duration = Duration::from_secs(60);
 /// How long the resolver is watched once the not-Ready pod runs.
 const OBSERVATION: Duration = Duration::from_secs(5);
 
@@ -66,13 +65,15 @@ async fn not_ready_pod_not_discovered(ctx: &Ctx) -> Result<Value> {
     api.create(&PostParams::default(), &pod)
         .await
         .with_context(|| format!("creating pod {name}"))?;
-    wait_until(
-        DEADLINE,
-        &format!("pod {name} to run, not Ready"),
-        || async {
-            let pod = api.get(&name).await?;
-            Ok((pods::is_running(&pod) && !pods::is_ready(&pod)).then_some(()))
-        },
+    let running_unready =
+        |pod: Option<&Pod>| pod.is_some_and(|pod| pods::is_running(pod) && !pods::is_ready(pod));
+    let what = format!("pod {name} to run, not Ready");
+    wait_for(
+        &api,
+        &name,
+        ctx.profile.timeouts.step,
+        &what,
+        running_unready,
     )
     .await?;
     let started = Instant::now();

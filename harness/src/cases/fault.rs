@@ -27,7 +27,7 @@ use crate::login::{any_login, check_reply, check_token};
 use crate::pod_process::{require_container_id, restart_count};
 use crate::profile::ServiceSpec;
 use crate::resolver_log;
-use crate::wait::wait_until;
+use crate::wait::{wait_gone, wait_until};
 use crate::{deploy, pods};
 
 pub fn cases() -> Vec<Case> {
@@ -91,7 +91,6 @@ pub fn cases() -> Vec<Case> {
     ]
 }
 
-const DEADLINE: Duration = Duration::from_secs(60);
 /// Logins the rolling restart must see at least for the case to show anything.
 const MIN_LOGINS_DURING_ROLLOUT: usize = 100;
 /// Annotation that makes the Deployment roll its pods (as `kubectl rollout restart` does).
@@ -113,12 +112,12 @@ async fn restart(ctx: &Ctx, component: Component) -> Result<()> {
 }
 
 /// Retries `write` until the API server accepts it (it may still be settling after a restart).
-async fn until_accepted<F, Fut>(what: &str, mut write: F) -> Result<()>
+async fn until_accepted<F, Fut>(ctx: &Ctx, what: &str, mut write: F) -> Result<()>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<()>>,
 {
-    wait_until(DEADLINE, what, || {
+    wait_until(ctx.profile.timeouts.step, what, || {
         let attempt = write();
         async move { attempt.await.map(Some) }
     })
@@ -133,10 +132,7 @@ async fn delete_pod(ctx: &Ctx, name: &str) -> Result<()> {
 
 async fn wait_pod_gone(ctx: &Ctx, name: &str) -> Result<()> {
     let api: Api<Pod> = Api::namespaced(ctx.client(), ctx.namespace());
-    wait_until(DEADLINE, &format!("pod {name} to be gone"), || async {
-        Ok(api.get_opt(name).await?.is_none().then_some(()))
-    })
-    .await
+    wait_gone(&api, name, None, ctx.profile.timeouts.step).await
 }
 
 /// Kills `component`, and as soon as it is back replaces a user-srv pod: the change must reach
@@ -148,14 +144,20 @@ async fn pod_replaced_after_restart(ctx: &Ctx, component: Component) -> Result<V
     let old = ctx.ready_pods(user).await?.remove(0).name_any();
     let old_id = format!("{old}.{}", user.name);
     restart(ctx, component).await?;
-    until_accepted("the API server to accept the pod deletion", || {
+    until_accepted(ctx, "the API server to accept the pod deletion", || {
         delete_pod(ctx, &old)
     })
     .await?;
     wait_pod_gone(ctx, &old).await?;
-    deploy::wait_rolled_out(&ctx.client(), ctx.namespace(), &user.deployment, DEADLINE).await?;
-    pods::wait_registered(&ctx.client(), &ctx.profile, user, DEADLINE).await?;
-    ctx.wait_serving(user, DEADLINE).await?;
+    deploy::wait_rolled_out(
+        &ctx.client(),
+        ctx.namespace(),
+        &user.deployment,
+        ctx.profile.timeouts.step,
+    )
+    .await?;
+    pods::wait_registered(&ctx.client(), &ctx.profile, user, ctx.profile.timeouts.step).await?;
+    ctx.wait_serving(user, ctx.profile.timeouts.step).await?;
     let update = wait_in_sync(ctx, user, replicas).await?;
     if resolver_log::ids(&update).contains(&old_id) {
         bail!("the replaced instance {old_id} is still listed after the {component} restart");
@@ -169,7 +171,7 @@ async fn config_changed_after_restart(ctx: &Ctx, component: Component) -> Result
     restore_token_config_afterwards(ctx);
     restart(ctx, component).await?;
     let key = fresh_key(ctx, "outage");
-    until_accepted("the API server to accept the ConfigMap change", || {
+    until_accepted(ctx, "the API server to accept the ConfigMap change", || {
         set_api_key(ctx, &key)
     })
     .await?;
@@ -209,15 +211,15 @@ async fn killed_user_pod(ctx: &Ctx) -> Result<Value> {
         .with_context(|| format!("SIGKILL to {container} of pod {}", pod.name_any()))?;
     let killed = Instant::now();
     let login = wait_until(
-        DEADLINE,
+        ctx.profile.timeouts.step,
         "a login to succeed after the user-srv process was killed",
         || async { Ok(any_login(ctx).await.ok()) },
     )
     .await?;
     let converged_ms = killed.elapsed().as_secs_f64() * 1000.0;
     let login = check_reply(ctx, &login, &ctx.profile.expectations.api_key)?;
-    pods::wait_registered(&ctx.client(), &ctx.profile, user, DEADLINE).await?;
-    ctx.wait_serving(user, DEADLINE).await?;
+    pods::wait_registered(&ctx.client(), &ctx.profile, user, ctx.profile.timeouts.step).await?;
+    ctx.wait_serving(user, ctx.profile.timeouts.step).await?;
     let update = wait_in_sync(ctx, user, replicas).await?;
     let api: Api<Pod> = Api::namespaced(ctx.client(), ctx.namespace());
     let restarted = match api.get_opt(&pod.name_any()).await? {
@@ -277,19 +279,29 @@ async fn finish_roll(
         &ctx.client(),
         ctx.namespace(),
         &service.deployment,
-        DEADLINE,
+        ctx.profile.timeouts.step,
     )
     .await?;
-    wait_until(DEADLINE, "the old user-srv pods to be gone", || async {
-        let now = pods::all_pods(&ctx.client(), ctx.namespace(), service).await?;
-        Ok(
-            (now.len() == replicas && now.iter().all(|p| !before.contains(&p.name_any())))
-                .then_some(()),
-        )
-    })
+    wait_until(
+        ctx.profile.timeouts.step,
+        "the old user-srv pods to be gone",
+        || async {
+            let now = pods::all_pods(&ctx.client(), ctx.namespace(), service).await?;
+            Ok(
+                (now.len() == replicas && now.iter().all(|p| !before.contains(&p.name_any())))
+                    .then_some(()),
+            )
+        },
+    )
     .await?;
-    pods::wait_registered(&ctx.client(), &ctx.profile, service, DEADLINE).await?;
-    ctx.wait_serving(service, DEADLINE).await?;
+    pods::wait_registered(
+        &ctx.client(),
+        &ctx.profile,
+        service,
+        ctx.profile.timeouts.step,
+    )
+    .await?;
+    ctx.wait_serving(service, ctx.profile.timeouts.step).await?;
     wait_in_sync(ctx, service, replicas).await
 }
 
@@ -303,8 +315,8 @@ async fn rolling_restart_under_load(ctx: &Ctx) -> Result<Value> {
     });
     {
         scale(ctx, user, 2).await?;
-        pods::wait_registered(&ctx.client(), &ctx.profile, user, DEADLINE).await?;
-        ctx.wait_serving(user, DEADLINE).await?;
+        pods::wait_registered(&ctx.client(), &ctx.profile, user, ctx.profile.timeouts.step).await?;
+        ctx.wait_serving(user, ctx.profile.timeouts.step).await?;
         wait_in_sync(ctx, user, 2).await?;
         let target = login_target(ctx).await?;
         let rolled = AtomicBool::new(false);
@@ -381,7 +393,7 @@ async fn configmap_burst(ctx: &Ctx) -> Result<Value> {
     let sampler = async {
         let mut tokens = Vec::new();
         let started = Instant::now();
-        while !done.load(Ordering::SeqCst) && started.elapsed() < DEADLINE {
+        while !done.load(Ordering::SeqCst) && started.elapsed() < ctx.profile.timeouts.step {
             tokens.push(target.login(demo).await);
         }
         tokens

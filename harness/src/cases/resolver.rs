@@ -1,8 +1,6 @@
 //! RES: admin-srv's resolver follows the Running instances of user-srv and token-srv
 //! (CONTRACT.md §2 Core discovery, §3 the resolver's log line and refusal of empty updates).
 
-use std::time::Duration;
-
 use anyhow::{Result, bail};
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
@@ -16,7 +14,7 @@ use super::support::resolver::{
 use super::{Case, Ctx, case_fn};
 use crate::features::Feature;
 use crate::resolver_log::{self, ZERO_MARKER};
-use crate::wait::wait_until;
+use crate::wait::{wait_gone, wait_until};
 use crate::{deploy, pods};
 
 pub fn cases() -> Vec<Case> {
@@ -56,8 +54,6 @@ pub fn cases() -> Vec<Case> {
     ]
 }
 
-const DEADLINE: Duration = Duration::from_secs(60);
-
 async fn lists_ready_instances(ctx: &Ctx) -> Result<Value> {
     let user = &ctx.profile.services.user;
     let token = &ctx.profile.services.token;
@@ -74,7 +70,7 @@ async fn follows_scaling(ctx: &Ctx) -> Result<Value> {
     scale(ctx, user, 1).await?;
     wait_in_sync(ctx, user, 1).await?;
     scale(ctx, user, 3).await?;
-    pods::wait_registered(&ctx.client(), &ctx.profile, user, DEADLINE).await?;
+    pods::wait_registered(&ctx.client(), &ctx.profile, user, ctx.profile.timeouts.step).await?;
     let three = wait_in_sync(ctx, user, 3).await?;
     scale(ctx, user, 1).await?;
     let one = wait_in_sync(ctx, user, 1).await?;
@@ -88,15 +84,22 @@ async fn deleted_pod_leaves(ctx: &Ctx) -> Result<Value> {
     let api: Api<Pod> = Api::namespaced(ctx.client(), ctx.namespace());
     api.delete(&old.name_any(), &DeleteParams::default())
         .await?;
-    deploy::wait_rolled_out(&ctx.client(), ctx.namespace(), &user.deployment, DEADLINE).await?;
-    wait_until(
-        DEADLINE,
-        &format!("pod {} to be gone", old.name_any()),
-        || async { Ok(api.get_opt(&old.name_any()).await?.is_none().then_some(())) },
+    deploy::wait_rolled_out(
+        &ctx.client(),
+        ctx.namespace(),
+        &user.deployment,
+        ctx.profile.timeouts.step,
     )
     .await?;
-    pods::wait_registered(&ctx.client(), &ctx.profile, user, DEADLINE).await?;
-    ctx.wait_serving(user, DEADLINE).await?;
+    wait_gone(
+        &api,
+        &old.name_any(),
+        old.uid().as_deref(),
+        ctx.profile.timeouts.step,
+    )
+    .await?;
+    pods::wait_registered(&ctx.client(), &ctx.profile, user, ctx.profile.timeouts.step).await?;
+    ctx.wait_serving(user, ctx.profile.timeouts.step).await?;
     let update = wait_in_sync(ctx, user, 1).await?;
     if resolver_log::ids(&update).contains(&old_id) {
         bail!("the deleted instance {old_id} is still listed");
@@ -116,7 +119,7 @@ async fn empty_list_never_applied(ctx: &Ctx) -> Result<Value> {
     restore_replicas_afterwards(ctx, user, 1);
     scale(ctx, user, 0).await?;
     let refusal = wait_until(
-        DEADLINE,
+        ctx.profile.timeouts.step,
         "admin-srv to refuse the empty user-srv list",
         || async { Ok(refusals(&admin_log(ctx).await?).get(before).cloned()) },
     )
@@ -135,8 +138,8 @@ async fn empty_list_never_applied(ctx: &Ctx) -> Result<Value> {
     check_error_shape(status, &body)?;
     observed["loginWithoutUserSrv"] = json!({ "status": status, "reason": body["reason"] });
     scale(ctx, user, 1).await?;
-    pods::wait_registered(&ctx.client(), &ctx.profile, user, DEADLINE).await?;
-    ctx.wait_serving(user, DEADLINE).await?;
+    pods::wait_registered(&ctx.client(), &ctx.profile, user, ctx.profile.timeouts.step).await?;
+    ctx.wait_serving(user, ctx.profile.timeouts.step).await?;
     let update = wait_in_sync(ctx, user, 1).await?;
     let updates = resolver_log::updates(&admin_log(ctx).await?)?;
     if updates.iter().any(Vec::is_empty) {

@@ -9,7 +9,10 @@ use anyhow::{Context, Result};
 use futures::future::BoxFuture;
 use local_cluster::{ClusterSpec, Component, ContainerStats, LocalCluster, NodeRuntime, daemon};
 
-use super::{Backend, ControlPlaneLever, RuntimeLever};
+use super::provider::{Prepared, Provider, UpRequest};
+use super::{Backend, BackendKind, ControlPlaneLever, Lever, RuntimeLever};
+use crate::preflight::{self, UsageError};
+use crate::profile::Profile;
 
 /// Default directory of the local cluster's state (pid files, certificates, pod roots).
 pub fn default_state_dir() -> PathBuf {
@@ -43,7 +46,7 @@ impl LocalBackend {
             image_list.display().to_string(),
         ];
         let info = daemon::up(&default_state_dir(), harness_exe, &args).await?;
-        let client = client_for(&info.kubeconfig).await?;
+        let client = local_cluster::client_from_kubeconfig(&info.kubeconfig).await?;
         Ok((LocalBackend::Attached(info), client))
     }
 
@@ -52,14 +55,6 @@ impl LocalBackend {
         match self {
             LocalBackend::Owned(cluster) => cluster.runtime(),
             LocalBackend::Attached(info) => info.runtime.clone(),
-        }
-    }
-
-    /// Path of the admin kubeconfig.
-    pub fn kubeconfig_path(&self) -> PathBuf {
-        match self {
-            LocalBackend::Owned(cluster) => cluster.kubeconfig_path().to_path_buf(),
-            LocalBackend::Attached(info) => info.kubeconfig.clone(),
         }
     }
 
@@ -156,17 +151,94 @@ impl Backend for LocalBackend {
     }
 }
 
-/// An admin client from a kubeconfig file.
-pub async fn client_for(kubeconfig: &Path) -> Result<kube::Client> {
-    let kubeconfig_text = kube::config::Kubeconfig::read_from(kubeconfig)
-        .with_context(|| format!("cannot read kubeconfig {}", kubeconfig.display()))?;
-    let config = kube::Config::from_custom_kubeconfig(
-        kubeconfig_text,
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await
-    .with_context(|| format!("kubeconfig {} is unusable", kubeconfig.display()))?;
-    Ok(kube::Client::try_from(config)?)
+/// The local backend: a real node on this machine (root, Linux), owned or a `harness up` daemon.
+pub(crate) struct LocalProvider;
+
+impl Provider for LocalProvider {
+    fn levers(&self) -> &'static [Lever] {
+        &[Lever::ControlPlane, Lever::ContainerRuntime]
+    }
+
+    fn prepare<'a>(
+        &'a self,
+        profile: &'a Profile,
+        harness_exe: &'a Path,
+    ) -> BoxFuture<'a, Result<Prepared>> {
+        Box::pin(async move {
+            let images = prepare_images(profile, harness_exe)?;
+            let harness_exe = harness_exe.to_path_buf();
+            Ok(Prepared {
+                kind: BackendKind::Local,
+                start: Box::new(move |keep| {
+                    Box::pin(async move {
+                        let (local, client) = if keep {
+                            let list = write_image_list(&images)?;
+                            LocalBackend::up(&harness_exe, &list).await?
+                        } else {
+                            LocalBackend::start(images).await?
+                        };
+                        Ok((client, Box::new(local) as Box<dyn Backend>))
+                    })
+                }),
+            })
+        })
+    }
+
+    fn up<'a>(&'a self, request: UpRequest<'a>) -> BoxFuture<'a, Result<daemon::ClusterInfo>> {
+        Box::pin(async move {
+            for registry in &request.pull_registries {
+                local_cluster::check_loopback_registry(registry)
+                    .map_err(|error| UsageError(format!("--pull-registry: {error:#}")))?;
+            }
+            let profile = preflight::load_profile(request.profile)?;
+            let archives = if request.no_images {
+                local_cluster::ensure_binaries()?;
+                local_cluster::ensure_node_binaries()?;
+                Vec::new()
+            } else {
+                prepare_images(&profile, request.harness_exe)?
+            };
+            let list = write_image_list(&archives)?;
+            let mut args = vec![
+                "cluster-daemon".into(),
+                "--image-archives".into(),
+                list.display().to_string(),
+            ];
+            for registry in request.pull_registries {
+                args.extend(["--pull-registry".to_string(), registry]);
+            }
+            daemon::up(&default_state_dir(), request.harness_exe, &args).await
+        })
+    }
+}
+
+/// Where `harness up` leaves the list of image archives for its daemon.
+fn image_list_path() -> PathBuf {
+    default_state_dir().join("image-archives.json")
+}
+
+/// Writes the list of image archives where `harness up` and the daemon can share it.
+fn write_image_list(images: &[PathBuf]) -> Result<PathBuf> {
+    let dir = default_state_dir();
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = image_list_path();
+    std::fs::write(&path, serde_json::to_vec_pretty(images)?)?;
+    Ok(path)
+}
+
+/// `harness down`: stops the `harness up` cluster, then removes the files the harness itself
+/// left in the state directory, and the directory once empty.
+pub(crate) async fn stop_daemon() -> Result<()> {
+    let dir = default_state_dir();
+    daemon::down(&dir).await?;
+    match std::fs::remove_file(image_list_path()) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(error).context("cannot remove the image archive list"),
+    }
+    // Only succeeds when empty (kept logs stay, with their directory).
+    let _ = std::fs::remove_dir(&dir);
+    Ok(())
 }
 
 /// Most bytes kept of each log by [`log_tails`] (its end).

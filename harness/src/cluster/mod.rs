@@ -3,12 +3,16 @@
 //! Every case talks to the Kubernetes API ([`Cluster::client`]), to pod addresses handed out
 //! by [`Cluster::pod_addr`], and to the optional levers of the [`Backend`] trait (a case skips
 //! when its lever is absent), so cases run unchanged on every backend. A new backend is one
-//! module implementing [`Backend`].
+//! module (its [`Provider`] and [`Backend`]), its [`BackendKind`] variant and its line in
+//! [`provider()`].
 
 pub mod k3s;
 pub mod kubeconfig;
 pub mod local;
 pub mod port_forward;
+mod provider;
+
+pub(crate) use provider::{UpRequest, provider};
 
 use std::net::SocketAddr;
 
@@ -16,8 +20,11 @@ use anyhow::Result;
 use futures::future::BoxFuture;
 
 /// Which backend to use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, strum::IntoStaticStr,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum BackendKind {
     /// k3s when a Docker engine answers and holds the pinned k3s image, else local.
     Auto,
@@ -46,12 +53,7 @@ impl BackendKind {
 
     /// Stable lower-case name used in reports.
     pub fn name(self) -> &'static str {
-        match self {
-            BackendKind::Auto => "auto",
-            BackendKind::Local => "local",
-            BackendKind::K3s => "k3s",
-            BackendKind::Kubeconfig => "kubeconfig",
-        }
+        self.into()
     }
 }
 
@@ -147,6 +149,13 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// Starts a prepared cluster (see [`Provider::prepare`]); with `keep`, one that outlives
+    /// this process where the backend can.
+    pub(crate) async fn start(prepared: provider::Prepared, keep: bool) -> Result<Cluster> {
+        let (client, owner) = (prepared.start)(keep).await?;
+        Cluster::new(prepared.kind, client, owner).await
+    }
+
     /// Wraps a started backend; pods are reached directly where their IPs are routable,
     /// else (or with `HARNESS_POD_ACCESS=port-forward`) through port-forward.
     pub async fn new(

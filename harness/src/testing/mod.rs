@@ -30,12 +30,12 @@ use std::sync::{Mutex, OnceLock};
 use libtest_mimic::{Arguments, Failed, Trial};
 
 use crate::cases;
-use crate::cluster::BackendKind;
 use crate::cluster::local::default_state_dir;
+use crate::cluster::{BackendKind, provider};
 use crate::context::Ctx;
 use crate::deploy;
 use crate::profile::Profile;
-use crate::run::{DEPLOY_DEADLINE, start_cluster};
+use crate::run::start_cluster;
 use crate::secrets::KnownSecrets;
 use crate::verdict::{self, Outcome, Runner};
 
@@ -113,7 +113,9 @@ impl ConformanceTests {
             .map(|case| {
                 let shared = shared.clone();
                 let id = case.id;
-                let lacking = case.lever.is_some() && backend != BackendKind::Local;
+                let lacking = case
+                    .lever
+                    .is_some_and(|lever| !provider(backend).levers().contains(&lever));
                 Trial::test(
                     format!("conformance::{}", id.replace('-', "_")),
                     move || shared.run_case(id),
@@ -280,7 +282,7 @@ async fn set_up(profiles: &[PathBuf], harness_exe: Option<&Path>) -> Result<Ctx,
         .await
         .map_err(|e| failed(e, None, secrets.clone()))?;
     let client = cluster.client();
-    deploy::deploy(&client, &profile, DEPLOY_DEADLINE)
+    deploy::deploy(&client, &profile)
         .await
         .map_err(|e| failed(e, Some(client.clone()), secrets.clone()))?;
     let mut ctx =

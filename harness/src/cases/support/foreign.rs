@@ -1,17 +1,13 @@
 //! Foreign pods: pods a case creates that claim to be instances of user-srv (with malformed
 //! annotations, or never Ready), running an idle image so they never register themselves.
 
-use std::time::Duration;
-
 use anyhow::Result;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams};
 use serde_json::json;
 
 use crate::context::Ctx;
-use crate::wait::wait_until;
-
-const DEADLINE: Duration = Duration::from_secs(60);
+use crate::wait::wait_gone;
 
 /// Name prefix of the pods BAD-005 creates.
 pub(crate) const FOREIGN_POD: &str = "conformance-foreign";
@@ -79,13 +75,8 @@ async fn delete_foreign_pods(ctx: &Ctx, names: &[String]) -> Result<()> {
                 .await?;
         }
     }
-    wait_until(DEADLINE, "the foreign pods to be gone", || async {
-        for name in names {
-            if api.get_opt(name).await?.is_some() {
-                return Ok(None);
-            }
-        }
-        Ok(Some(()))
-    })
-    .await
+    for name in names {
+        wait_gone(&api, name, None, ctx.profile.timeouts.step).await?;
+    }
+    Ok(())
 }

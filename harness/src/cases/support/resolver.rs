@@ -1,8 +1,6 @@
 //! admin-srv's resolver as cases see it: the instances that should be listed, the latest
 //! update read from its log, and scaling with its restore.
 
-use std::time::Duration;
-
 use anyhow::{Result, bail};
 use kube::ResourceExt;
 use serde_json::{Value, json};
@@ -11,8 +9,6 @@ use crate::context::Ctx;
 use crate::profile::ServiceSpec;
 use crate::wait::wait_until;
 use crate::{deploy, normalize, pods, resolver_log};
-
-const DEADLINE: Duration = Duration::from_secs(60);
 
 /// Expected ids `<pod>.<name>` of a service's discoverable pods: Running and not terminating
 /// (Core discovery lists Running pods; a terminating one leaves the list once it stops).
@@ -39,7 +35,7 @@ pub(crate) async fn wait_in_sync(
     count: usize,
 ) -> Result<Vec<Value>> {
     wait_until(
-        DEADLINE,
+        ctx.profile.timeouts.step,
         &format!(
             "admin-srv's resolver to list {count} running {} instance(s)",
             service.name
@@ -75,7 +71,14 @@ pub(crate) fn normalised(update: &[Value], service: &ServiceSpec) -> Value {
 
 /// Scales `service` and waits until exactly `replicas` pods exist.
 pub(crate) async fn scale(ctx: &Ctx, service: &ServiceSpec, replicas: i32) -> Result<()> {
-    deploy::scale(&ctx.client(), ctx.namespace(), service, replicas, DEADLINE).await
+    deploy::scale(
+        &ctx.client(),
+        ctx.namespace(),
+        service,
+        replicas,
+        ctx.profile.timeouts.step,
+    )
+    .await
 }
 
 /// Registers scaling `service` back to `replicas` (registered and serving) after the case,
@@ -86,8 +89,14 @@ pub(crate) fn restore_replicas_afterwards(ctx: &Ctx, service: &ServiceSpec, repl
     ctx.on_cleanup(&what, move |ctx| {
         Box::pin(async move {
             scale(ctx, &service, replicas).await?;
-            pods::wait_registered(&ctx.client(), &ctx.profile, &service, DEADLINE).await?;
-            ctx.wait_serving(&service, DEADLINE).await
+            pods::wait_registered(
+                &ctx.client(),
+                &ctx.profile,
+                &service,
+                ctx.profile.timeouts.step,
+            )
+            .await?;
+            ctx.wait_serving(&service, ctx.profile.timeouts.step).await
         })
     });
 }

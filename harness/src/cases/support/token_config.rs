@@ -1,8 +1,6 @@
 //! token-srv's configuration as cases change it: fresh signing keys, the new key taking effect,
 //! the restore of the ConfigMap as deployed, and how a rejection of an entry reads.
 
-use std::time::Duration;
-
 use anyhow::Result;
 use serde_json::Value;
 
@@ -12,8 +10,6 @@ use crate::deploy;
 use crate::login::{any_login, check_reply};
 use crate::secrets::SecretKind;
 use crate::wait::wait_until;
-
-const DEADLINE: Duration = Duration::from_secs(60);
 
 /// Whether `line` reports the rejection of ConfigMap entry `entry` (`<ns>/<cm>/<key>`): it
 /// names the entry and reads as an error or warning (the wording is the implementation's).
@@ -34,7 +30,7 @@ pub(crate) fn rejection_message(line: &str, entry: &str) -> String {
 /// Waits until a login's token verifies with `key`.
 pub(crate) async fn wait_signed_with(ctx: &Ctx, key: &str) -> Result<Value> {
     wait_until(
-        DEADLINE,
+        ctx.profile.timeouts.step,
         "a login token signed with the new key",
         || async {
             let reply = any_login(ctx).await?;

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::config::Kubeconfig;
 
 use super::short_id;
 
@@ -43,15 +43,6 @@ pub(super) fn rewrite_kubeconfig_server(yaml: &str, server_url: &str) -> Result<
         bail!("k3s kubeconfig: rewriting the server gave {servers:?}, expected {server_url}");
     }
     Ok(rewritten)
-}
-
-/// An admin client from kubeconfig text.
-pub(super) async fn client_from_kubeconfig(yaml: &str) -> Result<kube::Client> {
-    let kubeconfig = Kubeconfig::from_yaml(yaml).context("k3s kubeconfig does not parse")?;
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .context("k3s kubeconfig is not usable")?;
-    kube::Client::try_from(config).context("cannot build a client for k3s")
 }
 
 /// A per-container path in the temporary directory.

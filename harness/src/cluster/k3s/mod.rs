@@ -12,10 +12,11 @@ mod kubeconfig;
 mod ready;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
+use futures::future::BoxFuture;
 use testcontainers_modules::k3s::{K3s, KUBE_SECURE_PORT};
 use testcontainers_modules::testcontainers::core::client::docker_client_instance;
 use testcontainers_modules::testcontainers::core::{CgroupnsMode, CmdWaitFor, ExecCommand};
@@ -23,10 +24,11 @@ use testcontainers_modules::testcontainers::runners::AsyncRunner;
 use testcontainers_modules::testcontainers::{ContainerAsync, ImageExt};
 
 use self::kubeconfig::{
-    TempFile, api_server_url, client_from_kubeconfig, rewrite_kubeconfig_server, temp_path,
-    write_private_file,
+    TempFile, api_server_url, rewrite_kubeconfig_server, temp_path, write_private_file,
 };
-use crate::profile::DockerBuild;
+use super::provider::{Prepared, Provider};
+use super::{Backend, BackendKind};
+use crate::profile::{DockerBuild, Profile};
 use crate::wait::wait_until;
 
 /// The k3s image.
@@ -180,8 +182,43 @@ impl K3sCluster {
     }
 }
 
-impl super::Backend for K3sCluster {
-    fn shutdown(self: Box<Self>, keep: bool) -> futures::future::BoxFuture<'static, Result<()>> {
+/// The k3s backend: k3s in a container of a Docker engine.
+pub(crate) struct K3sProvider;
+
+impl Provider for K3sProvider {
+    fn prepare<'a>(
+        &'a self,
+        profile: &'a Profile,
+        harness_exe: &'a Path,
+    ) -> BoxFuture<'a, Result<Prepared>> {
+        Box::pin(async move {
+            // Before any image is built: without an engine nothing else is worth doing.
+            require_docker_engine().await?;
+            let archives = crate::images::local_archives(profile, harness_exe)?;
+            let expected: Vec<String> = profile
+                .images
+                .iter()
+                .filter(|(_, image)| image.local.is_some() || image.archive.is_some())
+                .map(|(name, _)| name.clone())
+                .chain([crate::images::HARNESS_POD_IMAGE.to_string()])
+                .collect();
+            let docker_builds = crate::images::docker_builds(profile);
+            Ok(Prepared {
+                kind: BackendKind::K3s,
+                start: Box::new(move |_keep| {
+                    Box::pin(async move {
+                        let (k3s, client) =
+                            K3sCluster::start(&archives, &docker_builds, &expected).await?;
+                        Ok((client, Box::new(k3s) as Box<dyn Backend>))
+                    })
+                }),
+            })
+        })
+    }
+}
+
+impl Backend for K3sCluster {
+    fn shutdown(self: Box<Self>, keep: bool) -> BoxFuture<'static, Result<()>> {
         Box::pin(self.stop(keep))
     }
 }
@@ -243,12 +280,12 @@ async fn start_ready_cluster(archives: &[PathBuf]) -> Result<(K3sCluster, kube::
     let kubeconfig = TempFile(temp_path(&id, "kubeconfig"));
     write_private_file(&kubeconfig.0, &kubeconfig_yaml)?;
     eprintln!("[k3s] kubeconfig: {}", kubeconfig.0.display());
+    let client = local_cluster::client_from_kubeconfig(&kubeconfig.0).await?;
     let cluster = K3sCluster {
         container,
         kubeconfig,
     };
 
-    let client = client_from_kubeconfig(&kubeconfig_yaml).await?;
     ready::wait_until_ready(&client).await?;
     eprintln!("[k3s] cluster ready after {}s", started.elapsed().as_secs());
     Ok((cluster, client))
