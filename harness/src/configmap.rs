@@ -11,10 +11,10 @@ use crate::context::Ctx;
 use crate::profile::ServiceSpec;
 
 /// The data key holding a service's configuration.
-pub const CONFIG_KEY: &str = "config.yaml";
+pub(crate) const CONFIG_KEY: &str = "config.yaml";
 
 /// The `data` of a service's ConfigMap.
-pub async fn data(ctx: &Ctx, service: &ServiceSpec) -> Result<BTreeMap<String, String>> {
+pub(crate) async fn data(ctx: &Ctx, service: &ServiceSpec) -> Result<BTreeMap<String, String>> {
     let api: Api<ConfigMap> = Api::namespaced(ctx.client(), ctx.namespace());
     let map = api.get(&service.config_map).await.with_context(|| {
         format!(
@@ -27,7 +27,7 @@ pub async fn data(ctx: &Ctx, service: &ServiceSpec) -> Result<BTreeMap<String, S
 }
 
 /// The parsed `config.yaml` of a service's ConfigMap.
-pub async fn service_config(ctx: &Ctx, service: &ServiceSpec) -> Result<Value> {
+pub(crate) async fn service_config(ctx: &Ctx, service: &ServiceSpec) -> Result<Value> {
     let data = data(ctx, service).await?;
     let text = data
         .get(CONFIG_KEY)
@@ -41,7 +41,12 @@ pub async fn service_config(ctx: &Ctx, service: &ServiceSpec) -> Result<Value> {
 }
 
 /// Replaces one data entry of a service's ConfigMap (JSON merge patch).
-pub async fn set_entry(ctx: &Ctx, service: &ServiceSpec, key: &str, value: &str) -> Result<()> {
+pub(crate) async fn set_entry(
+    ctx: &Ctx,
+    service: &ServiceSpec,
+    key: &str,
+    value: &str,
+) -> Result<()> {
     let api: Api<ConfigMap> = Api::namespaced(ctx.client(), ctx.namespace());
     api.patch(
         &service.config_map,
@@ -60,7 +65,7 @@ pub async fn set_entry(ctx: &Ctx, service: &ServiceSpec, key: &str, value: &str)
 }
 
 /// `config` with `auth.api_key` set to `key`, rendered as YAML-compatible JSON.
-pub fn with_api_key(mut config: Value, key: &str) -> Value {
+pub(crate) fn with_api_key(mut config: Value, key: &str) -> Value {
     if !config.is_object() {
         config = json!({});
     }
@@ -72,7 +77,7 @@ pub fn with_api_key(mut config: Value, key: &str) -> Value {
 }
 
 /// Renders a config tree for a `config.yaml` entry (JSON is valid YAML 1.2).
-pub fn render(config: &Value) -> String {
+pub(crate) fn render(config: &Value) -> String {
     serde_json::to_string_pretty(config).expect("a JSON value always renders")
 }
 

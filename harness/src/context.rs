@@ -223,7 +223,7 @@ impl Ctx {
 }
 
 /// A gRPC channel to `addr` (of pod `pod`, named in the error).
-pub async fn connect_grpc(addr: SocketAddr, pod: &str) -> Result<Channel> {
+pub(crate) async fn connect_grpc(addr: SocketAddr, pod: &str) -> Result<Channel> {
     Endpoint::from_shared(format!("http://{addr}"))?
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(10))

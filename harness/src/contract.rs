@@ -49,7 +49,7 @@ fn clause_ids(cell: &str) -> Vec<String> {
 
 /// What `harness cases --explain ID` prints: the case's row and its clauses, or `None` when
 /// the contract has no row for it.
-pub fn explain(id: &str) -> Option<String> {
+pub(crate) fn explain(id: &str) -> Option<String> {
     let row = case_row(id)?;
     let [case, clauses, level, feature, does, failure] = row[..] else {
         return None;

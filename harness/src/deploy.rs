@@ -16,10 +16,10 @@ use crate::wait::{wait_for, wait_until};
 pub const REGISTRATION_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Field manager of every object the harness applies.
-pub const FIELD_MANAGER: &str = "gomicro-conformance";
+pub(crate) const FIELD_MANAGER: &str = "gomicro-conformance";
 
 /// Server-side applies each manifest in order.
-pub async fn apply(client: &kube::Client, manifests: &[Manifest]) -> Result<()> {
+pub(crate) async fn apply(client: &kube::Client, manifests: &[Manifest]) -> Result<()> {
     let params = PatchParams::apply(FIELD_MANAGER).force();
     for manifest in manifests {
         let api = api_for(client, manifest).await?;
@@ -141,7 +141,7 @@ async fn api_for(client: &kube::Client, manifest: &Manifest) -> Result<Api<Dynam
 }
 
 /// Waits until a Deployment's newest ReplicaSet is fully available.
-pub async fn wait_rolled_out(
+pub(crate) async fn wait_rolled_out(
     client: &kube::Client,
     namespace: &str,
     name: &str,
@@ -155,7 +155,7 @@ pub async fn wait_rolled_out(
 
 /// Scales a Deployment, waits for the rollout and until exactly `replicas` pods exist
 /// (terminating pods count until they are gone).
-pub async fn scale(
+pub(crate) async fn scale(
     client: &kube::Client,
     namespace: &str,
     service: &crate::profile::ServiceSpec,
@@ -183,7 +183,7 @@ pub async fn scale(
 }
 
 /// Whether a Deployment has rolled out all replicas of its current generation.
-pub fn rolled_out(deployment: &Deployment) -> bool {
+pub(crate) fn rolled_out(deployment: &Deployment) -> bool {
     let desired = deployment
         .spec
         .as_ref()

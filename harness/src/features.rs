@@ -50,26 +50,47 @@ impl Level {
 #[serde(rename_all = "kebab-case")]
 #[strum(serialize_all = "kebab-case")]
 pub enum Feature {
+    /// Pods carry the registration annotation and labels (§2).
     Registration,
+    /// A stopped instance leaves discovery (§2).
     Deregistration,
+    /// The resolver lists running instances and follows changes (§3).
     Resolver,
+    /// Configuration comes from the ConfigMap at start (§4).
     ConfigLoad,
+    /// Login over HTTP (§5).
     LoginHttp,
+    /// Login over gRPC (§5).
     LoginGrpc,
+    /// Malformed login requests get clear errors (§5).
     LoginBadInput,
+    /// CORS answers of the HTTP gateway (§5).
     Cors,
+    /// gRPC health checking (§6).
     Health,
+    /// gRPC server reflection (§6).
     Reflection,
+    /// Works with the RBAC it declares, fails clearly without it (§1).
     Rbac,
+    /// Survives control-plane and container restarts (§3).
     FaultTolerance,
+    /// Unready pods are not balanced to (§3, Extended).
     ReadinessAwareDiscovery,
+    /// Malformed foreign pods are ignored with a warning (§3, Extended).
     DiscoveryBadInput,
+    /// ConfigMap changes apply without a restart (§4, Extended).
     ConfigLiveReload,
+    /// A malformed ConfigMap is refused and the old values kept (§4, Extended).
     ConfigBadInput,
+    /// Request bodies are validated strictly (§5, Extended).
     StrictInputValidation,
+    /// Logins go on when an instance dies (§3, Extended).
     Failover,
+    /// No failed login during a rolling update (§3, Extended).
     ZeroDowntimeRollout,
+    /// No secret in logs or answers (§5, Extended).
     SecretHygiene,
+    /// Reflection describes every served service (§6, Extended).
     ReflectionComplete,
 }
 
@@ -209,7 +230,7 @@ fn undeclarable(name: &str) -> String {
 }
 
 /// Feature names joined with `, `.
-pub fn names(features: impl IntoIterator<Item = Feature>) -> String {
+pub(crate) fn names(features: impl IntoIterator<Item = Feature>) -> String {
     features
         .into_iter()
         .map(Feature::name)
@@ -218,7 +239,7 @@ pub fn names(features: impl IntoIterator<Item = Feature>) -> String {
 }
 
 /// The features a profile declares.
-pub type Declared = BTreeSet<Feature>;
+pub(crate) type Declared = BTreeSet<Feature>;
 
 #[cfg(test)]
 mod tests {

@@ -28,7 +28,7 @@ use crate::secrets::{Redactor, SecretKind};
 
 /// One secret found somewhere.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Leak {
+pub(crate) struct Leak {
     /// Where: `pod P container C line N`, `ConfigMap M field data.x line N`, ...
     pub place: String,
     pub kind: SecretKind,
@@ -44,7 +44,7 @@ impl std::fmt::Display for Leak {
 /// with the run's history, such as events or previous instances, left out).
 #[derive(Debug, Default, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Coverage {
+pub(crate) struct Coverage {
     /// `<pod>/<container>` of every current container log read.
     pub container_logs: Vec<String>,
     /// Pods whose labels and annotations were read.
@@ -61,7 +61,7 @@ const SETTLE_DEADLINE: Duration = Duration::from_secs(5);
 const SETTLE_POLL: Duration = Duration::from_millis(100);
 
 /// Scans every place listed in the module doc for what `redactor` knows.
-pub async fn scan(ctx: &Ctx, redactor: &Redactor) -> Result<(Coverage, Vec<Leak>)> {
+pub(crate) async fn scan(ctx: &Ctx, redactor: &Redactor) -> Result<(Coverage, Vec<Leak>)> {
     let mut coverage = Coverage {
         config_map_excluded: ctx.profile.services.token.config_map.clone(),
         ..Coverage::default()
@@ -182,7 +182,7 @@ async fn settled_log(ctx: &Ctx, pod: &str, container: &str, previous: bool) -> R
 }
 
 /// Secrets in a text, by line: `<place> line N`.
-pub fn in_text(redactor: &Redactor, text: &str, place: &str) -> Vec<Leak> {
+pub(crate) fn in_text(redactor: &Redactor, text: &str, place: &str) -> Vec<Leak> {
     let multi_line = text.contains('\n');
     let mut leaks = Vec::new();
     for (index, line) in text.lines().enumerate() {
@@ -204,7 +204,7 @@ pub fn in_text(redactor: &Redactor, text: &str, place: &str) -> Vec<Leak> {
 }
 
 /// Secrets in every string of a JSON value: `<place> field a.b.c [line N]`.
-pub fn in_object(redactor: &Redactor, value: &Value, place: &str) -> Vec<Leak> {
+pub(crate) fn in_object(redactor: &Redactor, value: &Value, place: &str) -> Vec<Leak> {
     let mut leaks = Vec::new();
     walk(value, String::new(), &mut |path, text| {
         leaks.extend(in_text(redactor, text, &format!("{place} field {path}")));
@@ -237,7 +237,7 @@ fn walk(value: &Value, path: String, visit: &mut dyn FnMut(&str, &str)) {
 }
 
 /// A failure reason naming every leak (the first 20, then a count), never a secret.
-pub fn describe(leaks: &[Leak]) -> String {
+pub(crate) fn describe(leaks: &[Leak]) -> String {
     const SHOWN: usize = 20;
     let mut text = format!(
         "{} secret(s) found (values not shown): {}",

@@ -4,30 +4,39 @@
 //! The flow: [`cluster`] brings up a backend, [`deploy`] applies the profile's manifests,
 //! [`cases`] run against the deployment, and [`report`] writes the results.
 
-pub mod bench;
+#![warn(missing_docs, unreachable_pub)]
+
+mod bench;
 pub mod cases;
 pub mod cli;
 pub mod cluster;
-pub mod configmap;
+mod configmap;
+#[doc(hidden)]
 pub mod context;
-pub mod contract;
+mod contract;
+#[doc(hidden)]
 pub mod deploy;
 pub mod features;
+#[doc(hidden)]
 pub mod images;
-pub mod leaks;
-pub mod load;
+mod leaks;
+mod load;
+#[doc(hidden)]
 pub mod login;
-pub mod manifests;
-pub mod normalize;
-pub mod pod_process;
+mod manifests;
+mod normalize;
+mod pod_process;
+#[doc(hidden)]
 pub mod pods;
-pub mod preflight;
+mod preflight;
 pub mod profile;
 pub mod report;
-pub mod resolver_log;
+mod resolver_log;
 pub mod run;
+#[doc(hidden)]
 pub mod secrets;
+#[doc(hidden)]
 pub mod stability;
 pub mod testing;
 pub mod verdict;
-pub mod wait;
+mod wait;

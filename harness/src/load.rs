@@ -19,7 +19,7 @@ const KEPT_ERRORS: usize = 5;
 
 /// Where the logins go.
 #[derive(Clone)]
-pub enum Target {
+pub(crate) enum Target {
     /// `POST <url>` with a JSON body.
     Http {
         client: reqwest::Client,
@@ -31,7 +31,7 @@ pub enum Target {
 
 impl Target {
     /// One login of `user`; the token of a successful reply.
-    pub async fn login(&self, user: &DemoUser) -> Result<String> {
+    pub(crate) async fn login(&self, user: &DemoUser) -> Result<String> {
         match self {
             Target::Http { client, url } => {
                 let response = client
@@ -73,7 +73,7 @@ impl Target {
 
 /// Bounds of one load run: it stops at whichever comes first.
 #[derive(Debug, Clone, Copy)]
-pub struct Budget {
+pub(crate) struct Budget {
     /// Concurrent workers, each with one request in flight.
     pub concurrency: usize,
     /// Most requests started in total.
@@ -85,7 +85,7 @@ pub struct Budget {
 /// What a load run saw.
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct LoadStats {
+pub(crate) struct LoadStats {
     pub succeeded: usize,
     pub failed: usize,
     #[serde(skip)]
@@ -99,7 +99,7 @@ pub struct LoadStats {
 
 impl LoadStats {
     /// Successful logins per second.
-    pub fn throughput(&self) -> f64 {
+    pub(crate) fn throughput(&self) -> f64 {
         let seconds = self.elapsed.as_secs_f64();
         if seconds > 0.0 {
             self.succeeded as f64 / seconds
@@ -111,7 +111,7 @@ impl LoadStats {
 
 /// Runs `budget.concurrency` workers until the budget is spent or `keep_going(started)` turns
 /// false (`started` = requests started so far).
-pub async fn run(
+pub(crate) async fn run(
     target: &Target,
     user: &DemoUser,
     budget: Budget,
@@ -158,7 +158,7 @@ pub async fn run(
 }
 
 /// The `q`-quantile (0..=1) of `samples` by nearest rank; `None` when empty.
-pub fn quantile<T: Copy + PartialOrd>(samples: &[T], q: f64) -> Option<T> {
+pub(crate) fn quantile<T: Copy + PartialOrd>(samples: &[T], q: f64) -> Option<T> {
     if samples.is_empty() {
         return None;
     }

@@ -22,7 +22,7 @@ pub struct LoginReply {
 
 /// `POST /admin/v1/login` with the given credentials; returns status and JSON body. The
 /// password and any token in the reply become known secrets of the run.
-pub async fn http_login_raw(ctx: &Ctx, user: &str, password: &str) -> Result<(u16, Value)> {
+pub(crate) async fn http_login_raw(ctx: &Ctx, user: &str, password: &str) -> Result<(u16, Value)> {
     ctx.secrets.remember(SecretKind::WrongPassword, password);
     let url = format!("{}/admin/v1/login", ctx.admin_http_base().await?);
     let response = ctx
@@ -43,7 +43,7 @@ pub async fn http_login_raw(ctx: &Ctx, user: &str, password: &str) -> Result<(u1
 }
 
 /// Logs the demo user in over HTTP, failing on anything but 200 with a reply.
-pub async fn http_login(ctx: &Ctx) -> Result<LoginReply> {
+pub(crate) async fn http_login(ctx: &Ctx) -> Result<LoginReply> {
     let user = &ctx.profile.expectations.demo_user;
     let (status, body) = http_login_raw(ctx, &user.user_name, &user.password).await?;
     if status != 200 {
@@ -56,7 +56,7 @@ pub async fn http_login(ctx: &Ctx) -> Result<LoginReply> {
 /// `admin_srv.v1.AuthenticationService/Login` with the given credentials; the outer error is a
 /// connection failure, the inner one the call's status. The password and the reply's token
 /// become known secrets of the run.
-pub async fn grpc_login_as(
+pub(crate) async fn grpc_login_as(
     ctx: &Ctx,
     user: &str,
     password: &str,
@@ -81,7 +81,7 @@ pub async fn grpc_login_as(
 }
 
 /// Logs the demo user in over gRPC.
-pub async fn grpc_login(ctx: &Ctx) -> Result<LoginReply> {
+pub(crate) async fn grpc_login(ctx: &Ctx) -> Result<LoginReply> {
     let user = &ctx.profile.expectations.demo_user;
     grpc_login_as(ctx, &user.user_name, &user.password)
         .await?
@@ -90,12 +90,12 @@ pub async fn grpc_login(ctx: &Ctx) -> Result<LoginReply> {
 
 /// The login cases use to observe the implementation: over HTTP, which is Core (`login-http`),
 /// so no case depends on what else the profile declares.
-pub async fn any_login(ctx: &Ctx) -> Result<LoginReply> {
+pub(crate) async fn any_login(ctx: &Ctx) -> Result<LoginReply> {
     http_login(ctx).await
 }
 
 /// Verifies a token as CONTRACT.md §5 describes and returns its normalised header and claims.
-pub fn check_token(token: &str, key: &str, user_name: &str, user_id: &str) -> Result<Value> {
+pub(crate) fn check_token(token: &str, key: &str, user_name: &str, user_id: &str) -> Result<Value> {
     let header = jsonwebtoken::decode_header(token).context("token is not a JWT")?;
     if header.alg != Algorithm::HS256 || header.typ.as_deref() != Some("JWT") {
         bail!(

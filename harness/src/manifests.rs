@@ -12,7 +12,7 @@ use crate::profile::Profile;
 
 /// One object read from a manifest file.
 #[derive(Debug, Clone)]
-pub struct Manifest {
+pub(crate) struct Manifest {
     /// The file it came from.
     pub file: PathBuf,
     /// Its 1-based position among the file's documents.
@@ -23,7 +23,7 @@ pub struct Manifest {
 
 impl Manifest {
     /// The object's kind (validated when parsed).
-    pub fn kind(&self) -> &str {
+    pub(crate) fn kind(&self) -> &str {
         self.object
             .types
             .as_ref()
@@ -32,12 +32,12 @@ impl Manifest {
     }
 
     /// The object's name (validated when parsed).
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         self.object.metadata.name.as_deref().unwrap_or("?")
     }
 
     /// `Kind/namespace/name` for messages.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let name = self.name();
         match &self.object.metadata.namespace {
             Some(ns) => format!("{}/{ns}/{name}", self.kind()),
@@ -81,13 +81,13 @@ fn apply_rank(kind: &str) -> (usize, usize) {
 }
 
 /// Sorts manifests into apply order by kind; objects of one rank keep their read order.
-pub fn sort_for_apply(manifests: &mut [Manifest]) {
+pub(crate) fn sort_for_apply(manifests: &mut [Manifest]) {
     manifests.sort_by_key(|m| apply_rank(m.kind()));
 }
 
 /// Reads every `*.yaml`/`*.yml` file of `dir` (in file-name order, for stable messages) and
 /// returns the objects in apply order.
-pub fn load(dir: &Path) -> Result<Vec<Manifest>> {
+pub(crate) fn load(dir: &Path) -> Result<Vec<Manifest>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read manifest directory {}", dir.display()))?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
@@ -111,7 +111,7 @@ pub fn load(dir: &Path) -> Result<Vec<Manifest>> {
 }
 
 /// Parses one manifest file into objects, naming the file and document in errors.
-pub fn parse_file(file: &Path) -> Result<Vec<Manifest>> {
+pub(crate) fn parse_file(file: &Path) -> Result<Vec<Manifest>> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let documents: Vec<Value> = serde_saphyr::from_multiple(&text)
@@ -149,7 +149,7 @@ pub fn parse_file(file: &Path) -> Result<Vec<Manifest>> {
 /// `imagePullPolicy: IfNotPresent` (it is imported, never pulled: `Always`, or no policy with
 /// a `:latest` or untagged reference, would make the node try a registry).
 /// Returns one line per change, for the deploy log.
-pub fn use_provided_images(manifests: &mut [Manifest], profile: &Profile) -> Vec<String> {
+pub(crate) fn use_provided_images(manifests: &mut [Manifest], profile: &Profile) -> Vec<String> {
     let mut changes = Vec::new();
     for manifest in manifests {
         let what = manifest.describe();

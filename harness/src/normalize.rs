@@ -4,7 +4,7 @@
 use serde_json::{Map, Value, json};
 
 /// `user-srv-5fc4d67dd5-sm9g4` → `user-srv-[hash]`; other names stay.
-pub fn pod_name(name: &str, deployment: &str) -> String {
+pub(crate) fn pod_name(name: &str, deployment: &str) -> String {
     match name
         .strip_prefix(deployment)
         .and_then(|rest| rest.strip_prefix('-'))
@@ -15,7 +15,7 @@ pub fn pod_name(name: &str, deployment: &str) -> String {
 }
 
 /// An instance id `<pod>.<service>` with the pod part normalised.
-pub fn instance_id(id: &str, deployment: &str) -> String {
+pub(crate) fn instance_id(id: &str, deployment: &str) -> String {
     match id.split_once('.') {
         Some((pod, service)) => format!("{}.{service}", pod_name(pod, deployment)),
         None => pod_name(id, deployment),
@@ -23,7 +23,7 @@ pub fn instance_id(id: &str, deployment: &str) -> String {
 }
 
 /// `grpc://10.244.0.7:9090` → `grpc://[ip]:9090`.
-pub fn endpoint(url: &str) -> String {
+pub(crate) fn endpoint(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
@@ -33,7 +33,7 @@ pub fn endpoint(url: &str) -> String {
 
 /// A log line without what differs from run to run: a leading timestamp (RFC 3339 or
 /// logfmt `ts=`/`time=`), then the level and target words as written.
-pub fn log_message(line: &str) -> String {
+pub(crate) fn log_message(line: &str) -> String {
     let mut rest = line.trim();
     loop {
         let (word, tail) = rest.split_once(' ').unwrap_or((rest, ""));
@@ -47,7 +47,7 @@ pub fn log_message(line: &str) -> String {
 }
 
 /// A resolver instance object with id, endpoints and version normalised.
-pub fn resolver_instance(instance: &Value, deployment: &str) -> Value {
+pub(crate) fn resolver_instance(instance: &Value, deployment: &str) -> Value {
     let mut out = Map::new();
     for (key, value) in instance.as_object().into_iter().flatten() {
         let normalised = match key.as_str() {

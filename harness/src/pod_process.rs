@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 
 /// The CRI `containerID` of a pod's first started container (`containerd://<id>`).
-pub fn container_id(pod: &Pod) -> Option<&str> {
+pub(crate) fn container_id(pod: &Pod) -> Option<&str> {
     pod.status
         .as_ref()?
         .container_statuses
@@ -16,14 +16,14 @@ pub fn container_id(pod: &Pod) -> Option<&str> {
 }
 
 /// Like [`container_id`], failing with a message naming the pod.
-pub fn require_container_id(pod: &Pod) -> Result<String> {
+pub(crate) fn require_container_id(pod: &Pod) -> Result<String> {
     container_id(pod)
         .map(str::to_string)
         .with_context(|| format!("pod {} has no started container", pod.name_any()))
 }
 
 /// Sum of the restart counts of a pod's containers.
-pub fn restart_count(pod: &Pod) -> i32 {
+pub(crate) fn restart_count(pod: &Pod) -> i32 {
     pod.status
         .as_ref()
         .and_then(|s| s.container_statuses.as_ref())

@@ -13,7 +13,11 @@ use crate::profile::{Profile, ServiceSpec};
 use crate::wait::wait_until;
 
 /// Label selector of a Deployment's pods (from its `spec.selector.matchLabels`).
-pub async fn selector(client: &kube::Client, namespace: &str, deployment: &str) -> Result<String> {
+pub(crate) async fn selector(
+    client: &kube::Client,
+    namespace: &str,
+    deployment: &str,
+) -> Result<String> {
     let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     let deployment = api
         .get(deployment)
@@ -31,7 +35,7 @@ pub async fn selector(client: &kube::Client, namespace: &str, deployment: &str) 
 }
 
 /// All pods of a service's Deployment, terminating ones included.
-pub async fn all_pods(
+pub(crate) async fn all_pods(
     client: &kube::Client,
     namespace: &str,
     service: &ServiceSpec,
@@ -58,7 +62,7 @@ pub async fn ready_pods(
 }
 
 /// Running, non-terminating pods of a service, Ready or not (what Core discovery lists).
-pub async fn running_pods(
+pub(crate) async fn running_pods(
     client: &kube::Client,
     namespace: &str,
     service: &ServiceSpec,
@@ -69,13 +73,13 @@ pub async fn running_pods(
 }
 
 /// In phase Running with no deletion timestamp.
-pub fn is_running(pod: &Pod) -> bool {
+pub(crate) fn is_running(pod: &Pod) -> bool {
     pod.metadata.deletion_timestamp.is_none()
         && pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
 }
 
 /// Running with condition Ready=True and no deletion timestamp.
-pub fn is_ready(pod: &Pod) -> bool {
+pub(crate) fn is_ready(pod: &Pod) -> bool {
     let status = pod.status.as_ref();
     pod.metadata.deletion_timestamp.is_none()
         && status.and_then(|s| s.phase.as_deref()) == Some("Running")
@@ -85,12 +89,16 @@ pub fn is_ready(pod: &Pod) -> bool {
 }
 
 /// The pod's IP, if assigned.
-pub fn pod_ip(pod: &Pod) -> Option<&str> {
+pub(crate) fn pod_ip(pod: &Pod) -> Option<&str> {
     pod.status.as_ref()?.pod_ip.as_deref()
 }
 
 /// Differences between a pod's registration keys and what CONTRACT.md §1 requires; empty when registered.
-pub fn registration_problems(profile: &Profile, service: &ServiceSpec, pod: &Pod) -> Vec<String> {
+pub(crate) fn registration_problems(
+    profile: &Profile,
+    service: &ServiceSpec,
+    pod: &Pod,
+) -> Vec<String> {
     let mut problems = Vec::new();
     let labels = pod.labels();
     let annotations = pod.annotations();
@@ -147,7 +155,7 @@ pub fn registration_problems(profile: &Profile, service: &ServiceSpec, pod: &Pod
 }
 
 /// The protocols map a service's declared ports imply.
-pub fn expected_protocols(service: &ServiceSpec) -> BTreeMap<String, String> {
+pub(crate) fn expected_protocols(service: &ServiceSpec) -> BTreeMap<String, String> {
     let mut map = BTreeMap::from([(service.grpc_port.to_string(), "grpc".to_string())]);
     if let Some(http) = service.http_port {
         map.insert(http.to_string(), "http".into());
@@ -183,7 +191,7 @@ pub async fn wait_registered(
 }
 
 /// The whole log of a pod's first container.
-pub async fn logs(client: &kube::Client, namespace: &str, pod: &str) -> Result<String> {
+pub(crate) async fn logs(client: &kube::Client, namespace: &str, pod: &str) -> Result<String> {
     let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
     api.logs(pod, &LogParams::default())
         .await

@@ -13,10 +13,10 @@ use crate::profile::Profile;
 /// Bad input to the harness itself (exit code 2), as opposed to a failed run.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct UsageError(pub String);
+pub(crate) struct UsageError(pub String);
 
 /// Whether `error` (or anything in its chain) is a [`UsageError`].
-pub fn is_usage_error(error: &anyhow::Error) -> bool {
+pub(crate) fn is_usage_error(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| cause.is::<UsageError>())
 }
 
@@ -25,7 +25,7 @@ fn usage<T>(message: String) -> Result<T, UsageError> {
 }
 
 /// Loads a profile and checks that its manifests directory holds Kubernetes objects.
-pub fn load_profile(path: &Path) -> Result<Profile, UsageError> {
+pub(crate) fn load_profile(path: &Path) -> Result<Profile, UsageError> {
     let profile = Profile::load(path).map_err(|error| {
         UsageError(format!(
             "{error:#}\n  a profile is a YAML file like fixtures/profiles/reference.yaml (see the README, \"Testing your own implementation\")"
@@ -42,7 +42,7 @@ pub fn load_profile(path: &Path) -> Result<Profile, UsageError> {
 
 /// The case IDs a run executes, from `--case` and `--feature`, checked against the cases and
 /// the profile. Empty when neither option is given (every case runs).
-pub fn select_cases(
+pub(crate) fn select_cases(
     profile: &Profile,
     case_ids: &[String],
     features: &[String],
@@ -130,7 +130,10 @@ fn not_matching(names: &[String], valid: impl Fn(&str) -> bool) -> Vec<&str> {
 }
 
 /// Refuses option combinations of `harness run` that cannot both hold.
-pub fn check_backend_options(backend: BackendKind, keep_cluster: bool) -> Result<(), UsageError> {
+pub(crate) fn check_backend_options(
+    backend: BackendKind,
+    keep_cluster: bool,
+) -> Result<(), UsageError> {
     match provider(backend).refuses_keep() {
         Some(why) if keep_cluster => usage(why.into()),
         _ => Ok(()),
@@ -138,7 +141,7 @@ pub fn check_backend_options(backend: BackendKind, keep_cluster: bool) -> Result
 }
 
 /// Creates `dir` if needed and proves it writable with a probe file that is removed again.
-pub fn check_writable_dir(dir: &Path, option: &str) -> Result<(), UsageError> {
+pub(crate) fn check_writable_dir(dir: &Path, option: &str) -> Result<(), UsageError> {
     let refuse = |what: String| {
         UsageError(format!(
             "{option} {} is not writable: {what}; give a directory this user can create and write",

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::features::{Declared, Feature};
 
 /// API version every profile must declare.
-pub const PROFILE_API_VERSION: &str = "conformance.gomicro.dev/v1";
+pub(crate) const PROFILE_API_VERSION: &str = "conformance.gomicro.dev/v1";
 
 /// A parsed, validated profile with paths made absolute.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -57,10 +57,15 @@ pub struct Profile {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Implementation {
+    /// Who maintains the implementation.
     pub organization: String,
+    /// The implementation's name.
     pub project: String,
+    /// Where it lives.
     pub url: String,
+    /// The version tested.
     pub version: String,
+    /// Who to contact about the report.
     #[serde(default)]
     pub contact: Vec<String>,
 }
@@ -69,8 +74,11 @@ pub struct Implementation {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Services {
+    /// admin-srv: the HTTP gateway that resolves the others.
     pub admin: ServiceSpec,
+    /// user-srv: checks passwords over gRPC.
     pub user: ServiceSpec,
+    /// token-srv: issues tokens over gRPC.
     pub token: ServiceSpec,
 }
 
@@ -149,8 +157,11 @@ pub struct LocalImageSource {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DockerBuild {
+    /// Build context directory.
     pub context: PathBuf,
+    /// Dockerfile, relative to the profile.
     pub dockerfile: PathBuf,
+    /// `--build-arg` values.
     #[serde(default)]
     pub build_args: BTreeMap<String, String>,
 }
@@ -259,14 +270,17 @@ pub struct Expectations {
 }
 
 /// The statuses CONTRACT.md §5 allows while a downstream has no reachable instance.
-pub const NO_INSTANCE_STATUSES: [u16; 2] = [503, 504];
+pub(crate) const NO_INSTANCE_STATUSES: [u16; 2] = [503, 504];
 
 /// Credentials of the demo user.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DemoUser {
+    /// User name of the demo user.
     pub user_name: String,
+    /// Its password.
     pub password: String,
+    /// Its user ID, as login answers carry it.
     pub id: String,
 }
 

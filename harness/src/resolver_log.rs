@@ -6,15 +6,15 @@ use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
 /// Marker of an applied resolver update.
-pub const UPDATE_MARKER: &str = "[resolver] update instances: ";
+pub(crate) const UPDATE_MARKER: &str = "[resolver] update instances: ";
 /// Marker of a refused empty update.
-pub const ZERO_MARKER: &str = "[resolver] Zero endpoint found,refused to write";
+pub(crate) const ZERO_MARKER: &str = "[resolver] Zero endpoint found,refused to write";
 
 /// Key order every instance object must have.
-pub const KEY_ORDER: [&str; 5] = ["id", "name", "version", "metadata", "endpoints"];
+pub(crate) const KEY_ORDER: [&str; 5] = ["id", "name", "version", "metadata", "endpoints"];
 
 /// Every applied update in the log, oldest first, as JSON arrays of instances.
-pub fn updates(log: &str) -> Result<Vec<Vec<Value>>> {
+pub(crate) fn updates(log: &str) -> Result<Vec<Vec<Value>>> {
     let mut out = Vec::new();
     for (number, line) in log.lines().enumerate() {
         let Some(start) = line.find(UPDATE_MARKER) else {
@@ -72,7 +72,7 @@ fn first_json(text: &str) -> Result<(String, Value)> {
 }
 
 /// The latest applied update whose instances all have service name `name`.
-pub fn latest_for<'a>(updates: &'a [Vec<Value>], name: &str) -> Option<&'a Vec<Value>> {
+pub(crate) fn latest_for<'a>(updates: &'a [Vec<Value>], name: &str) -> Option<&'a Vec<Value>> {
     updates
         .iter()
         .rev()
@@ -80,7 +80,7 @@ pub fn latest_for<'a>(updates: &'a [Vec<Value>], name: &str) -> Option<&'a Vec<V
 }
 
 /// Sorted instance ids of an update.
-pub fn ids(update: &[Value]) -> Vec<String> {
+pub(crate) fn ids(update: &[Value]) -> Vec<String> {
     let mut ids: Vec<String> = update
         .iter()
         .filter_map(|i| i["id"].as_str().map(String::from))

@@ -23,9 +23,13 @@ use crate::{deploy, images};
 /// Options of one conformance run.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
+    /// Cluster backend (`--backend`).
     pub backend: BackendKind,
+    /// The profile of the implementation under test.
     pub profile: PathBuf,
+    /// Where the reports go.
     pub report_dir: PathBuf,
+    /// Leave the cluster running afterwards.
     pub keep_cluster: bool,
     /// Only these case IDs (all when empty).
     pub cases: Vec<String>,
@@ -40,7 +44,7 @@ pub struct RunOptions {
 }
 
 /// Starts (or attaches to) a cluster of the requested backend with the profile's images.
-pub async fn start_cluster(
+pub(crate) async fn start_cluster(
     backend: BackendKind,
     profile: &Profile,
     keep: bool,
@@ -61,7 +65,7 @@ pub async fn start_cluster(
 /// What `run` checks before any cluster work: the profile and its manifests, the case
 /// selection, the options and the report directory. Returns the profile and the case IDs
 /// to run (empty: all).
-pub fn check_options(options: &RunOptions) -> Result<(Profile, Vec<String>), UsageError> {
+pub(crate) fn check_options(options: &RunOptions) -> Result<(Profile, Vec<String>), UsageError> {
     let profile = preflight::load_profile(&options.profile)?;
     let selection = preflight::select_cases(&profile, &options.cases, &options.features)?;
     preflight::check_backend_options(options.backend, options.keep_cluster)?;

@@ -11,10 +11,10 @@ use std::sync::{Arc, Mutex};
 use crate::profile::Profile;
 
 /// What replaces a secret in everything the harness writes.
-pub const MARKER: &str = "[redacted]";
+pub(crate) const MARKER: &str = "[redacted]";
 
 /// Shortest Secret data value treated as a secret (shorter ones would blank out ordinary text).
-pub const MIN_SECRET_DATA_LEN: usize = 4;
+pub(crate) const MIN_SECRET_DATA_LEN: usize = 4;
 
 /// What a secret is; names a finding without showing the secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

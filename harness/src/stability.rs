@@ -380,7 +380,7 @@ impl Drop for StabilityWatch {
 impl StabilityWatch {
     /// Starts watching the pods of the profile's Deployments, labelling what it sees with
     /// `phase` until the first case begins. What the pods already show is the baseline.
-    pub async fn start(
+    pub(crate) async fn start(
         client: &kube::Client,
         profile: &Profile,
         phase: &str,
@@ -420,12 +420,12 @@ impl StabilityWatch {
 
     /// Begins a new phase, a case (by ID) or a phase of the run: containers that finish from
     /// now on belong to it, whenever their termination is reported.
-    pub fn set_phase(&self, phase: &str, is_case: bool) {
+    pub(crate) fn set_phase(&self, phase: &str, is_case: bool) {
         self.tracker().phases.push(Phase::new(phase, is_case));
     }
 
     /// Marks restarts of `deployment`'s pods during the current phase as caused on purpose.
-    pub fn expect_restarts(&self, deployment: &str) {
+    pub(crate) fn expect_restarts(&self, deployment: &str) {
         if let Some(phase) = self.tracker().phases.last_mut() {
             phase.expected_restarts.insert(deployment.to_string());
         }
@@ -434,7 +434,7 @@ impl StabilityWatch {
     /// Brings the record up to date with a fresh list (the watch may lag behind), then
     /// returns the unexpected terminations seen since the last call, each with the tail of
     /// its previous container's log.
-    pub async fn take_unexpected(&self) -> Vec<Termination> {
+    pub(crate) async fn take_unexpected(&self) -> Vec<Termination> {
         match self.api.list(&ListParams::default()).await {
             Ok(list) => {
                 let mut tracker = self.tracker();
@@ -497,7 +497,7 @@ impl StabilityWatch {
     }
 
     /// Everything seen so far, for the reports.
-    pub fn stability(&self) -> Stability {
+    pub(crate) fn stability(&self) -> Stability {
         let tracker = self.tracker();
         let (expected, unexpected) = tracker
             .seen

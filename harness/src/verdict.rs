@@ -52,7 +52,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// The word every report uses.
-    pub fn word(self) -> &'static str {
+    pub(crate) fn word(self) -> &'static str {
         match self {
             Outcome::Passed => "passed",
             Outcome::Failed => "failed",
@@ -72,13 +72,18 @@ impl Outcome {
 /// The result of running (or not running) one case.
 #[derive(Debug, Clone, Serialize)]
 pub struct CaseResult {
+    /// Case ID.
     pub id: String,
+    /// The feature it checks.
     pub feature: Feature,
+    /// What it proves.
     pub summary: String,
+    /// Its outcome.
     pub outcome: Outcome,
     /// Why it failed or did not run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// How long it took.
     pub duration: Duration,
     /// Normalised observations (empty unless passed).
     #[serde(skip)]
@@ -90,7 +95,7 @@ pub struct CaseResult {
 
 impl CaseResult {
     /// The result of a case that did not run.
-    pub fn unrun(case: &Case, outcome: Outcome, reason: Option<String>) -> CaseResult {
+    pub(crate) fn unrun(case: &Case, outcome: Outcome, reason: Option<String>) -> CaseResult {
         CaseResult {
             id: case.id.into(),
             feature: case.feature,
@@ -106,7 +111,7 @@ impl CaseResult {
 
 /// Runs cases one after the other on one deployment, carrying what a later case needs to know
 /// about an earlier one (the last unexpected crash, for "not run" reasons).
-pub struct Runner<'a> {
+pub(crate) struct Runner<'a> {
     ctx: &'a Ctx,
     declared: &'a Declared,
     /// The last disruption the implementation may still be recovering from.
@@ -115,7 +120,7 @@ pub struct Runner<'a> {
 
 impl<'a> Runner<'a> {
     /// A runner for the profile's `declared` features on `ctx`.
-    pub fn new(ctx: &'a Ctx, declared: &'a Declared) -> Runner<'a> {
+    pub(crate) fn new(ctx: &'a Ctx, declared: &'a Declared) -> Runner<'a> {
         Runner {
             ctx,
             declared,
@@ -125,7 +130,7 @@ impl<'a> Runner<'a> {
 
     /// Runs the selected cases (all when `only` is empty) in registry order; the others are
     /// reported as not selected.
-    pub async fn run_all(&self, only: &[String]) -> Vec<CaseResult> {
+    pub(crate) async fn run_all(&self, only: &[String]) -> Vec<CaseResult> {
         let mut results = Vec::new();
         for case in cases::all() {
             if only.is_empty() || only.iter().any(|id| id == case.id) {
@@ -139,7 +144,7 @@ impl<'a> Runner<'a> {
     }
 
     /// Runs one case: skipped, not applicable, not run or its verdict (see the module doc).
-    pub async fn run(&self, case: &Case) -> CaseResult {
+    pub(crate) async fn run(&self, case: &Case) -> CaseResult {
         let ctx = self.ctx;
         if !self.declared.contains(&case.feature) {
             let reason = format!("feature {} is not declared by the profile", case.feature);

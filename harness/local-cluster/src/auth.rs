@@ -11,7 +11,7 @@ use crate::layout::StateLayout;
 
 /// One principal of the static token file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
+pub(crate) struct Principal {
     /// Kubeconfig name: `admin`, `controller-manager`, `scheduler`, `kube-proxy`.
     pub kubeconfig_name: &'static str,
     /// Kubernetes user name.
@@ -24,7 +24,7 @@ pub struct Principal {
 
 /// The four token principals.
 #[derive(Debug, Clone)]
-pub struct Principals {
+pub(crate) struct Principals {
     /// Cluster admin (`system:masters`).
     pub admin: Principal,
     /// `system:kube-controller-manager`.
@@ -37,7 +37,7 @@ pub struct Principals {
 
 impl Principals {
     /// Principals with fresh random tokens.
-    pub fn generate() -> anyhow::Result<Self> {
+    pub(crate) fn generate() -> anyhow::Result<Self> {
         let principal = |kubeconfig_name, user: &str, groups: &[&str]| -> anyhow::Result<_> {
             Ok(Principal {
                 kubeconfig_name,
@@ -59,7 +59,7 @@ impl Principals {
     }
 
     /// All principals in token-file order.
-    pub fn all(&self) -> [&Principal; 4] {
+    pub(crate) fn all(&self) -> [&Principal; 4] {
         [
             &self.admin,
             &self.controller_manager,
@@ -70,7 +70,7 @@ impl Principals {
 
     /// Writes `tokens.csv`, one kubeconfig per principal and the kubelet's (`kubelet`, with
     /// the client certificate `kubelet-client.crt` of the PKI dir).
-    pub fn write(&self, layout: &StateLayout, server: &str) -> anyhow::Result<()> {
+    pub(crate) fn write(&self, layout: &StateLayout, server: &str) -> anyhow::Result<()> {
         write_private(&layout.token_file(), &token_file(&self.all()))?;
         let ca = layout.pki("ca.crt");
         for principal in self.all() {
@@ -92,7 +92,7 @@ impl Principals {
 }
 
 /// The API server's `--token-auth-file`: `token,user,uid[,"group1,group2"]` per line.
-pub fn token_file(principals: &[&Principal]) -> String {
+pub(crate) fn token_file(principals: &[&Principal]) -> String {
     principals
         .iter()
         .map(|p| {
@@ -107,7 +107,7 @@ pub fn token_file(principals: &[&Principal]) -> String {
 }
 
 /// How a kubeconfig's user authenticates.
-pub enum Credentials<'a> {
+pub(crate) enum Credentials<'a> {
     /// A bearer token.
     Token(&'a str),
     /// A client certificate and its key (files).
@@ -115,7 +115,7 @@ pub enum Credentials<'a> {
 }
 
 /// A kubeconfig with one cluster (CA file), one user and one current context.
-pub fn render_kubeconfig(
+pub(crate) fn render_kubeconfig(
     server: &str,
     ca_file: &Path,
     user: &str,

@@ -56,7 +56,7 @@ pub fn ensure_node_binaries() -> anyhow::Result<PathBuf> {
 }
 
 /// Names of required binaries missing (or not executable) in `bin_dir`.
-pub fn missing_binaries(bin_dir: &Path) -> Vec<&'static str> {
+pub(crate) fn missing_binaries(bin_dir: &Path) -> Vec<&'static str> {
     missing_from(bin_dir, &REQUIRED_BINARIES)
 }
 
@@ -74,7 +74,7 @@ fn missing_from(bin_dir: &Path, names: &[&'static str]) -> Vec<&'static str> {
 }
 
 /// Checks that `node_bin_dir` holds the node runtime.
-pub fn check_node_binaries(node_bin_dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn check_node_binaries(node_bin_dir: &Path) -> anyhow::Result<()> {
     let missing = missing_from(node_bin_dir, &NODE_BINARIES);
     if !missing.is_empty() {
         bail!(

@@ -49,7 +49,7 @@ pub(crate) fn cleanup_stale_locked(state_dir: &Path) -> anyhow::Result<Vec<Strin
 }
 
 /// Whether `argv` is the recorded `program` started for a cluster in `state_dir`.
-pub fn is_component_of(argv: &[String], program: &Path, state_dir: &Path) -> bool {
+pub(crate) fn is_component_of(argv: &[String], program: &Path, state_dir: &Path) -> bool {
     let state_dir = state_dir.display().to_string();
     argv.first().map(Path::new) == Some(program)
         && argv.iter().skip(1).any(|arg| arg.contains(&state_dir))
@@ -116,7 +116,7 @@ fn unescape_mount_path(field: &str) -> String {
 }
 
 /// Mount points at or below `dir` in the text of `/proc/self/mountinfo`, deepest first.
-pub fn mounts_below(mountinfo: &str, dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn mounts_below(mountinfo: &str, dir: &Path) -> Vec<PathBuf> {
     let mut mounts: Vec<PathBuf> = mountinfo
         .lines()
         .filter_map(|line| line.split(' ').nth(4))
@@ -129,7 +129,7 @@ pub fn mounts_below(mountinfo: &str, dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Lazily unmounts everything mounted at or below `dir` in this mount namespace.
-pub fn unmount_below(dir: &Path) -> anyhow::Result<Vec<String>> {
+pub(crate) fn unmount_below(dir: &Path) -> anyhow::Result<Vec<String>> {
     let mountinfo =
         std::fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
     let mut removed = Vec::new();

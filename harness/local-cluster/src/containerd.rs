@@ -24,7 +24,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long containerd gets to exit after SIGTERM before SIGKILL.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest shim socket directory containerd accepts (a Unix socket path is at most 108 bytes).
-pub const MAX_SHIM_SOCKET_DIR: usize = 42;
+pub(crate) const MAX_SHIM_SOCKET_DIR: usize = 42;
 
 /// Paths of one private containerd, all below `dir`.
 #[derive(Debug, Clone)]
@@ -126,7 +126,7 @@ pub fn ctr(ctr: &Path, socket: &Path, args: &[&str]) -> anyhow::Result<String> {
 }
 
 /// Imports an OCI (or `docker save`) archive into the CRI namespace and unpacks it.
-pub fn import(ctr_bin: &Path, socket: &Path, archive: &Path) -> anyhow::Result<()> {
+pub(crate) fn import(ctr_bin: &Path, socket: &Path, archive: &Path) -> anyhow::Result<()> {
     let archive = archive.to_str().context("archive path is not UTF-8")?;
     ctr(
         ctr_bin,
@@ -138,7 +138,7 @@ pub fn import(ctr_bin: &Path, socket: &Path, archive: &Path) -> anyhow::Result<(
 
 /// containerd's configuration (format version 4, as `containerd config default` of the
 /// pinned v2 writes it) for `paths`, with runc and the CNI plugins from `node_bin_dir`.
-pub fn render_config(paths: &ContainerdPaths, node_bin_dir: &Path, sandbox_image: &str) -> String {
+pub(crate) fn render_config(paths: &ContainerdPaths, node_bin_dir: &Path, sandbox_image: &str) -> String {
     let dir = paths.dir.display();
     let shim_sockets = paths.shim_sockets.display();
     let bin = node_bin_dir.display();
@@ -201,7 +201,7 @@ disabled_plugins = [
 }
 
 /// `certs.d/_default/hosts.toml`: every registry host resolves to [`CLOSED_REGISTRY`].
-pub fn default_registry_hosts() -> String {
+pub(crate) fn default_registry_hosts() -> String {
     format!(
         "# Every registry: a closed loopback port, so nothing is pulled from off the machine.\n\
          server = \"{CLOSED_REGISTRY}\"\n\n[host.\"{CLOSED_REGISTRY}\"]\n  \
@@ -228,7 +228,7 @@ pub fn check_loopback_registry(registry: &str) -> anyhow::Result<()> {
 }
 
 /// `certs.d/<registry>/hosts.toml` for a loopback registry served over plain HTTP.
-pub fn loopback_registry_hosts(registry: &str) -> String {
+pub(crate) fn loopback_registry_hosts(registry: &str) -> String {
     format!(
         "# A registry on loopback that the run serves: pulled from over plain HTTP.\n\
          server = \"http://{registry}\"\n\n[host.\"http://{registry}\"]\n  \

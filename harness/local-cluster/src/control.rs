@@ -25,14 +25,14 @@ const MAX_REQUEST: u64 = 256;
 
 /// A parsed control request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Request {
+pub(crate) enum Request {
     /// SIGKILL a component and start it again.
     Restart(Component),
 }
 
 impl Request {
     /// Parses one request line (without its newline).
-    pub fn parse(line: &str) -> anyhow::Result<Request> {
+    pub(crate) fn parse(line: &str) -> anyhow::Result<Request> {
         match line.trim().split_once(' ') {
             Some(("restart", name)) => Component::from_binary_name(name.trim())
                 .map(Request::Restart)
@@ -52,7 +52,7 @@ impl Request {
 }
 
 /// Binds the control socket (replacing a stale one) with mode 0600.
-pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
+pub(crate) fn bind(path: &Path) -> anyhow::Result<UnixListener> {
     let _ = std::fs::remove_file(path);
     let listener =
         UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
@@ -62,7 +62,7 @@ pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
 }
 
 /// Serves one connection: reads the request, carries it out on `cluster`, answers.
-pub async fn handle(stream: UnixStream, cluster: &LocalCluster) {
+pub(crate) async fn handle(stream: UnixStream, cluster: &LocalCluster) {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     let mut reader = BufReader::new(tokio::io::AsyncReadExt::take(read, MAX_REQUEST));
@@ -88,7 +88,7 @@ fn one_line(text: &str) -> String {
 }
 
 /// Asks the daemon listening on `path` to carry out `request` and waits for its answer.
-pub async fn send(path: &Path, request: Request) -> anyhow::Result<()> {
+pub(crate) async fn send(path: &Path, request: Request) -> anyhow::Result<()> {
     let mut stream = UnixStream::connect(path).await.with_context(|| {
         format!(
             "cannot reach the cluster daemon's control socket {}",

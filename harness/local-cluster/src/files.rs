@@ -23,25 +23,25 @@ fn write_with_mode(path: &Path, contents: &str, mode: u32) -> anyhow::Result<()>
 }
 
 /// Writes a file readable only by its owner (keys, tokens, kubeconfigs).
-pub fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+pub(crate) fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     write_with_mode(path, contents, 0o600)
 }
 
 /// Writes a world-readable file (certificates, public keys).
-pub fn write_public(path: &Path, contents: &str) -> anyhow::Result<()> {
+pub(crate) fn write_public(path: &Path, contents: &str) -> anyhow::Result<()> {
     write_with_mode(path, contents, 0o644)
 }
 
 /// Writes `contents` to a temporary sibling and renames it over `path`, so readers never see
 /// a partial file.
-pub fn write_atomically(path: &Path, contents: &str) -> anyhow::Result<()> {
+pub(crate) fn write_atomically(path: &Path, contents: &str) -> anyhow::Result<()> {
     let tmp = path.with_extension("tmp");
     write_public(&tmp, contents)?;
     fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))
 }
 
 /// The last `lines` lines of a (log) file; a note instead when it cannot be read.
-pub fn tail(path: &Path, lines: usize) -> String {
+pub(crate) fn tail(path: &Path, lines: usize) -> String {
     let Ok(text) = fs::read(path) else {
         return format!("(no log at {})", path.display());
     };
@@ -52,7 +52,7 @@ pub fn tail(path: &Path, lines: usize) -> String {
 }
 
 /// `bytes` random bytes from the kernel, hex-encoded.
-pub fn random_hex(bytes: usize) -> anyhow::Result<String> {
+pub(crate) fn random_hex(bytes: usize) -> anyhow::Result<String> {
     let mut buf = vec![0u8; bytes];
     fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut buf))

@@ -16,20 +16,20 @@ use crate::layout::CNI_NETWORK;
 use crate::procfs;
 
 /// The kubelet's top cgroup (cgroupfs driver) in each hierarchy.
-pub const KUBEPODS: &str = "kubepods";
+pub(crate) const KUBEPODS: &str = "kubepods";
 /// kube-proxy's nft tables, by family.
-pub const NFT_TABLES: [(&str, &str); 2] = [("ip", "kube-proxy"), ("ip6", "kube-proxy")];
+pub(crate) const NFT_TABLES: [(&str, &str); 2] = [("ip", "kube-proxy"), ("ip6", "kube-proxy")];
 /// libcni's result cache (containerd does not make it configurable).
-pub const CNI_CACHE_DIR: &str = "/var/lib/cni";
+pub(crate) const CNI_CACHE_DIR: &str = "/var/lib/cni";
 /// The kubelet's device-plugin socket dir (fixed, whatever its `--root-dir`).
-pub const DEVICE_PLUGINS_DIR: &str = "/var/lib/kubelet/device-plugins";
+pub(crate) const DEVICE_PLUGINS_DIR: &str = "/var/lib/kubelet/device-plugins";
 /// Where the kubelet links container logs (fixed, whatever its `podLogsDir`).
-pub const CONTAINER_LOG_LINKS: &str = "/var/log/containers";
+pub(crate) const CONTAINER_LOG_LINKS: &str = "/var/log/containers";
 /// How long killed processes may take to leave their cgroups.
 const KILL_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Mount points of the cgroup (v1 and v2) hierarchies in the text of `/proc/self/mountinfo`.
-pub fn cgroup_mounts(mountinfo: &str) -> Vec<PathBuf> {
+pub(crate) fn cgroup_mounts(mountinfo: &str) -> Vec<PathBuf> {
     mountinfo
         .lines()
         .filter_map(|line| {
@@ -42,7 +42,7 @@ pub fn cgroup_mounts(mountinfo: &str) -> Vec<PathBuf> {
 }
 
 /// The `kubepods` cgroup of every hierarchy where it exists.
-pub fn kubepods_cgroups() -> Vec<PathBuf> {
+pub(crate) fn kubepods_cgroups() -> Vec<PathBuf> {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     cgroup_mounts(&mountinfo)
         .into_iter()
@@ -83,7 +83,7 @@ fn pids_in(cgroups: &[PathBuf]) -> Vec<i32> {
 
 /// SIGKILLs every process in a `kubepods` cgroup (the pods' containers) and waits until they
 /// are gone; returns how many there were.
-pub fn kill_pod_processes() -> usize {
+pub(crate) fn kill_pod_processes() -> usize {
     let cgroups: Vec<PathBuf> = kubepods_cgroups()
         .iter()
         .flat_map(|c| cgroup_tree(c))
@@ -98,7 +98,7 @@ pub fn kill_pod_processes() -> usize {
 
 /// SIGKILLs containerd's shims of the cluster in `state_dir` (they outlive containerd by
 /// design); returns their pids.
-pub fn kill_shims(state_dir: &Path) -> Vec<i32> {
+pub(crate) fn kill_shims(state_dir: &Path) -> Vec<i32> {
     let state = state_dir.display().to_string();
     let shims: Vec<i32> = all_pids()
         .filter(|pid| {
@@ -135,7 +135,7 @@ fn wait_until(mut done: impl FnMut() -> bool) -> bool {
 }
 
 /// Removes every `kubepods` cgroup tree (after [`kill_pod_processes`]); returns what it removed.
-pub fn remove_kubepods_cgroups() -> anyhow::Result<Vec<String>> {
+pub(crate) fn remove_kubepods_cgroups() -> anyhow::Result<Vec<String>> {
     let mut removed = Vec::new();
     for top in kubepods_cgroups() {
         for cgroup in cgroup_tree(&top) {
@@ -161,7 +161,7 @@ pub fn remove_kubepods_cgroups() -> anyhow::Result<Vec<String>> {
 }
 
 /// Our tables among the lines of `nft list tables`.
-pub fn our_nft_tables(listing: &str) -> Vec<(&'static str, &'static str)> {
+pub(crate) fn our_nft_tables(listing: &str) -> Vec<(&'static str, &'static str)> {
     NFT_TABLES
         .into_iter()
         .filter(|(family, name)| {
@@ -173,7 +173,7 @@ pub fn our_nft_tables(listing: &str) -> Vec<(&'static str, &'static str)> {
 }
 
 /// Deletes kube-proxy's nft tables; nothing to do without `nft` (then nothing made them).
-pub fn delete_nft_tables() -> anyhow::Result<Vec<String>> {
+pub(crate) fn delete_nft_tables() -> anyhow::Result<Vec<String>> {
     let Ok(listing) = Command::new("nft")
         .args(["list", "tables"])
         .stdin(Stdio::null())
@@ -201,7 +201,7 @@ pub fn delete_nft_tables() -> anyhow::Result<Vec<String>> {
 /// pods (our network's, and containerd's `cni-loopback` ones whose netns is in `state_dir`),
 /// the kubelet's device-plugin socket, `/var/log/containers` links into `state_dir`,
 /// and each of their directories that is left empty.
-pub fn remove_host_files(state_dir: &Path) -> anyhow::Result<Vec<String>> {
+pub(crate) fn remove_host_files(state_dir: &Path) -> anyhow::Result<Vec<String>> {
     let mut removed = Vec::new();
     let results = Path::new(CNI_CACHE_DIR).join("results");
     let our_netns = format!("\"netns\":\"{}/", state_dir.display());

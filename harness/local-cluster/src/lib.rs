@@ -8,6 +8,8 @@
 //! [`LocalCluster`] is the in-process API; [`daemon`] keeps a cluster running across
 //! commands (`harness up` / `harness down`).
 
+#![warn(unreachable_pub)]
+
 mod auth;
 mod binaries;
 mod cleanup;

@@ -9,13 +9,13 @@ use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 
 /// An exclusive `flock` on the lock file, held while a cluster runs; released on drop.
-pub struct ClusterLock {
+pub(crate) struct ClusterLock {
     _lock: Flock<File>,
     path: PathBuf,
 }
 
 /// Outcome of trying the lock.
-pub enum TryLock {
+pub(crate) enum TryLock {
     /// We hold it now.
     Acquired(ClusterLock),
     /// Another live process holds it; its recorded description.
@@ -24,7 +24,7 @@ pub enum TryLock {
 
 impl ClusterLock {
     /// Takes the lock at `lock_file` for a cluster in `state_dir`, or reports the holder.
-    pub fn try_acquire(lock_file: &Path, state_dir: &Path) -> anyhow::Result<TryLock> {
+    pub(crate) fn try_acquire(lock_file: &Path, state_dir: &Path) -> anyhow::Result<TryLock> {
         if let Some(parent) = lock_file.parent() {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("creating {}", parent.display()))?;
@@ -63,7 +63,7 @@ impl ClusterLock {
     }
 
     /// Takes the lock or fails with a clear error naming the holder.
-    pub fn acquire(lock_file: &Path, state_dir: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn acquire(lock_file: &Path, state_dir: &Path) -> anyhow::Result<Self> {
         match Self::try_acquire(lock_file, state_dir)? {
             TryLock::Acquired(lock) => Ok(lock),
             TryLock::Held(holder) => bail!(
@@ -79,7 +79,7 @@ impl ClusterLock {
     /// Removes the lock file, then releases the lock (`harness down` leaves no file behind).
     /// Safe because taking the lock never blocks: a process that opened the old file while we
     /// hold it sees it held, one that comes later creates a new file.
-    pub fn release_and_remove(self) -> anyhow::Result<()> {
+    pub(crate) fn release_and_remove(self) -> anyhow::Result<()> {
         match std::fs::remove_file(&self.path) {
             Ok(()) => Ok(()),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -89,7 +89,7 @@ impl ClusterLock {
 }
 
 /// The lock file path used by clusters (overridable for tests).
-pub fn lock_file() -> PathBuf {
+pub(crate) fn lock_file() -> PathBuf {
     std::env::var_os("GOMICRO_LOCAL_LOCK_FILE")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(crate::layout::LOCK_FILE))

@@ -9,10 +9,10 @@ use anyhow::{Context as _, bail};
 use crate::layout::{BRIDGE, BRIDGE_MAC, BRIDGE_PREFIX, CLUSTER_POD_CIDR, NODE_IP, SERVICE_CIDR};
 
 /// CIDRs routed `unreachable` while the cluster runs.
-pub const UNREACHABLE_CIDRS: [&str; 2] = [CLUSTER_POD_CIDR, SERVICE_CIDR];
+pub(crate) const UNREACHABLE_CIDRS: [&str; 2] = [CLUSTER_POD_CIDR, SERVICE_CIDR];
 
 /// Runs `ip args...`; its stdout on success, an error with its stderr otherwise.
-pub fn ip(args: &[&str]) -> anyhow::Result<String> {
+pub(crate) fn ip(args: &[&str]) -> anyhow::Result<String> {
     let output = Command::new("ip")
         .args(args)
         .stdin(Stdio::null())
@@ -29,12 +29,12 @@ pub fn ip(args: &[&str]) -> anyhow::Result<String> {
 }
 
 /// Whether the bridge exists.
-pub fn bridge_exists() -> bool {
+pub(crate) fn bridge_exists() -> bool {
     ip(&["link", "show", "dev", BRIDGE]).is_ok()
 }
 
 /// Our CIDRs among the `unreachable` routes listed by `ip route show type unreachable`.
-pub fn our_unreachable_routes(listing: &str) -> Vec<&'static str> {
+pub(crate) fn our_unreachable_routes(listing: &str) -> Vec<&'static str> {
     UNREACHABLE_CIDRS
         .into_iter()
         .filter(|cidr| {
@@ -47,7 +47,7 @@ pub fn our_unreachable_routes(listing: &str) -> Vec<&'static str> {
 }
 
 /// Creates the bridge (with its fixed MAC) carrying the node IP, and the unreachable routes.
-pub fn setup() -> anyhow::Result<()> {
+pub(crate) fn setup() -> anyhow::Result<()> {
     let address = format!("{NODE_IP}/{BRIDGE_PREFIX}");
     ip(&[
         "link", "add", BRIDGE, "address", BRIDGE_MAC, "type", "bridge",
@@ -66,7 +66,7 @@ pub fn setup() -> anyhow::Result<()> {
 }
 
 /// Interface names in the text of `ip -o link show` (without their `@peer` suffix).
-pub fn link_names(listing: &str) -> Vec<String> {
+pub(crate) fn link_names(listing: &str) -> Vec<String> {
     listing
         .lines()
         .filter_map(|l| l.split(": ").nth(1))
@@ -76,7 +76,7 @@ pub fn link_names(listing: &str) -> Vec<String> {
 
 /// Removes the pods' veths on the bridge, the bridge and our unreachable routes if present;
 /// returns what was removed.
-pub fn teardown() -> anyhow::Result<Vec<String>> {
+pub(crate) fn teardown() -> anyhow::Result<Vec<String>> {
     let mut removed = Vec::new();
     if bridge_exists() {
         for veth in link_names(&ip(&["-o", "link", "show", "master", BRIDGE])?) {

@@ -17,7 +17,7 @@ use crate::node_config::{
 use crate::pause_image::{PAUSE_IMAGE, write_pause_archive};
 
 /// Writes every node component's configuration below the state dir.
-pub fn write_configs(
+pub(crate) fn write_configs(
     layout: &StateLayout,
     node_bin_dir: &Path,
     pull_registries: &[String],
@@ -68,7 +68,7 @@ fn write_json(path: &Path, value: &serde_json::Value) -> anyhow::Result<()> {
 
 /// Writes the pause image and imports it and `archives` into the running containerd (before
 /// the kubelet starts: a pod must never find its image missing and try a pull).
-pub fn import_images(
+pub(crate) fn import_images(
     layout: &StateLayout,
     node_bin_dir: &Path,
     archives: &[PathBuf],

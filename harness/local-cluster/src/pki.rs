@@ -14,7 +14,7 @@ use crate::layout::{FIRST_SERVICE_IP, NODE_IP, StateLayout};
 
 /// A certificate and its private key, both PEM.
 #[derive(Clone)]
-pub struct CertPair {
+pub(crate) struct CertPair {
     /// The certificate (PEM).
     pub cert_pem: String,
     /// Its PKCS#8 private key (PEM).
@@ -22,7 +22,7 @@ pub struct CertPair {
 }
 
 /// Everything the components need; written to `<state_dir>/cluster/pki`.
-pub struct Pki {
+pub(crate) struct Pki {
     /// The cluster CA (also signs CSRs through the controller manager).
     pub ca: CertPair,
     /// API server serving certificate (also used by the controller manager and scheduler
@@ -41,7 +41,7 @@ pub struct Pki {
 }
 
 /// Subject alternative names of the API server certificate.
-pub fn api_server_sans() -> Vec<String> {
+pub(crate) fn api_server_sans() -> Vec<String> {
     [
         "127.0.0.1".to_string(),
         NODE_IP.to_string(),
@@ -56,7 +56,7 @@ pub fn api_server_sans() -> Vec<String> {
 }
 
 /// Subject alternative names of the kubelet serving certificate.
-pub fn kubelet_sans(node_name: &str) -> Vec<String> {
+pub(crate) fn kubelet_sans(node_name: &str) -> Vec<String> {
     vec![NODE_IP.to_string(), node_name.to_string()]
 }
 
@@ -116,7 +116,7 @@ fn issue(params: &CertificateParams, ca: &Issuer<'_, KeyPair>) -> anyhow::Result
 
 impl Pki {
     /// Generates a fresh CA, certificates and ServiceAccount keys.
-    pub fn generate(node_name: &str) -> anyhow::Result<Self> {
+    pub(crate) fn generate(node_name: &str) -> anyhow::Result<Self> {
         let ca_key = new_key()?;
         let ca_params = ca_params();
         let ca_cert = ca_params
@@ -177,7 +177,7 @@ impl Pki {
     }
 
     /// Writes all files to the layout's PKI dir (private keys mode 0600).
-    pub fn write(&self, layout: &StateLayout) -> anyhow::Result<()> {
+    pub(crate) fn write(&self, layout: &StateLayout) -> anyhow::Result<()> {
         let pairs = [
             ("ca", &self.ca),
             ("apiserver", &self.api_server),

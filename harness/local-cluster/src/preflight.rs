@@ -11,7 +11,7 @@ const CAP_NET_ADMIN: u32 = 12;
 const CAP_SYS_ADMIN: u32 = 21;
 
 /// Effective capability bits from the text of `/proc/self/status`.
-pub fn effective_capabilities(status: &str) -> Option<u64> {
+pub(crate) fn effective_capabilities(status: &str) -> Option<u64> {
     status
         .lines()
         .find_map(|line| line.strip_prefix("CapEff:"))
@@ -19,7 +19,7 @@ pub fn effective_capabilities(status: &str) -> Option<u64> {
 }
 
 /// Names of the required capabilities missing from `cap_eff`.
-pub fn missing_capabilities(cap_eff: u64) -> Vec<&'static str> {
+pub(crate) fn missing_capabilities(cap_eff: u64) -> Vec<&'static str> {
     [
         (CAP_NET_ADMIN, "CAP_NET_ADMIN"),
         (CAP_SYS_ADMIN, "CAP_SYS_ADMIN"),
@@ -31,7 +31,7 @@ pub fn missing_capabilities(cap_eff: u64) -> Vec<&'static str> {
 }
 
 /// Root, capabilities, iproute2, nft, network namespaces and the binaries.
-pub fn check(bin_dir: &Path, node_bin_dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn check(bin_dir: &Path, node_bin_dir: &Path) -> anyhow::Result<()> {
     if !nix::unistd::geteuid().is_root() {
         bail!(
             "the local backend must run as root (it creates a bridge, cgroups and mounts); run \

@@ -14,14 +14,14 @@ use crate::process::ProcessWatch;
 const POLL_INTERVAL: Duration = Duration::from_millis(40);
 
 /// HTTP client trusting only the cluster CA, never using a proxy.
-pub struct Prober {
+pub(crate) struct Prober {
     http: reqwest::Client,
     admin_token: String,
     layout: StateLayout,
 }
 
 /// Whether a health response body means healthy for `component`.
-pub fn healthy_body(component: Component, body: &str) -> bool {
+pub(crate) fn healthy_body(component: Component, body: &str) -> bool {
     match component {
         // etcd: {"health":"true","reason":""}
         Component::Etcd => body.replace(' ', "").contains("\"health\":\"true\""),
@@ -33,7 +33,7 @@ pub fn healthy_body(component: Component, body: &str) -> bool {
 
 impl Prober {
     /// A prober for a cluster with CA `ca_pem` and admin bearer token `admin_token`.
-    pub fn new(ca_pem: &str, admin_token: &str, layout: &StateLayout) -> anyhow::Result<Self> {
+    pub(crate) fn new(ca_pem: &str, admin_token: &str, layout: &StateLayout) -> anyhow::Result<Self> {
         let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes()).context("parsing the CA")?;
         let http = reqwest::Client::builder()
             .no_proxy()
@@ -50,7 +50,7 @@ impl Prober {
     }
 
     /// One probe of `component`'s health endpoint.
-    pub async fn is_healthy(&self, component: Component) -> bool {
+    pub(crate) async fn is_healthy(&self, component: Component) -> bool {
         let url = match component.health(&self.layout) {
             Health::Http(url) => url,
             Health::Socket(path) => return tokio::net::UnixStream::connect(path).await.is_ok(),
@@ -73,7 +73,7 @@ impl Prober {
 
     /// Polls until `process` is healthy; fails early when it exits, or after `timeout`, with
     /// the tail of its log. Returns how long it took.
-    pub async fn wait_ready(
+    pub(crate) async fn wait_ready(
         &self,
         process: &ProcessWatch,
         started: Instant,

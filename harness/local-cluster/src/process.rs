@@ -23,14 +23,14 @@ use crate::procfs;
 type SpawnRequest = (Command, oneshot::Sender<io::Result<Child>>);
 
 /// A dedicated thread that forks every component process.
-pub struct Spawner {
+pub(crate) struct Spawner {
     requests: Option<std::sync::mpsc::Sender<SpawnRequest>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Spawner {
     /// Starts the spawner thread bound to the current tokio runtime.
-    pub fn start() -> anyhow::Result<Self> {
+    pub(crate) fn start() -> anyhow::Result<Self> {
         let runtime = tokio::runtime::Handle::current();
         let (requests, inbox) = std::sync::mpsc::channel::<SpawnRequest>();
         let thread = std::thread::Builder::new()
@@ -71,7 +71,7 @@ impl Drop for Spawner {
 
 /// What to run for one component.
 #[derive(Debug, Clone)]
-pub struct Launch {
+pub(crate) struct Launch {
     /// Which component.
     pub component: Component,
     /// Absolute path of the binary.
@@ -119,12 +119,12 @@ fn command(launch: &Launch) -> anyhow::Result<Command> {
 }
 
 /// Contents of a pid file: pid and program path.
-pub fn pid_file_contents(pid: i32, program: &Path) -> String {
+pub(crate) fn pid_file_contents(pid: i32, program: &Path) -> String {
     format!("{pid}\n{}\n", program.display())
 }
 
 /// Parses a pid file written by [`pid_file_contents`].
-pub fn parse_pid_file(text: &str) -> Option<(i32, PathBuf)> {
+pub(crate) fn parse_pid_file(text: &str) -> Option<(i32, PathBuf)> {
     let mut lines = text.lines();
     let pid = lines.next()?.trim().parse().ok()?;
     let program = PathBuf::from(lines.next()?.trim());
@@ -132,7 +132,7 @@ pub fn parse_pid_file(text: &str) -> Option<(i32, PathBuf)> {
 }
 
 /// Records the cluster's first failure (later ones are dropped: the first is the cause).
-pub fn report_failure(failures: &watch::Sender<Option<String>>, message: impl FnOnce() -> String) {
+pub(crate) fn report_failure(failures: &watch::Sender<Option<String>>, message: impl FnOnce() -> String) {
     failures.send_if_modified(|first| {
         if first.is_some() {
             return false;
@@ -149,7 +149,7 @@ fn signal_group(pid: i32, signal: Signal) {
 
 /// A cheap, cloneable view of a component process: which one, its log, whether it exited.
 #[derive(Clone)]
-pub struct ProcessWatch {
+pub(crate) struct ProcessWatch {
     component: Component,
     log: PathBuf,
     exit: watch::Receiver<Option<ExitStatus>>,
@@ -157,17 +157,17 @@ pub struct ProcessWatch {
 
 impl ProcessWatch {
     /// Which component this is.
-    pub fn component(&self) -> Component {
+    pub(crate) fn component(&self) -> Component {
         self.component
     }
 
     /// Its log file.
-    pub fn log(&self) -> &Path {
+    pub(crate) fn log(&self) -> &Path {
         &self.log
     }
 
     /// The exit status once it has exited.
-    pub fn exit_status(&self) -> Option<ExitStatus> {
+    pub(crate) fn exit_status(&self) -> Option<ExitStatus> {
         *self.exit.borrow()
     }
 
@@ -179,7 +179,7 @@ impl ProcessWatch {
 }
 
 /// A running component process, reaped by a background task.
-pub struct ManagedProcess {
+pub(crate) struct ManagedProcess {
     pid: i32,
     pid_file: PathBuf,
     watch: ProcessWatch,
@@ -188,7 +188,7 @@ pub struct ManagedProcess {
 
 impl ManagedProcess {
     /// Spawns `launch` through `spawner`; an unexpected exit is reported once on `failures`.
-    pub async fn launch(
+    pub(crate) async fn launch(
         spawner: &Spawner,
         launch: &Launch,
         failures: watch::Sender<Option<String>>,
@@ -233,7 +233,7 @@ impl ManagedProcess {
     }
 
     /// A view for waiting on this process without holding it.
-    pub fn watch(&self) -> ProcessWatch {
+    pub(crate) fn watch(&self) -> ProcessWatch {
         self.watch.clone()
     }
 
@@ -242,7 +242,7 @@ impl ManagedProcess {
     }
 
     /// SIGTERM, wait up to `grace`, then SIGKILL; removes the pid file.
-    pub async fn terminate(mut self, grace: Duration) {
+    pub(crate) async fn terminate(mut self, grace: Duration) {
         self.exit_expected.store(true, Ordering::SeqCst);
         if self.exit_status().is_none() {
             signal_group(self.pid, Signal::SIGTERM);
@@ -255,7 +255,7 @@ impl ManagedProcess {
     }
 
     /// SIGKILL right away and wait until reaped; removes the pid file.
-    pub async fn kill(mut self) {
+    pub(crate) async fn kill(mut self) {
         self.exit_expected.store(true, Ordering::SeqCst);
         if self.exit_status().is_none() {
             signal_group(self.pid, Signal::SIGKILL);
@@ -266,7 +266,7 @@ impl ManagedProcess {
 
     /// Synchronous SIGKILL for drop paths (not reaped here; the pid file stays for
     /// `cleanup_stale` to verify).
-    pub fn kill_now(&self) {
+    pub(crate) fn kill_now(&self) {
         self.exit_expected.store(true, Ordering::SeqCst);
         if self.exit_status().is_none() && procfs::is_alive(self.pid) {
             signal_group(self.pid, Signal::SIGKILL);

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 /// The argv of `pid`, if it runs.
-pub fn cmdline(pid: i32) -> Option<Vec<String>> {
+pub(crate) fn cmdline(pid: i32) -> Option<Vec<String>> {
     let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     if raw.is_empty() {
         return None;
@@ -17,7 +17,7 @@ pub fn cmdline(pid: i32) -> Option<Vec<String>> {
 }
 
 /// State letter and start time (clock ticks since boot) from the text of `/proc/<pid>/stat`.
-pub fn parse_stat(stat: &str) -> Option<(char, u64)> {
+pub(crate) fn parse_stat(stat: &str) -> Option<(char, u64)> {
     // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
     let rest = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
@@ -32,22 +32,22 @@ fn stat(pid: i32) -> Option<(char, u64)> {
 }
 
 /// Start time of `pid` (distinguishes it from a later process reusing the pid).
-pub fn start_time(pid: i32) -> Option<u64> {
+pub(crate) fn start_time(pid: i32) -> Option<u64> {
     stat(pid).map(|(_, start)| start)
 }
 
 /// Whether `pid` exists and is not a zombie.
-pub fn is_alive(pid: i32) -> bool {
+pub(crate) fn is_alive(pid: i32) -> bool {
     matches!(stat(pid), Some((state, _)) if state != 'Z' && state != 'X')
 }
 
 /// Whether `pid` runs and started at `start` (the same process as recorded).
-pub fn is_same_process(pid: i32, start: u64) -> bool {
+pub(crate) fn is_same_process(pid: i32, start: u64) -> bool {
     is_alive(pid) && start_time(pid) == Some(start)
 }
 
 /// Waits until `pid` is gone (or a zombie), up to `timeout`; true when gone.
-pub async fn wait_gone(pid: i32, timeout: Duration) -> bool {
+pub(crate) async fn wait_gone(pid: i32, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
         if !is_alive(pid) {

@@ -175,7 +175,7 @@ fn wall_clock_of(start_ticks: u64) -> anyhow::Result<SystemTime> {
 }
 
 /// Received bytes of every interface but `lo` in the text of `/proc/<pid>/net/dev`.
-pub fn rx_bytes(net_dev: &str) -> anyhow::Result<u64> {
+pub(crate) fn rx_bytes(net_dev: &str) -> anyhow::Result<u64> {
     let mut total = 0;
     let mut interfaces = 0;
     for line in net_dev.lines().skip(2) {

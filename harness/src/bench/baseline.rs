@@ -25,7 +25,7 @@ use crate::wait::wait_until;
 use crate::{deploy, images, pod_process, pods};
 
 /// Namespace and Deployment of the baseline.
-pub const NAMESPACE: &str = "bench-baseline";
+pub(crate) const NAMESPACE: &str = "bench-baseline";
 const NAME: &str = "bench-baseline";
 /// The image, built from the cargo package of the same name.
 const IMAGE: &str = "gomicro-conformance/bench-baseline:0.1.0";
@@ -35,7 +35,7 @@ const DEADLINE: Duration = Duration::from_secs(120);
 
 /// Adds the baseline's image to `profile`'s images, so the cluster starts with it (local: the
 /// release build of the reference set; k3s: the reference Dockerfile).
-pub fn add_image(profile: &mut Profile) {
+pub(crate) fn add_image(profile: &mut Profile) {
     let root = images::workspace_root();
     profile.images.insert(
         IMAGE.into(),
@@ -90,14 +90,14 @@ fn deployment() -> Deployment {
 
 /// The baseline's HTTP and gRPC load phases, each with `budget`.
 #[derive(Debug, Default)]
-pub struct Baseline {
+pub(crate) struct Baseline {
     pub http: Option<LoadPhase>,
     pub grpc: Option<LoadPhase>,
 }
 
 /// Deploys the baseline, loads it over HTTP and gRPC, and removes its namespace again (also
 /// when a step fails).
-pub async fn measure(ctx: &Ctx, budget: Budget) -> Result<Baseline> {
+pub(crate) async fn measure(ctx: &Ctx, budget: Budget) -> Result<Baseline> {
     let client = ctx.client();
     let measured = async {
         create_namespace(&client, NAMESPACE).await?;

@@ -21,7 +21,7 @@ const NOISE_PERCENT: f64 = 5.0;
 type Figures = BTreeMap<(String, String), (f64, String)>;
 
 /// Reads an earlier bench JSON, refusing what is not one of this format.
-pub fn load(path: &Path) -> Result<Value> {
+pub(crate) fn load(path: &Path) -> Result<Value> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the bench JSON {}", path.display()))?;
     let value: Value =
@@ -31,7 +31,7 @@ pub fn load(path: &Path) -> Result<Value> {
 }
 
 /// Checks that `report` is a bench JSON of [`FORMAT_VERSION`].
-pub fn check(report: &Value) -> Result<()> {
+pub(crate) fn check(report: &Value) -> Result<()> {
     if !report.is_object() || report.get("profiles").is_none() {
         bail!("it is not the JSON of `harness bench` (no `profiles`)");
     }
@@ -111,7 +111,7 @@ fn number(value: f64) -> String {
 }
 
 /// The comparison table of `old` (an earlier run) against `new`.
-pub fn render(old: &Value, new: &Value) -> String {
+pub(crate) fn render(old: &Value, new: &Value) -> String {
     let (old, new) = (figures(old), figures(new));
     let mut keys: Vec<&(String, String)> = old.keys().chain(new.keys()).collect();
     keys.sort();

@@ -167,7 +167,7 @@ async fn scale_and_settle(ctx: &Ctx, service: &ServiceSpec, replicas: usize) -> 
 /// Registration (process start → registration labels seen) and resolver update (pod
 /// discoverable: registered and Ready, or Running without readiness-aware discovery → first
 /// admin-srv update listing it) latencies over `rounds` of scaling user-srv 1 → 3 → 1.
-pub async fn scaling_latencies(ctx: &Ctx, rounds: usize) -> Result<(Vec<f64>, Vec<f64>)> {
+pub(crate) async fn scaling_latencies(ctx: &Ctx, rounds: usize) -> Result<(Vec<f64>, Vec<f64>)> {
     let user = &ctx.profile.services.user;
     let selector = pods::selector(&ctx.client(), ctx.namespace(), &user.deployment).await?;
     let existing: Vec<String> = pods::all_pods(&ctx.client(), ctx.namespace(), user)
@@ -231,7 +231,11 @@ pub async fn scaling_latencies(ctx: &Ctx, rounds: usize) -> Result<(Vec<f64>, Ve
 
 /// ConfigMap update → first login token signed with the new key, `rounds` times; token-srv's
 /// ConfigMap entry is put back as it was, even when a round fails.
-pub async fn reload_latencies(ctx: &Ctx, target: &Target, rounds: usize) -> Result<Vec<f64>> {
+pub(crate) async fn reload_latencies(
+    ctx: &Ctx,
+    target: &Target,
+    rounds: usize,
+) -> Result<Vec<f64>> {
     let token = &ctx.profile.services.token;
     let demo = &ctx.profile.expectations.demo_user;
     let original = configmap::data(ctx, token)
@@ -267,7 +271,7 @@ pub async fn reload_latencies(ctx: &Ctx, target: &Target, rounds: usize) -> Resu
 }
 
 /// Container IDs of the first ready pod of each service, by role.
-pub async fn service_containers(ctx: &Ctx) -> Result<BTreeMap<String, String>> {
+pub(crate) async fn service_containers(ctx: &Ctx) -> Result<BTreeMap<String, String>> {
     ctx.cluster.runtime().map_err(anyhow::Error::msg)?;
     let mut containers = BTreeMap::new();
     for (role, service) in ctx.profile.all_services() {
@@ -278,7 +282,10 @@ pub async fn service_containers(ctx: &Ctx) -> Result<BTreeMap<String, String>> {
 }
 
 /// Resident memory in MiB of each container (from its cgroup).
-pub fn rss_mib(ctx: &Ctx, containers: &BTreeMap<String, String>) -> Result<BTreeMap<String, f64>> {
+pub(crate) fn rss_mib(
+    ctx: &Ctx,
+    containers: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, f64>> {
     let runtime = ctx.cluster.runtime().map_err(anyhow::Error::msg)?;
     containers
         .iter()
@@ -287,7 +294,7 @@ pub fn rss_mib(ctx: &Ctx, containers: &BTreeMap<String, String>) -> Result<BTree
 }
 
 /// The HTTP target `POST <base>/admin/v1/login` with a connection pool for `concurrency`.
-pub fn http_target(base: &str, concurrency: usize) -> Result<Target> {
+pub(crate) fn http_target(base: &str, concurrency: usize) -> Result<Target> {
     let client = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(10))
@@ -300,7 +307,7 @@ pub fn http_target(base: &str, concurrency: usize) -> Result<Target> {
 }
 
 /// HTTP and gRPC login targets on admin-srv's first ready pod.
-pub async fn login_targets(
+pub(crate) async fn login_targets(
     ctx: &Ctx,
     concurrency: usize,
 ) -> Result<(Option<Target>, Option<Target>)> {
@@ -342,7 +349,7 @@ fn containers_cpu_seconds(ctx: &Ctx, containers: &[String]) -> Option<f64> {
 }
 
 /// CPU time read by `read` between [`CpuMeter::start`] and [`CpuMeter::share`].
-pub struct CpuMeter<F> {
+pub(crate) struct CpuMeter<F> {
     read: F,
     started: Instant,
     cpu: f64,
@@ -350,7 +357,7 @@ pub struct CpuMeter<F> {
 
 impl<F: Fn() -> Option<f64>> CpuMeter<F> {
     /// Starts metering; `None` when `read` cannot read the CPU time.
-    pub fn start(read: F) -> Option<CpuMeter<F>> {
+    pub(crate) fn start(read: F) -> Option<CpuMeter<F>> {
         let cpu = read()?;
         Some(CpuMeter {
             read,
@@ -360,7 +367,7 @@ impl<F: Fn() -> Option<f64>> CpuMeter<F> {
     }
 
     /// The CPU time since the start in percent of the machine's (wall time × cores).
-    pub fn share(&self) -> Option<Figure> {
+    pub(crate) fn share(&self) -> Option<Figure> {
         let now = (self.read)()?;
         let capacity = self.started.elapsed().as_secs_f64() * cores() as f64;
         (capacity > 0.0)
@@ -369,13 +376,13 @@ impl<F: Fn() -> Option<f64>> CpuMeter<F> {
 }
 
 /// CPU cores this process may use.
-pub fn cores() -> usize {
+pub(crate) fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 /// What one load phase counts: logins (through admin-srv) or requests (the baseline).
 #[derive(Debug, Clone, Copy)]
-pub enum Counted {
+pub(crate) enum Counted {
     Logins,
     Requests,
 }
@@ -383,7 +390,7 @@ pub enum Counted {
 /// A load phase at fixed concurrency; with `rss_containers`, also the peak RSS of each while
 /// it runs. CPU shares are metered for the harness (the load generator) and `cpu_containers`
 /// (through the backend's runtime lever; absent without it).
-pub async fn load_phase(
+pub(crate) async fn load_phase(
     ctx: &Ctx,
     target: &Target,
     budget: Budget,

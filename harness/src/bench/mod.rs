@@ -5,11 +5,11 @@
 //! addresses. Figures that need host access to the pods' processes (RSS, network counters,
 //! process start times) are measured on the local backend only.
 
-pub mod baseline;
-pub mod compare;
-pub mod measure;
-pub mod report;
-pub mod unrelated;
+pub(crate) mod baseline;
+pub(crate) mod compare;
+pub(crate) mod measure;
+pub(crate) mod report;
+pub(crate) mod unrelated;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -29,7 +29,7 @@ use report::{BenchReport, Figure, Metrics, ProfileBench, unit};
 
 /// What to measure and how hard.
 #[derive(Debug, Clone)]
-pub struct BenchOptions {
+pub(crate) struct BenchOptions {
     pub backend: BackendKind,
     /// Profiles benchmarked one after the other, each on its own cluster.
     pub profiles: Vec<PathBuf>,
@@ -113,7 +113,7 @@ fn goals() -> BTreeMap<&'static str, &'static str> {
 }
 
 /// Runs the bench of every profile, prints the table, writes the JSON.
-pub async fn run(options: &BenchOptions) -> Result<BenchReport> {
+pub(crate) async fn run(options: &BenchOptions) -> Result<BenchReport> {
     let mut profiles = Vec::new();
     for path in &options.profiles {
         let bench = match bench_profile(options, path).await {

@@ -10,35 +10,35 @@ use serde::Serialize;
 use serde::ser::SerializeMap;
 
 /// Version of the JSON layout; `--compare` refuses files of another version.
-pub const FORMAT_VERSION: u32 = 2;
+pub(crate) const FORMAT_VERSION: u32 = 2;
 
 /// Units of the figures.
-pub mod unit {
-    pub const SECONDS: &str = "s";
-    pub const MS: &str = "ms";
-    pub const MIB: &str = "MiB";
-    pub const BYTES: &str = "bytes";
-    pub const PODS: &str = "pods";
-    pub const SAMPLES: &str = "samples";
-    pub const LOGINS: &str = "logins";
-    pub const LOGINS_PER_S: &str = "logins/s";
-    pub const REQUESTS: &str = "requests";
-    pub const REQUESTS_PER_S: &str = "requests/s";
+pub(crate) mod unit {
+    pub(crate) const SECONDS: &str = "s";
+    pub(crate) const MS: &str = "ms";
+    pub(crate) const MIB: &str = "MiB";
+    pub(crate) const BYTES: &str = "bytes";
+    pub(crate) const PODS: &str = "pods";
+    pub(crate) const SAMPLES: &str = "samples";
+    pub(crate) const LOGINS: &str = "logins";
+    pub(crate) const LOGINS_PER_S: &str = "logins/s";
+    pub(crate) const REQUESTS: &str = "requests";
+    pub(crate) const REQUESTS_PER_S: &str = "requests/s";
     /// Percent of the machine's CPU time (wall time × cores).
-    pub const CPU_PERCENT: &str = "% of machine CPU";
+    pub(crate) const CPU_PERCENT: &str = "% of machine CPU";
     /// A rate divided by the baseline's rate over the same protocol.
-    pub const RATIO: &str = "ratio";
+    pub(crate) const RATIO: &str = "ratio";
 }
 
 /// One measured figure and its unit.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Figure {
+pub(crate) struct Figure {
     pub value: f64,
     pub unit: &'static str,
 }
 
 impl Figure {
-    pub fn new(value: f64, unit: &'static str) -> Figure {
+    pub(crate) fn new(value: f64, unit: &'static str) -> Figure {
         Figure { value, unit }
     }
 }
@@ -46,7 +46,7 @@ impl Figure {
 /// p50 and a high quantile (p95 or p99) of a latency in milliseconds; serialised as
 /// `{"samples", "p50", "p95"}` (or `"p99"`).
 #[derive(Debug, Clone, Default)]
-pub struct Percentiles {
+pub(crate) struct Percentiles {
     pub samples: usize,
     pub p50_ms: f64,
     pub high_ms: f64,
@@ -56,7 +56,7 @@ pub struct Percentiles {
 
 impl Percentiles {
     /// From millisecond samples; `None` when there are none.
-    pub fn of(samples_ms: &[f64], high_quantile: u8) -> Option<Percentiles> {
+    pub(crate) fn of(samples_ms: &[f64], high_quantile: u8) -> Option<Percentiles> {
         Some(Percentiles {
             samples: samples_ms.len(),
             p50_ms: crate::load::quantile(samples_ms, 0.5)?,
@@ -82,7 +82,7 @@ impl Serialize for Percentiles {
 /// One load phase (logins through admin-srv, or requests to the baseline) over one protocol.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct LoadPhase {
+pub(crate) struct LoadPhase {
     pub concurrency: usize,
     pub duration: Figure,
     pub succeeded: Figure,
@@ -99,7 +99,7 @@ pub struct LoadPhase {
 /// admin-srv with unrelated pods in the cluster.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct UnrelatedPods {
+pub(crate) struct UnrelatedPods {
     pub pods: Figure,
     /// How long creating them took.
     pub create: Figure,
@@ -116,7 +116,7 @@ pub struct UnrelatedPods {
 /// Every figure of one profile; a figure is absent when its measurement failed (see `errors`).
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Metrics {
+pub(crate) struct Metrics {
     pub cluster_start: Option<Figure>,
     pub deploy_to_ready: Option<Figure>,
     pub registration: Option<Percentiles>,
@@ -140,7 +140,7 @@ pub struct Metrics {
 
 impl Metrics {
     /// Fills the baseline ratios from the login and baseline phases.
-    pub fn compute_ratios(&mut self) {
+    pub(crate) fn compute_ratios(&mut self) {
         let ratio = |login: &Option<LoadPhase>, baseline: &Option<LoadPhase>| {
             let (login, baseline) = (login.as_ref()?, baseline.as_ref()?);
             (baseline.per_second.value > 0.0).then(|| {
@@ -158,7 +158,7 @@ impl Metrics {
 /// The bench of one profile.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ProfileBench {
+pub(crate) struct ProfileBench {
     /// Short name: the profile file's stem.
     pub name: String,
     pub profile: String,
@@ -176,7 +176,7 @@ pub struct ProfileBench {
 /// The whole `harness bench` output.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct BenchReport {
+pub(crate) struct BenchReport {
     pub format_version: u32,
     pub date: String,
     /// CPU cores the machine offers this process (the denominator of CPU shares).
@@ -210,7 +210,7 @@ fn figure_of(label: &str) -> Option<&'static str> {
 }
 
 /// Bytes in MiB.
-pub fn mib(bytes: u64) -> f64 {
+pub(crate) fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
@@ -372,7 +372,7 @@ pub(super) fn column_widths<R: AsRef<[String]>>(lines: &[R]) -> Vec<usize> {
 }
 
 /// The table: one column per profile, then `name/first` ratio columns when there are several.
-pub fn render_table(profiles: &[ProfileBench]) -> String {
+pub(crate) fn render_table(profiles: &[ProfileBench]) -> String {
     let mut header = vec!["metric".to_string(), "goal".to_string()];
     header.extend(profiles.iter().map(|p| p.name.clone()));
     for p in profiles.iter().skip(1) {

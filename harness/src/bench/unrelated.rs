@@ -17,7 +17,7 @@ use crate::context::Ctx;
 use crate::wait::wait_until;
 
 /// Namespace holding the unrelated pods.
-pub const NAMESPACE: &str = "bench-unrelated";
+pub(crate) const NAMESPACE: &str = "bench-unrelated";
 /// Concurrent create requests.
 const CREATE_CONCURRENCY: usize = 16;
 const DEADLINE: Duration = Duration::from_secs(300);
@@ -69,7 +69,7 @@ pub(super) async fn delete_namespace(client: &kube::Client, name: &str) -> Resul
 /// Measures admin-srv (its container `admin`, through the backend's runtime lever) idle for
 /// `window`, then while `count` unrelated pods are created and for `window` after; removes
 /// them again.
-pub async fn measure(
+pub(crate) async fn measure(
     ctx: &Ctx,
     admin: &str,
     count: usize,

@@ -24,7 +24,7 @@ use crate::normalize;
 use crate::profile::ServiceSpec;
 use crate::wait::{wait_for, wait_until};
 
-pub fn cases() -> Vec<Case> {
+pub(super) fn cases() -> Vec<Case> {
     vec![
         Case {
             id: "BAD-001",

@@ -19,7 +19,7 @@ use crate::login::{any_login, check_reply};
 use crate::wait::{wait_gone, wait_until};
 use crate::{pod_process, pods};
 
-pub fn cases() -> Vec<Case> {
+pub(super) fn cases() -> Vec<Case> {
     vec![
         Case {
             id: "CFG-001",

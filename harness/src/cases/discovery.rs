@@ -17,7 +17,7 @@ use crate::features::Feature;
 use crate::wait::wait_for;
 use crate::{normalize, pods, resolver_log};
 
-pub fn cases() -> Vec<Case> {
+pub(super) fn cases() -> Vec<Case> {
     vec![Case {
         id: "DISC-001",
         feature: Feature::ReadinessAwareDiscovery,

@@ -30,7 +30,7 @@ use crate::resolver_log;
 use crate::wait::{wait_gone, wait_until};
 use crate::{deploy, pods};
 
-pub fn cases() -> Vec<Case> {
+pub(super) fn cases() -> Vec<Case> {
     vec![
         Case {
             id: "FAULT-001",

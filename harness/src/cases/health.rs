@@ -25,7 +25,7 @@ use crate::features::Feature;
 use crate::profile::ServiceSpec;
 use crate::secrets::SecretKind;
 
-pub fn cases() -> Vec<Case> {
+pub(super) fn cases() -> Vec<Case> {
     vec![
         Case {
             id: "HEALTH-001",

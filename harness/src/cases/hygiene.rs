@@ -22,7 +22,7 @@ use crate::secrets::SecretKind;
 /// does is CFG-002's question, not this case's.
 const TAKE_UP: Duration = Duration::from_secs(10);
 
-pub fn cases() -> Vec<Case> {
+pub(super) fn cases() -> Vec<Case> {
     vec![
         Case {
             id: "SEC-001",

@@ -12,7 +12,7 @@ use crate::login::{check_reply, grpc_login, grpc_login_as, http_login, http_logi
 /// The wrong password of LOGIN-003.
 const WRONG_PASSWORD: &str = "definitely-wrong";
 
-pub fn cases() -> Vec<Case> {
+pub(super) fn cases() -> Vec<Case> {
     vec![
         Case {
             id: "LOGIN-001",

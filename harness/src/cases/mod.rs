@@ -28,12 +28,12 @@ pub(crate) mod support;
 use anyhow::Result;
 use futures::future::BoxFuture;
 
-pub use crate::cluster::Lever;
-pub use crate::context::Ctx;
+pub(crate) use crate::cluster::Lever;
+pub(crate) use crate::context::Ctx;
 use crate::features::{Feature, Level};
 
 /// Signature of a case body.
-pub type CaseFn = for<'a> fn(&'a Ctx) -> BoxFuture<'a, Result<serde_json::Value>>;
+pub(crate) type CaseFn = for<'a> fn(&'a Ctx) -> BoxFuture<'a, Result<serde_json::Value>>;
 
 /// One conformance case.
 pub struct Case {
@@ -47,9 +47,9 @@ pub struct Case {
     pub summary: &'static str,
     /// A backend lever it needs beyond the Kubernetes API; on a backend without it the case is
     /// not applicable (CONTRACT.md §8).
-    pub lever: Option<Lever>,
+    pub(crate) lever: Option<Lever>,
     /// The body. It registers what must be restored with [`Ctx::on_cleanup`].
-    pub run: CaseFn,
+    pub(crate) run: CaseFn,
 }
 
 impl Case {
@@ -61,7 +61,7 @@ impl Case {
 
 /// Key of a case's observations holding run-dependent figures, moved into the result's
 /// measurements.
-pub const MEASUREMENTS: &str = "measurements";
+pub(crate) const MEASUREMENTS: &str = "measurements";
 
 /// Wraps an `async fn(&Ctx) -> Result<Value>` as a [`CaseFn`].
 macro_rules! case_fn {
@@ -96,7 +96,7 @@ pub fn all() -> Vec<Case> {
 }
 
 /// Finds a case by ID.
-pub fn by_id(id: &str) -> Option<Case> {
+pub(crate) fn by_id(id: &str) -> Option<Case> {
     all().into_iter().find(|c| c.id == id)
 }
 

@@ -16,7 +16,7 @@ use crate::features::Feature;
 use crate::normalize;
 use crate::wait::wait_until;
 
-pub fn cases() -> Vec<Case> {
+pub(super) fn cases() -> Vec<Case> {
     vec![
         Case {
             id: "RBAC-001",

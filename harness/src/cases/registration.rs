@@ -16,7 +16,7 @@ use super::{Case, Ctx, case_fn};
 use crate::features::Feature;
 use crate::{deploy, normalize, pods};
 
-pub fn cases() -> Vec<Case> {
+pub(super) fn cases() -> Vec<Case> {
     vec![
         Case {
             id: "REG-001",

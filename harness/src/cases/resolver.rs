@@ -17,7 +17,7 @@ use crate::resolver_log::{self, ZERO_MARKER};
 use crate::wait::{wait_gone, wait_until};
 use crate::{deploy, pods};
 
-pub fn cases() -> Vec<Case> {
+pub(super) fn cases() -> Vec<Case> {
     vec![
         Case {
             id: "RES-001",

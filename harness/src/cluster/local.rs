@@ -15,14 +15,14 @@ use crate::preflight::{self, UsageError};
 use crate::profile::Profile;
 
 /// Default directory of the local cluster's state (pid files, certificates, pod roots).
-pub fn default_state_dir() -> PathBuf {
+pub(crate) fn default_state_dir() -> PathBuf {
     std::env::var_os("GOMICRO_STATE_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/run/gomicro-conformance"))
 }
 
 /// A local cluster, owned or attached.
-pub enum LocalBackend {
+pub(crate) enum LocalBackend {
     /// Started by this process; stopped by [`LocalBackend::shutdown`].
     Owned(Box<LocalCluster>),
     /// A `harness up` daemon; left running.
@@ -31,7 +31,7 @@ pub enum LocalBackend {
 
 impl LocalBackend {
     /// Starts a cluster owned by this process with the given image archives.
-    pub async fn start(images: Vec<PathBuf>) -> Result<(LocalBackend, kube::Client)> {
+    pub(crate) async fn start(images: Vec<PathBuf>) -> Result<(LocalBackend, kube::Client)> {
         let spec = ClusterSpec::with_defaults(images)?;
         let cluster = LocalCluster::start(spec).await?;
         let client = cluster.client().await?;
@@ -39,7 +39,10 @@ impl LocalBackend {
     }
 
     /// Starts (or reuses) a `harness up` daemon through `harness_exe` and attaches to it.
-    pub async fn up(harness_exe: &Path, image_list: &Path) -> Result<(LocalBackend, kube::Client)> {
+    pub(crate) async fn up(
+        harness_exe: &Path,
+        image_list: &Path,
+    ) -> Result<(LocalBackend, kube::Client)> {
         let args = vec![
             "cluster-daemon".to_string(),
             "--image-archives".to_string(),
@@ -76,7 +79,7 @@ impl LocalBackend {
 /// The profile's local images as OCI archives, with the local backend's Go builds (control plane, node
 /// runtime; cached by version, so usually instant) run beside them: cold, both take minutes,
 /// and the cargo build of the images alone leaves cores idle while it links.
-pub fn prepare_images(
+pub(crate) fn prepare_images(
     profile: &crate::profile::Profile,
     harness_exe: &Path,
 ) -> Result<Vec<PathBuf>> {
@@ -247,7 +250,7 @@ const LOG_TAIL_BYTES: u64 = 512 * 1024;
 /// The ends of the local cluster's logs in `state_dir` (the daemon's and each component's:
 /// control plane, containerd, kubelet, kube-proxy), by file name; empty when no local cluster
 /// left logs there.
-pub fn log_tails(state_dir: &Path) -> Result<Vec<(String, String)>> {
+pub(crate) fn log_tails(state_dir: &Path) -> Result<Vec<(String, String)>> {
     let layout = local_cluster::layout::StateLayout::new(state_dir);
     let mut logs = vec![layout.daemon_log()];
     if let Ok(entries) = std::fs::read_dir(layout.logs_dir()) {

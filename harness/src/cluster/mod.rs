@@ -6,10 +6,10 @@
 //! module (its [`Provider`] and [`Backend`]), its [`BackendKind`] variant and its line in
 //! [`provider()`].
 
-pub mod k3s;
-pub mod kubeconfig;
-pub mod local;
-pub mod port_forward;
+pub(crate) mod k3s;
+pub(crate) mod kubeconfig;
+pub(crate) mod local;
+pub(crate) mod port_forward;
 mod provider;
 
 pub(crate) use provider::{UpRequest, provider};
@@ -58,12 +58,12 @@ impl BackendKind {
 }
 
 /// Control-plane components a fault case can restart (local backend only).
-pub use local_cluster::Component;
-pub use local_cluster::ContainerStats;
+pub(crate) use local_cluster::Component;
+pub(crate) use local_cluster::ContainerStats;
 
 /// Env var forcing pod access through kube-rs port-forward (`port-forward`) even where pod IPs
 /// are routable (`direct`, the local backend's default): the k3s path, tested locally.
-pub const POD_ACCESS_ENV: &str = "HARNESS_POD_ACCESS";
+pub(crate) const POD_ACCESS_ENV: &str = "HARNESS_POD_ACCESS";
 
 /// A lever a case may need beyond the Kubernetes API; a backend offers it or not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,7 +123,7 @@ pub trait Backend: Send + Sync {
 }
 
 /// A cluster this process neither owns nor has levers on (`kubeconfig` backend).
-pub struct External;
+pub(crate) struct External;
 
 impl Backend for External {
     fn shutdown(self: Box<Self>, _keep: bool) -> BoxFuture<'static, Result<()>> {

@@ -34,7 +34,7 @@ impl std::fmt::Display for Target {
 }
 
 /// Hands out loopback addresses forwarding to pod ports.
-pub struct PortForwarder {
+pub(crate) struct PortForwarder {
     client: kube::Client,
     listeners: Mutex<HashMap<Target, SocketAddr>>,
     /// Cancels every listener and connection task when the forwarder is dropped.
@@ -44,7 +44,7 @@ pub struct PortForwarder {
 
 impl PortForwarder {
     /// A forwarder using `client`.
-    pub fn new(client: kube::Client) -> Self {
+    pub(crate) fn new(client: kube::Client) -> Self {
         let stop = CancellationToken::new();
         PortForwarder {
             client,
@@ -56,7 +56,12 @@ impl PortForwarder {
 
     /// A loopback address whose connections reach `port` of `pod` (the same address for the
     /// same target on every call).
-    pub async fn local_addr(&self, namespace: &str, pod: &str, port: u16) -> Result<SocketAddr> {
+    pub(crate) async fn local_addr(
+        &self,
+        namespace: &str,
+        pod: &str,
+        port: u16,
+    ) -> Result<SocketAddr> {
         let target = Target {
             namespace: namespace.to_string(),
             pod: pod.to_string(),

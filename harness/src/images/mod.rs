@@ -3,8 +3,8 @@
 //! directory) or that a profile brings, imported into the node's containerd by the local
 //! and k3s backends; Docker builds for k3s stay available (see [`crate::cluster::k3s`]).
 
-pub mod oci;
-pub mod push;
+pub(crate) mod oci;
+pub(crate) mod push;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,7 +16,7 @@ use crate::profile::{DockerBuild, LocalImageSource, Profile};
 
 /// An image assembled from a directory tree on the host.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LocalImage {
+pub(crate) struct LocalImage {
     /// Directory on the host holding the image's files.
     pub root: PathBuf,
     /// Where the tree appears in the image (e.g. `/app`).
@@ -32,7 +32,7 @@ pub struct LocalImage {
 }
 
 /// Image name (as written in pod specs) → its tree.
-pub type ImageMap = BTreeMap<String, LocalImage>;
+pub(crate) type ImageMap = BTreeMap<String, LocalImage>;
 
 /// Root of this cargo workspace.
 pub fn workspace_root() -> PathBuf {
@@ -50,7 +50,7 @@ const BUILD_IMAGES_ALIAS: &str = "build-images";
 ///
 /// Cargo packages are built once in release mode, then each image root gets the binary and
 /// its `conf` directory under `target/local-images/<image>/`.
-pub fn prepare_local(profile: &Profile) -> Result<ImageMap> {
+pub(crate) fn prepare_local(profile: &Profile) -> Result<ImageMap> {
     let needs_cargo = profile.images.values().any(|image| {
         image
             .local
@@ -92,7 +92,7 @@ pub fn prepare_local(profile: &Profile) -> Result<ImageMap> {
 
 /// The harness's own pod image (see the `harness-pod` program), supplied on every backend like
 /// the implementation's images: the cases' foreign and never-Ready pods run it.
-pub const HARNESS_POD_IMAGE: &str = concat!(
+pub(crate) const HARNESS_POD_IMAGE: &str = concat!(
     "gomicro-conformance/harness-pod:",
     env!("CARGO_PKG_VERSION")
 );
@@ -123,7 +123,7 @@ fn harness_pod(harness_exe: &Path) -> Result<LocalImage> {
 /// Builds the profile's local images, adds the harness pod image (from beside `harness_exe`)
 /// and writes them as OCI archives to `target/oci-images/`, for a node's containerd to import;
 /// returns their paths.
-pub fn local_archives(profile: &Profile, harness_exe: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn local_archives(profile: &Profile, harness_exe: &Path) -> Result<Vec<PathBuf>> {
     let mut images = prepare_local(profile)?;
     images.insert(HARNESS_POD_IMAGE.to_string(), harness_pod(harness_exe)?);
     let started = std::time::Instant::now();
@@ -149,7 +149,7 @@ pub fn local_archives(profile: &Profile, harness_exe: &Path) -> Result<Vec<PathB
 
 /// The Docker builds of the profile's images (the k3s backend skips builds of images the
 /// engine already has when `HARNESS_SKIP_IMAGE_BUILD=1`, but still imports them).
-pub fn docker_builds(profile: &Profile) -> BTreeMap<String, DockerBuild> {
+pub(crate) fn docker_builds(profile: &Profile) -> BTreeMap<String, DockerBuild> {
     profile
         .images
         .iter()

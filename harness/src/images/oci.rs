@@ -12,7 +12,7 @@ use oci_archive::{ArchiveSummary, ImageConfig, Layer, write_archive};
 
 /// One written archive and how long writing it took.
 #[derive(Debug, Clone)]
-pub struct WrittenArchive {
+pub(crate) struct WrittenArchive {
     /// The archive file.
     pub path: std::path::PathBuf,
     /// Reference, digest and size.
@@ -22,7 +22,7 @@ pub struct WrittenArchive {
 }
 
 /// Writes `<out_dir>/<image>.tar` for every image of `images`.
-pub fn write_archives(images: &ImageMap, out_dir: &Path) -> Result<Vec<WrittenArchive>> {
+pub(crate) fn write_archives(images: &ImageMap, out_dir: &Path) -> Result<Vec<WrittenArchive>> {
     std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     images
         .iter()

@@ -54,7 +54,7 @@ impl FromStr for Registry {
 impl Registry {
     /// The reference `image` gets in this registry: its repository path (without a registry
     /// host of its own) under the prefix, with its tag.
-    pub fn reference_for(&self, image: &str) -> String {
+    pub(crate) fn reference_for(&self, image: &str) -> String {
         let path = match image.split_once('/') {
             Some((first, rest))
                 if first.contains('.') || first.contains(':') || first == "localhost" =>
@@ -167,7 +167,7 @@ fn read_archive(path: &Path) -> Result<Archive> {
 /// Pushes every archive to `registry`, printing each image's size and time; returns each
 /// image's name (as the harness and the manifests know it, without `docker.io/`) → its pushed
 /// reference. A refused push names the registry's answer.
-pub async fn push_archives(
+pub(crate) async fn push_archives(
     registry: &Registry,
     archives: &[PathBuf],
 ) -> Result<BTreeMap<String, String>> {
@@ -246,7 +246,7 @@ pub async fn push_archives(
 /// `profile` with its images (and the harness's pod image) pushed to `registry`: each image is
 /// renamed to its pushed reference and `replaces` its old name, so the manifests deploy the
 /// pushed references.
-pub async fn deliver(
+pub(crate) async fn deliver(
     profile: &Profile,
     registry: &Registry,
     harness_exe: &Path,

@@ -21,7 +21,7 @@ use crate::stability::Stability;
 use crate::verdict::{CaseResult, Outcome};
 
 /// Schema version of the report.
-pub const REPORT_API_VERSION: &str = "conformance.gomicro.dev/v1";
+pub(super) const REPORT_API_VERSION: &str = "conformance.gomicro.dev/v1";
 
 /// Version of the contract the cases check (docs/contract.md), bumped when a case's demands
 /// change.
@@ -47,7 +47,7 @@ pub enum ReportResult {
 
 impl ReportResult {
     /// The word used in every report.
-    pub fn word(self) -> &'static str {
+    pub(crate) fn word(self) -> &'static str {
         match self {
             ReportResult::Success => "success",
             ReportResult::Partial => "partial",
@@ -63,19 +63,26 @@ impl ReportResult {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConformanceReport {
+    /// Report format: `conformance.gomicro.dev/v1`.
     pub api_version: &'static str,
+    /// `ConformanceReport`.
     pub kind: &'static str,
     /// RFC 3339 UTC time the run finished.
     pub date: String,
     /// The contract version judged against (docs/contract.md).
     pub contract_version: &'static str,
+    /// The implementation, as its profile names it.
     pub implementation: Implementation,
     /// The profile file used, relative to the directory the run was started in when it lies
     /// below it.
     pub profile: String,
+    /// The backend the run used (`local`, `k3s`, `kubeconfig`).
     pub backend: String,
+    /// The API server's version.
     pub kubernetes_version: String,
+    /// The harness's version.
     pub harness_version: &'static str,
+    /// The run's result.
     pub result: ReportResult,
     /// Why the run did not succeed, in a sentence (absent on success).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -85,11 +92,14 @@ pub struct ConformanceReport {
     /// The level the run was required to reach (`--require-level`), if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub required_level: Option<Level>,
+    /// Results per level.
     pub levels: Levels,
+    /// Case counts of the whole run.
     pub statistics: Statistics,
     /// Cases left out by `--case` / `--feature`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub not_selected: Vec<String>,
+    /// Every feature with its cases.
     pub features: Vec<FeatureReport>,
     /// Container exits and restarts of the implementation seen during the run (CONTRACT.md
     /// §7, "Any implementation").
@@ -100,7 +110,9 @@ pub struct ConformanceReport {
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StabilityReport {
+    /// One line: what the record says.
     pub summary: String,
+    /// Exits and restarts seen.
     #[serde(flatten)]
     pub record: Stability,
 }
@@ -109,7 +121,9 @@ pub struct StabilityReport {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Levels {
+    /// The Core level.
     pub core: CoreLevel,
+    /// The Extended features.
     pub extended: ExtendedLevel,
 }
 
@@ -143,11 +157,17 @@ pub struct ExtendedLevel {
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Statistics {
+    /// Cases that passed.
     pub passed: usize,
+    /// Cases that failed.
     pub failed: usize,
+    /// Cases of undeclared features.
     pub skipped: usize,
+    /// Cases needing a lever the backend lacks.
     pub not_applicable: usize,
+    /// Cases that could not run.
     pub not_run: usize,
+    /// Cases left out by `--case` / `--feature`.
     pub not_selected: usize,
 }
 
@@ -164,7 +184,7 @@ impl Statistics {
     }
 
     /// Cases that ran.
-    pub fn ran(&self) -> usize {
+    pub(crate) fn ran(&self) -> usize {
         self.passed + self.failed
     }
 }
@@ -173,11 +193,17 @@ impl Statistics {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FeatureReport {
+    /// The feature.
     pub name: Feature,
+    /// Its level.
     pub level: Level,
+    /// Whether the profile declares it.
     pub declared: bool,
+    /// Its result from its cases.
     pub result: ReportResult,
+    /// Its case counts.
     pub statistics: Statistics,
+    /// Its cases.
     pub cases: Vec<CaseEntry>,
 }
 
@@ -185,11 +211,16 @@ pub struct FeatureReport {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CaseEntry {
+    /// Case ID, e.g. `REG-001`.
     pub id: String,
+    /// What the case proves.
     pub summary: String,
+    /// Its outcome.
     pub result: Outcome,
+    /// Why it failed or did not run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// How long it took.
     pub duration_seconds: f64,
     /// Run-dependent figures the case measured (e.g. a convergence time).
     #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
@@ -324,7 +355,7 @@ impl ConformanceReport {
     }
 
     /// Marks the run as one the harness could not complete (exit code 3), with why.
-    pub fn could_not_test(mut self, why: String) -> ConformanceReport {
+    pub(crate) fn could_not_test(mut self, why: String) -> ConformanceReport {
         self.result = ReportResult::Error;
         self.result_reason = Some(why);
         self
@@ -373,7 +404,7 @@ impl ConformanceReport {
     }
 
     /// Why Core is not claimed, or that it is.
-    pub fn level_note(&self) -> String {
+    pub(crate) fn level_note(&self) -> String {
         let core = &self.levels.core;
         let mut why = Vec::new();
         if !core.not_declared.is_empty() {

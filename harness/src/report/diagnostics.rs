@@ -17,7 +17,11 @@ use crate::secrets::{MIN_SECRET_DATA_LEN, SecretKind};
 /// Writes `diagnostics/` for `namespace`: pods (their status with restart counts and last
 /// termination states), deployments, configmaps, secrets (keys only) and events as YAML, and
 /// `logs/<pod>_<container>.log` (plus `.previous.log`: the run before the last restart).
-pub async fn collect(client: &kube::Client, namespace: &str, writer: &ReportWriter) -> Result<()> {
+pub(crate) async fn collect(
+    client: &kube::Client,
+    namespace: &str,
+    writer: &ReportWriter,
+) -> Result<()> {
     let out = Path::new("diagnostics");
     let secrets = match Api::<Secret>::namespaced(client.clone(), namespace)
         .list(&ListParams::default())

@@ -42,7 +42,7 @@ fn reason_with_outcome(outcome: Outcome, reason: Option<&str>) -> String {
 }
 
 /// Renders the report as JUnit XML.
-pub fn render(report: &ConformanceReport) -> Result<String> {
+pub(super) fn render(report: &ConformanceReport) -> Result<String> {
     let mut junit = Report::new("gomicro-conformance");
     for feature in &report.features {
         let mut suite = TestSuite::new(feature.name.name());

@@ -6,7 +6,7 @@ use super::ConformanceReport;
 use crate::verdict::Outcome;
 
 /// Renders the summary; its first line says what succeeded and which level was reached.
-pub fn render(report: &ConformanceReport) -> String {
+pub(super) fn render(report: &ConformanceReport) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,

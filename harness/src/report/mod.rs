@@ -2,7 +2,7 @@
 //! summary, and on failure a diagnostics bundle.
 
 mod conformance;
-pub mod diagnostics;
+pub(crate) mod diagnostics;
 mod junit;
 mod markdown;
 mod writer;
@@ -11,13 +11,15 @@ use anyhow::Result;
 
 pub use conformance::{
     CONTRACT_VERSION, CaseEntry, ConformanceReport, FeatureReport, Levels, ReportResult,
-    StabilityReport, build,
+    StabilityReport, Statistics, build,
 };
 pub use writer::ReportWriter;
 
-/// File names written into the report directory.
+/// The conformance report's file name in the report directory.
 pub const REPORT_FILE: &str = "conformance-report.yaml";
+/// The JUnit XML's file name in the report directory.
 pub const JUNIT_FILE: &str = "junit.xml";
+/// The Markdown summary's file name in the report directory.
 pub const SUMMARY_FILE: &str = "summary.md";
 
 /// Writes the three reports through `writer` (and appends the summary to

@@ -25,12 +25,12 @@ impl ReportWriter {
     }
 
     /// The report directory.
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
 
     /// This writer, redacting more secrets as well (e.g. Secret data found while collecting).
-    pub fn with_secrets(
+    pub(crate) fn with_secrets(
         &self,
         more: impl IntoIterator<Item = (String, SecretKind)>,
     ) -> ReportWriter {
@@ -41,7 +41,7 @@ impl ReportWriter {
     }
 
     /// Writes `text`, redacted, to `relative` under the report directory (parents created).
-    pub fn write(&self, relative: impl AsRef<Path>, text: &str) -> Result<()> {
+    pub(crate) fn write(&self, relative: impl AsRef<Path>, text: &str) -> Result<()> {
         let path = self.dir.join(relative);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)
@@ -52,13 +52,17 @@ impl ReportWriter {
     }
 
     /// Writes `value` as YAML, redacted.
-    pub fn write_yaml<T: Serialize>(&self, relative: impl AsRef<Path>, value: &T) -> Result<()> {
+    pub(crate) fn write_yaml<T: Serialize>(
+        &self,
+        relative: impl AsRef<Path>,
+        value: &T,
+    ) -> Result<()> {
         let text = serde_saphyr::to_string(value).map_err(|e| anyhow::anyhow!("{e}"))?;
         self.write(relative, &text)
     }
 
     /// Appends `text`, redacted, to a file outside the report directory (e.g. $GITHUB_STEP_SUMMARY).
-    pub fn append_to(&self, path: &Path, text: &str) -> Result<()> {
+    pub(crate) fn append_to(&self, path: &Path, text: &str) -> Result<()> {
         use std::io::Write;
         let mut file = std::fs::OpenOptions::new()
             .create(true)

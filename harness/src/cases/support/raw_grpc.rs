@@ -55,7 +55,7 @@ impl Codec for RawCodec {
 }
 
 /// Sends `message` as the request of a unary Login call; the reply's bytes or the status.
-pub async fn login(channel: Channel, message: Vec<u8>) -> Result<Vec<u8>, Status> {
+pub(crate) async fn login(channel: Channel, message: Vec<u8>) -> Result<Vec<u8>, Status> {
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready()
         .await

@@ -32,23 +32,23 @@ use crate::profile::{DockerBuild, Profile};
 use crate::wait::wait_until;
 
 /// The k3s image.
-pub const K3S_IMAGE: &str = "rancher/k3s";
+pub(crate) const K3S_IMAGE: &str = "rancher/k3s";
 /// The pinned k3s tag (the newest 1.35 patch), the one place it is named. Its Kubernetes minor
 /// must match the workspace's k8s-openapi feature (`v1_35`) and `ci/controlplane/versions.env`.
 /// `HARNESS_K3S_TAG` overrides it (the GitHub workflow's matrix sets it).
-pub const K3S_TAG: &str = "v1.35.6-k3s1";
+pub(crate) const K3S_TAG: &str = "v1.35.6-k3s1";
 /// Environment variable overriding [`K3S_TAG`].
-pub const K3S_TAG_ENV: &str = "HARNESS_K3S_TAG";
+pub(crate) const K3S_TAG_ENV: &str = "HARNESS_K3S_TAG";
 
 /// The k3s tag to run: `HARNESS_K3S_TAG`, else [`K3S_TAG`].
-pub fn k3s_tag() -> String {
+pub(crate) fn k3s_tag() -> String {
     std::env::var(K3S_TAG_ENV)
         .ok()
         .filter(|tag| !tag.is_empty())
         .unwrap_or_else(|| K3S_TAG.to_string())
 }
 /// Label put on every k3s container of the harness, so CI can reap leftovers by label.
-pub const CONTAINER_LABEL: (&str, &str) = ("dev.gomicro-conformance.backend", "k3s");
+pub(crate) const CONTAINER_LABEL: (&str, &str) = ("dev.gomicro-conformance.backend", "k3s");
 
 /// containerd snapshotter: `native` works wherever `/var/lib/rancher/k3s` lives (overlayfs
 /// inside an overlayfs-backed container fails); the image import must unpack into the same one.
@@ -72,7 +72,7 @@ const SKIP_BUILD_ENV: &str = "HARNESS_SKIP_IMAGE_BUILD";
 
 /// Whether a Docker engine answers (the same engine testcontainers would start k3s on),
 /// within about two seconds.
-pub async fn docker_engine_answers() -> bool {
+pub(crate) async fn docker_engine_answers() -> bool {
     let ping = async { docker_client_instance().await.ok()?.ping().await.ok() };
     matches!(
         tokio::time::timeout(ENGINE_PROBE_TIMEOUT, ping).await,
@@ -81,7 +81,7 @@ pub async fn docker_engine_answers() -> bool {
 }
 
 /// Fails with what to do when no Docker engine answers (k3s runs in one).
-pub async fn require_docker_engine() -> Result<()> {
+pub(crate) async fn require_docker_engine() -> Result<()> {
     if !docker_engine_answers().await {
         bail!(
             "the k3s backend needs a Docker engine, and none answered within {ENGINE_PROBE_TIMEOUT:?} \
@@ -95,7 +95,7 @@ pub async fn require_docker_engine() -> Result<()> {
 /// Why `auto` cannot use k3s here, or `None` when it can: a Docker engine answers and already
 /// holds the pinned k3s image. `auto` never pulls (a pull would reach a registry; on a closed
 /// machine it would look up an outside name): `--backend k3s` pulls when the image is missing.
-pub async fn unavailable_reason() -> Option<String> {
+pub(crate) async fn unavailable_reason() -> Option<String> {
     if !docker_engine_answers().await {
         return Some(format!(
             "no Docker engine answered within {ENGINE_PROBE_TIMEOUT:?} (DOCKER_HOST or /var/run/docker.sock)"
@@ -122,7 +122,7 @@ pub async fn unavailable_reason() -> Option<String> {
 }
 
 /// A running k3s container with the profile's images imported.
-pub struct K3sCluster {
+pub(crate) struct K3sCluster {
     container: ContainerAsync<K3s>,
     /// The rewritten admin kubeconfig, written for humans (`KUBECONFIG=... kubectl ...`).
     kubeconfig: TempFile,
@@ -134,7 +134,7 @@ impl K3sCluster {
     /// copied in, imports them, waits until the node is Ready, and returns an
     /// admin client. `expected` names the images of `archives`, which containerd must list
     /// afterwards.
-    pub async fn start(
+    pub(crate) async fn start(
         archives: &[PathBuf],
         docker_builds: &BTreeMap<String, DockerBuild>,
         expected: &[String],
