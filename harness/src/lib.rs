@@ -16,6 +16,7 @@ pub mod context;
 mod contract;
 #[doc(hidden)]
 pub mod deploy;
+mod error;
 pub mod features;
 #[doc(hidden)]
 pub mod images;
@@ -37,6 +38,7 @@ pub mod run;
 pub mod secrets;
 #[doc(hidden)]
 pub mod stability;
+mod table;
 pub mod testing;
 pub mod verdict;
 mod wait;

@@ -6,19 +6,11 @@ use std::path::Path;
 
 use crate::cases;
 use crate::cluster::{BackendKind, provider};
+use crate::error::UsageError;
 use crate::features::{self, Feature};
 use crate::manifests;
 use crate::profile::Profile;
 
-/// Bad input to the harness itself (exit code 2), as opposed to a failed run.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub(crate) struct UsageError(pub String);
-
-/// Whether `error` (or anything in its chain) is a [`UsageError`].
-pub(crate) fn is_usage_error(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| cause.is::<UsageError>())
-}
 
 fn usage<T>(message: String) -> Result<T, UsageError> {
     Err(UsageError(message))

@@ -1,34 +1,19 @@
-//! Reading process identity from /proc: command lines, start times, liveness.
+//! Process identity from /proc (the `procfs` crate): command lines, start times, liveness.
 
 use std::time::{Duration, Instant};
 
+use ::procfs::process::Process;
+
 /// The argv of `pid`, if it runs.
 pub(crate) fn cmdline(pid: i32) -> Option<Vec<String>> {
-    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    if raw.is_empty() {
-        return None;
-    }
-    Some(
-        raw.split(|b| *b == 0)
-            .filter(|arg| !arg.is_empty())
-            .map(|arg| String::from_utf8_lossy(arg).into_owned())
-            .collect(),
-    )
+    let argv = Process::new(pid).ok()?.cmdline().ok()?;
+    (!argv.is_empty()).then_some(argv)
 }
 
-/// State letter and start time (clock ticks since boot) from the text of `/proc/<pid>/stat`.
-pub(crate) fn parse_stat(stat: &str) -> Option<(char, u64)> {
-    // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // rest starts at field 3 (state); starttime is field 22.
-    let state = fields.first()?.chars().next()?;
-    let start_time = fields.get(19)?.parse().ok()?;
-    Some((state, start_time))
-}
-
+/// State letter and start time (clock ticks since boot) of `pid`.
 fn stat(pid: i32) -> Option<(char, u64)> {
-    parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+    let stat = Process::new(pid).ok()?.stat().ok()?;
+    Some((stat.state, stat.starttime))
 }
 
 /// Start time of `pid` (distinguishes it from a later process reusing the pid).
@@ -63,14 +48,6 @@ pub(crate) async fn wait_gone(pid: i32, timeout: Duration) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_state_and_start_time_even_with_odd_command_names() {
-        let stat = "1234 (a b) c)) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 1000 \
-                    10 18446744073709551615";
-        assert_eq!(parse_stat(stat), Some(('S', 98765)));
-        assert_eq!(parse_stat("garbage"), None);
-    }
 
     #[test]
     fn this_process_is_alive_with_a_stable_identity() {

@@ -5,15 +5,15 @@ use std::io::Write as _;
 use std::path::Path;
 
 use anyhow::{Context as _, Result, bail};
-use serde_json::{Value, json};
+use oci_spec::image::{
+    Arch, ConfigBuilder, Descriptor, DescriptorBuilder, ImageConfigurationBuilder,
+    ImageIndexBuilder, ImageManifestBuilder, MediaType, Os, PlatformBuilder, RootFsBuilder,
+    Sha256Digest,
+};
 use sha2::{Digest as _, Sha256};
 
 use crate::layer::Layer;
 use crate::reference::normalize_reference;
-
-const MANIFEST_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
-const CONFIG_TYPE: &str = "application/vnd.oci.image.config.v1+json";
-const LAYER_TYPE: &str = "application/vnd.oci.image.layer.v1.tar";
 
 /// What the image runs: the OCI image config's `Entrypoint`, `Cmd`, `WorkingDir`, `Env`.
 #[derive(Debug, Clone, Default)]
@@ -62,42 +62,60 @@ pub fn write_archive(
     }
     let mut blobs = Vec::new();
     let mut layer_descriptors = Vec::new();
-    let mut diff_ids = Vec::new();
     for layer in layers {
         let tar = layer.to_tar()?;
-        let descriptor = descriptor(LAYER_TYPE, &tar);
-        diff_ids.push(descriptor["digest"].clone());
-        layer_descriptors.push(descriptor);
+        layer_descriptors.push(descriptor(MediaType::ImageLayer, &tar)?);
         blobs.push(tar);
     }
-    let (os, architecture) = platform();
-    let config_json = serde_json::to_vec(&json!({
-        "architecture": architecture,
-        "os": os,
-        "config": image_config_json(config),
-        "rootfs": { "type": "layers", "diff_ids": diff_ids },
-    }))?;
-    let manifest = serde_json::to_vec(&json!({
-        "schemaVersion": 2,
-        "mediaType": MANIFEST_TYPE,
-        "config": descriptor(CONFIG_TYPE, &config_json),
-        "layers": layer_descriptors,
-    }))?;
-    let mut manifest_descriptor = descriptor(MANIFEST_TYPE, &manifest);
-    let manifest_digest = manifest_descriptor["digest"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    manifest_descriptor["platform"] = json!({ "architecture": architecture, "os": os });
-    manifest_descriptor["annotations"] = json!({
-        "io.containerd.image.name": reference,
-        "org.opencontainers.image.ref.name": reference,
-    });
-    let index = serde_json::to_vec(&json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": [manifest_descriptor],
-    }))?;
+    let diff_ids: Vec<String> = layer_descriptors
+        .iter()
+        .map(|d| d.digest().to_string())
+        .collect();
+    let config_json = serde_json::to_vec(
+        &ImageConfigurationBuilder::default()
+            .architecture(Arch::default())
+            .os(Os::default())
+            .config(image_config(config)?)
+            .rootfs(
+                RootFsBuilder::default()
+                    .typ("layers")
+                    .diff_ids(diff_ids)
+                    .build()?,
+            )
+            .build()?,
+    )?;
+    let manifest = serde_json::to_vec(
+        &ImageManifestBuilder::default()
+            .schema_version(2u32)
+            .media_type(MediaType::ImageManifest)
+            .config(descriptor(MediaType::ImageConfig, &config_json)?)
+            .layers(layer_descriptors)
+            .build()?,
+    )?;
+    let mut manifest_descriptor = descriptor(MediaType::ImageManifest, &manifest)?;
+    let manifest_digest = manifest_descriptor.digest().to_string();
+    manifest_descriptor.set_platform(Some(
+        PlatformBuilder::default()
+            .architecture(Arch::default())
+            .os(Os::default())
+            .build()?,
+    ));
+    manifest_descriptor.set_annotations(Some(
+        [
+            ("io.containerd.image.name", &reference),
+            ("org.opencontainers.image.ref.name", &reference),
+        ]
+        .into_iter()
+        .map(|(key, value)| (key.to_string(), value.clone()))
+        .collect(),
+    ));
+    let index = serde_json::to_vec(
+        &ImageIndexBuilder::default()
+            .schema_version(2u32)
+            .media_type(MediaType::ImageIndex)
+            .manifests(vec![manifest_descriptor])
+            .build()?,
+    )?;
     blobs.push(config_json);
     blobs.push(manifest);
 
@@ -137,29 +155,32 @@ fn write_layout(path: &Path, index: &[u8], blobs: &[Vec<u8>]) -> Result<()> {
     Ok(())
 }
 
-fn image_config_json(config: &ImageConfig) -> Value {
-    let mut value = json!({});
+/// The OCI image config's `config`: only what is set.
+fn image_config(config: &ImageConfig) -> Result<oci_spec::image::Config> {
+    let mut builder = ConfigBuilder::default();
     if !config.entrypoint.is_empty() {
-        value["Entrypoint"] = json!(config.entrypoint);
+        builder.entrypoint(config.entrypoint.clone());
     }
     if !config.cmd.is_empty() {
-        value["Cmd"] = json!(config.cmd);
+        builder.cmd(config.cmd.clone());
     }
     if let Some(dir) = &config.working_dir {
-        value["WorkingDir"] = json!(dir);
+        builder.working_dir(dir.clone());
     }
     if !config.env.is_empty() {
-        value["Env"] = json!(config.env);
+        builder.env(config.env.clone());
     }
-    value
+    Ok(builder.build()?)
 }
 
-fn descriptor(media_type: &str, blob: &[u8]) -> Value {
-    json!({
-        "mediaType": media_type,
-        "digest": format!("sha256:{}", sha256_hex(blob)),
-        "size": blob.len(),
-    })
+/// The descriptor of `blob`: its media type, sha256 digest and size.
+fn descriptor(media_type: MediaType, blob: &[u8]) -> Result<Descriptor> {
+    let digest: Sha256Digest = sha256_hex(blob).parse()?;
+    Ok(DescriptorBuilder::default()
+        .media_type(media_type)
+        .digest(digest)
+        .size(blob.len() as u64)
+        .build()?)
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -169,21 +190,12 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// The OCI `os` and `architecture` of the machine the harness runs on.
-fn platform() -> (&'static str, &'static str) {
-    let architecture = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "powerpc64" => "ppc64le",
-        other => other,
-    };
-    ("linux", architecture)
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
     use std::io::Read as _;
+
+    use serde_json::{Value, json};
 
     use super::*;
 
@@ -260,7 +272,10 @@ mod tests {
         assert_eq!(entry["platform"]["os"], "linux");
 
         let manifest: Value = serde_json::from_slice(blob(&files, entry)).unwrap();
-        assert_eq!(manifest["mediaType"], MANIFEST_TYPE);
+        assert_eq!(
+            manifest["mediaType"],
+            "application/vnd.oci.image.manifest.v1+json"
+        );
         let image: Value = serde_json::from_slice(blob(&files, &manifest["config"])).unwrap();
         assert_eq!(
             image["config"],

@@ -12,7 +12,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use super::report::{FORMAT_VERSION, column_widths, unit};
+use super::report::{FORMAT_VERSION, unit};
 
 /// Changes smaller than this (in percent) are reported as within noise.
 const NOISE_PERCENT: f64 = 5.0;
@@ -157,21 +157,7 @@ pub(crate) fn render(old: &Value, new: &Value) -> String {
             verdict,
         ]);
     }
-    let widths = column_widths(&lines);
-    let mut out = String::new();
-    for line in &lines {
-        let cells: Vec<String> = line
-            .iter()
-            .zip(&widths)
-            .enumerate()
-            .map(|(i, (cell, width))| match i {
-                3..=5 => format!("{cell:>width$}"),
-                _ => format!("{cell:<width$}"),
-            })
-            .collect();
-        let _ = writeln!(out, "{}", cells.join("  ").trim_end());
-    }
-    out
+    crate::table::render(&lines, |column| (3..=5).contains(&column), false)
 }
 
 #[cfg(test)]

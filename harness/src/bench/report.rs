@@ -357,20 +357,6 @@ fn format_value(value: Option<f64>, unit: &str) -> String {
     }
 }
 
-/// The widest cell of each column of a table of rows of equal length.
-pub(super) fn column_widths<R: AsRef<[String]>>(lines: &[R]) -> Vec<usize> {
-    let columns = lines.first().map_or(0, |l| l.as_ref().len());
-    (0..columns)
-        .map(|i| {
-            lines
-                .iter()
-                .map(|l| l.as_ref()[i].chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect()
-}
-
 /// The table: one column per profile, then `name/first` ratio columns when there are several.
 pub(crate) fn render_table(profiles: &[ProfileBench]) -> String {
     let mut header = vec!["metric".to_string(), "goal".to_string()];
@@ -396,30 +382,7 @@ pub(crate) fn render_table(profiles: &[ProfileBench]) -> String {
         }
         lines.push(line);
     }
-    let widths = column_widths(&lines);
-    let mut out = String::new();
-    for (n, line) in lines.iter().enumerate() {
-        let cells: Vec<String> = line
-            .iter()
-            .zip(&widths)
-            .enumerate()
-            .map(|(i, (cell, width))| {
-                if i < 2 {
-                    format!("{cell:<width$}")
-                } else {
-                    format!("{cell:>width$}")
-                }
-            })
-            .collect();
-        let _ = writeln!(out, "{}", cells.join("  ").trim_end());
-        if n == 0 {
-            let _ = writeln!(
-                out,
-                "{}",
-                "-".repeat(widths.iter().sum::<usize>() + 2 * (widths.len() - 1))
-            );
-        }
-    }
+    let mut out = crate::table::render(&lines, |column| column >= 2, true);
     for p in profiles {
         for error in &p.errors {
             let _ = writeln!(out, "[{}] not measured: {error}", p.name);

@@ -8,7 +8,8 @@ use anyhow::Result;
 
 use crate::bench::{self, BenchOptions, compare};
 use crate::cluster::{BackendKind, provider};
-use crate::preflight::{self, UsageError};
+use crate::error::UsageError;
+use crate::preflight;
 use crate::profile::reference_profile_path;
 
 #[derive(clap::Args)]

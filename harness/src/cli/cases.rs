@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::preflight::UsageError;
+use crate::error::UsageError;
 
 #[derive(clap::Args)]
 pub(super) struct CasesArgs {
@@ -31,19 +31,16 @@ impl CasesArgs {
 
 /// The registered cases, one row each.
 fn list() -> String {
-    let mut text = format!(
-        "{:<10} {:<8} {:<9} {:<26} summary\n",
-        "id", "contract", "level", "feature"
-    );
-    for case in crate::cases::all() {
-        text += &format!(
-            "{:<10} {:<8} {:<9} {:<26} {}\n",
-            case.id,
-            case.section,
-            case.level().name(),
-            case.feature.name(),
-            case.summary
-        );
-    }
-    text
+    let header = ["id", "contract", "level", "feature", "summary"].map(String::from);
+    let rows = crate::cases::all().into_iter().map(|case| {
+        [
+            case.id.to_string(),
+            case.section.to_string(),
+            case.level().name().to_string(),
+            case.feature.name().to_string(),
+            case.summary.to_string(),
+        ]
+    });
+    let rows: Vec<[String; 5]> = std::iter::once(header).chain(rows).collect();
+    crate::table::render(&rows, |_| false, false)
 }

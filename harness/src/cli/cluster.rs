@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 
 use crate::cluster::local::{default_state_dir, stop_daemon};
 use crate::cluster::{BackendKind, UpRequest, provider};
+use crate::preflight;
 
 #[derive(clap::Args)]
 pub(super) struct UpArgs {
@@ -29,7 +30,7 @@ pub(super) struct UpArgs {
 
 impl UpArgs {
     pub(super) async fn execute(self, harness_exe: &Path) -> Result<ExitCode> {
-        let profile = super::profile_or_reference(self.profile);
+        let profile = preflight::load_profile(&super::profile_or_reference(self.profile))?;
         let started = std::time::Instant::now();
         let info = provider(self.backend)
             .up(UpRequest {

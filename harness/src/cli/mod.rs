@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
-use crate::preflight::is_usage_error;
+use crate::error::is_usage_error;
 use crate::profile::reference_profile_path;
 
 /// The exit codes, shown by `--help`.

@@ -11,7 +11,7 @@ use local_cluster::{ClusterSpec, Component, ContainerStats, LocalCluster, NodeRu
 
 use super::provider::{Prepared, Provider, UpRequest};
 use super::{Backend, BackendKind, ControlPlaneLever, Lever, RuntimeLever};
-use crate::preflight::{self, UsageError};
+use crate::error::UsageError;
 use crate::profile::Profile;
 
 /// Default directory of the local cluster's state (pid files, certificates, pod roots).
@@ -193,13 +193,12 @@ impl Provider for LocalProvider {
                 local_cluster::check_loopback_registry(registry)
                     .map_err(|error| UsageError(format!("--pull-registry: {error:#}")))?;
             }
-            let profile = preflight::load_profile(request.profile)?;
             let archives = if request.no_images {
                 local_cluster::ensure_binaries()?;
                 local_cluster::ensure_node_binaries()?;
                 Vec::new()
             } else {
-                prepare_images(&profile, request.harness_exe)?
+                prepare_images(request.profile, request.harness_exe)?
             };
             let list = write_image_list(&archives)?;
             let mut args = vec![

@@ -27,7 +27,8 @@ pub(crate) struct Prepared {
 
 /// What a `harness up` daemon cluster needs.
 pub(crate) struct UpRequest<'a> {
-    pub(crate) profile: &'a Path,
+    /// The profile whose images the cluster gets.
+    pub(crate) profile: &'a Profile,
     pub(crate) harness_exe: &'a Path,
     /// Loopback registries the node may pull from.
     pub(crate) pull_registries: Vec<String>,
@@ -63,7 +64,7 @@ pub(crate) trait Provider: Sync {
         _request: UpRequest<'a>,
     ) -> BoxFuture<'a, Result<local_cluster::ClusterInfo>> {
         Box::pin(async {
-            Err(crate::preflight::UsageError(
+            Err(crate::error::UsageError(
                 "`harness up` keeps a local cluster running; use `--backend local`, or `harness run --keep-cluster` on this backend".into(),
             )
             .into())
