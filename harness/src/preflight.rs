@@ -11,7 +11,6 @@ use crate::features::{self, Feature};
 use crate::manifests;
 use crate::profile::Profile;
 
-
 fn usage<T>(message: String) -> Result<T, UsageError> {
     Err(UsageError(message))
 }

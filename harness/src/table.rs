@@ -10,7 +10,7 @@ pub(crate) fn render<R: AsRef<[String]>>(
     rule: bool,
 ) -> String {
     let mut table = Table::new();
-    table.load_preset(presets::NOTHING);
+    table.load_style(presets::NOTHING);
     for row in rows {
         table.add_row(row.as_ref());
     }

@@ -138,7 +138,11 @@ pub(crate) fn import(ctr_bin: &Path, socket: &Path, archive: &Path) -> anyhow::R
 
 /// containerd's configuration (format version 4, as `containerd config default` of the
 /// pinned v2 writes it) for `paths`, with runc and the CNI plugins from `node_bin_dir`.
-pub(crate) fn render_config(paths: &ContainerdPaths, node_bin_dir: &Path, sandbox_image: &str) -> String {
+pub(crate) fn render_config(
+    paths: &ContainerdPaths,
+    node_bin_dir: &Path,
+    sandbox_image: &str,
+) -> String {
     let dir = paths.dir.display();
     let shim_sockets = paths.shim_sockets.display();
     let bin = node_bin_dir.display();

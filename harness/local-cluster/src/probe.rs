@@ -33,7 +33,11 @@ pub(crate) fn healthy_body(component: Component, body: &str) -> bool {
 
 impl Prober {
     /// A prober for a cluster with CA `ca_pem` and admin bearer token `admin_token`.
-    pub(crate) fn new(ca_pem: &str, admin_token: &str, layout: &StateLayout) -> anyhow::Result<Self> {
+    pub(crate) fn new(
+        ca_pem: &str,
+        admin_token: &str,
+        layout: &StateLayout,
+    ) -> anyhow::Result<Self> {
         let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes()).context("parsing the CA")?;
         let http = reqwest::Client::builder()
             .no_proxy()

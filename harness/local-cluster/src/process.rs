@@ -132,7 +132,10 @@ pub(crate) fn parse_pid_file(text: &str) -> Option<(i32, PathBuf)> {
 }
 
 /// Records the cluster's first failure (later ones are dropped: the first is the cause).
-pub(crate) fn report_failure(failures: &watch::Sender<Option<String>>, message: impl FnOnce() -> String) {
+pub(crate) fn report_failure(
+    failures: &watch::Sender<Option<String>>,
+    message: impl FnOnce() -> String,
+) {
     failures.send_if_modified(|first| {
         if first.is_some() {
             return false;

@@ -159,16 +159,16 @@ fn write_layout(path: &Path, index: &[u8], blobs: &[Vec<u8>]) -> Result<()> {
 fn image_config(config: &ImageConfig) -> Result<oci_spec::image::Config> {
     let mut builder = ConfigBuilder::default();
     if !config.entrypoint.is_empty() {
-        builder.entrypoint(config.entrypoint.clone());
+        builder = builder.entrypoint(config.entrypoint.clone());
     }
     if !config.cmd.is_empty() {
-        builder.cmd(config.cmd.clone());
+        builder = builder.cmd(config.cmd.clone());
     }
     if let Some(dir) = &config.working_dir {
-        builder.working_dir(dir.clone());
+        builder = builder.working_dir(dir.clone());
     }
     if !config.env.is_empty() {
-        builder.env(config.env.clone());
+        builder = builder.env(config.env.clone());
     }
     Ok(builder.build()?)
 }

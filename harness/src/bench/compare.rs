@@ -6,7 +6,6 @@
 //! Profiles are matched by name.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
