@@ -57,11 +57,14 @@ for ((i = 1; i <= runs; i++)); do
   if [ -n "$load_pid" ]; then kill "$load_pid" 2>/dev/null || true; wait "$load_pid" 2>/dev/null || true; fi
   # Logs carry ANSI colours; strip them before matching.
   plain=$(sed 's/\x1b\[[0-9;]*m//g' "$dir/harness.log")
-  failed=$(grep -oE '^\[case\] [A-Z]+-[0-9]+ FAILED' <<< "$plain" | awk '{print $2}' | paste -sd, - || true)
   warnings=$(grep -c '^\[deploy\] warning' <<< "$plain" || true)
   # Exits with a non-zero code, i.e. crashes (stops the harness asked for exit 0 or by signal).
   crashes=$( (grep 'container exited' <<< "$plain" || true) | grep -vc 'code=0' || true)
-  [ -f "$dir/conformance-report.yaml" ] || failed=${failed:-no-report}
+  if [ -f "$dir/conformance-report.yaml" ]; then
+    failed=$(python3 ci/report-cases.py "$dir/conformance-report.yaml" failed notRun | tr ' ' ',')
+  else
+    failed=no-report
+  fi
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$i" "$load" "$status" "$seconds" "${failed:--}" "$warnings" "$crashes" >> "$summary"
   printf 'run %2d load=%-4s exit=%s %3ss failed=%s deploy-warnings=%s container-failures=%s\n' \
     "$i" "$load" "$status" "$seconds" "${failed:--}" "$warnings" "$crashes"
