@@ -71,6 +71,7 @@ pub enum Feature {
     ZeroDowntimeRollout,
     SecretHygiene,
     ReflectionComplete,
+    NamespaceIsolation,
 }
 
 impl Feature {
@@ -99,7 +100,8 @@ impl Feature {
             | Failover
             | ZeroDowntimeRollout
             | SecretHygiene
-            | ReflectionComplete => Level::Extended,
+            | ReflectionComplete
+            | NamespaceIsolation => Level::Extended,
         }
     }
 
@@ -122,6 +124,7 @@ impl Feature {
             Rbac => "§1, §6",
             FaultTolerance | ReadinessAwareDiscovery | DiscoveryBadInput => "§2",
             Failover | ZeroDowntimeRollout => "§2, §3",
+            NamespaceIsolation => "§2, §6",
         }
     }
 
@@ -167,6 +170,9 @@ impl Feature {
             }
             ReflectionComplete => {
                 "every file and import that server reflection lists resolves into one descriptor pool, as grpcurl 1.9 requires"
+            }
+            NamespaceIsolation => {
+                "instances are discovered only in the configured namespaces (default: the own one), and the service account may read pods nowhere else"
             }
         }
     }
