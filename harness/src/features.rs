@@ -92,6 +92,8 @@ pub enum Feature {
     SecretHygiene,
     /// Reflection describes every served service (§6, Extended).
     ReflectionComplete,
+    /// Discovery stays in the configured namespaces; no pod rights elsewhere (§2, §6, Extended).
+    NamespaceIsolation,
 }
 
 impl Feature {
@@ -120,7 +122,8 @@ impl Feature {
             | Failover
             | ZeroDowntimeRollout
             | SecretHygiene
-            | ReflectionComplete => Level::Extended,
+            | ReflectionComplete
+            | NamespaceIsolation => Level::Extended,
         }
     }
 
@@ -143,6 +146,7 @@ impl Feature {
             Rbac => "§1, §6",
             FaultTolerance | ReadinessAwareDiscovery | DiscoveryBadInput => "§2",
             Failover | ZeroDowntimeRollout => "§2, §3",
+            NamespaceIsolation => "§2, §6",
         }
     }
 
@@ -188,6 +192,9 @@ impl Feature {
             }
             ReflectionComplete => {
                 "every file and import that server reflection lists resolves into one descriptor pool, as grpcurl 1.9 requires"
+            }
+            NamespaceIsolation => {
+                "instances are discovered only in the configured namespaces (default: the own one), and the service account may read pods nowhere else"
             }
         }
     }

@@ -222,10 +222,10 @@ mod tests {
         let order = [
             "Namespace/go-micro",
             "ServiceAccount/go-micro/go-micro-services",
-            "ClusterRole/go-micro-registry",
-            "ClusterRoleBinding/go-micro-registry",
             "Role/go-micro/go-micro-config",
+            "Role/go-micro/go-micro-registry",
             "RoleBinding/go-micro/go-micro-config",
+            "RoleBinding/go-micro/go-micro-registry",
             "ConfigMap/go-micro/token-srv",
             "Service/go-micro/admin-srv",
             "Deployment/go-micro/token-srv",

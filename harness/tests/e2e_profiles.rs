@@ -175,10 +175,12 @@ fn case<'a>(report: &'a ConformanceReport, id: &str) -> &'a harness::report::Cas
 
 /// The README's promise that Core passes an implementation like Go-Micro's example, on the
 /// go-minimal fixture in Go-Micro-like mode (its reflection serves a placeholder import, its
-/// registry exits 2 on a malformed annotation): no harness crash, every report written, Core
-/// reflection passes while reflection-complete fails naming the file, discovery-bad-input fails
-/// naming the crash, the cases after the crash give their own verdicts, and every Core case's
-/// verdict is the same with and without the Extended declarations.
+/// registry exits 2 on a malformed annotation, its discovery covers every namespace): no harness
+/// crash, every report written, Core reflection passes while reflection-complete fails naming
+/// the file, discovery-bad-input fails naming the crash, namespace-isolation fails naming the
+/// intruder pod and the cluster-wide pod rights, the cases after the crash give their own
+/// verdicts, and every Core case's verdict is the same with and without the Extended
+/// declarations.
 #[test]
 fn a_go_micro_like_implementation_gets_findings_not_a_harness_crash() {
     let dir = tempfile::tempdir().unwrap();
@@ -214,6 +216,24 @@ fn a_go_micro_like_implementation_gets_findings_not_a_harness_crash() {
     let reason = crash.reason.as_deref().unwrap();
     assert!(
         reason.contains("during BAD-005") && reason.contains("exit code 2"),
+        "{reason}"
+    );
+    let intruder = case(&all, "SEC-003");
+    assert_eq!(intruder.result, Outcome::Failed);
+    let reason = intruder.reason.as_deref().unwrap();
+    assert!(
+        reason.contains("admin-srv's resolver listed the intruder pod conformance-foreign-intruder of namespace conformance-intruder-"),
+        "{reason}"
+    );
+    assert!(
+        !reason.contains("123456"),
+        "a finding never names a password: {reason}"
+    );
+    let rights = case(&all, "RBAC-003");
+    assert_eq!(rights.result, Outcome::Failed);
+    let reason = rights.reason.as_deref().unwrap();
+    assert!(
+        reason.contains("list pods in all namespaces: allowed=true, expected false"),
         "{reason}"
     );
     for result in all.features.iter().flat_map(|f| &f.cases) {

@@ -197,6 +197,30 @@ mod tests {
     }
 
     #[test]
+    fn token_file_and_kubeconfigs_are_readable_by_their_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let layout = StateLayout::new(dir.path());
+        principals()
+            .write(&layout, "https://10.244.0.1:6443")
+            .unwrap();
+        let mut files = vec![layout.token_file()];
+        for name in [
+            "admin",
+            "controller-manager",
+            "scheduler",
+            "kube-proxy",
+            "kubelet",
+        ] {
+            files.push(layout.kubeconfig(name));
+        }
+        for file in files {
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", file.display());
+        }
+    }
+
+    #[test]
     fn tokens_are_distinct() {
         let p = principals();
         let mut tokens: Vec<&str> = p.all().iter().map(|p| p.token.as_str()).collect();

@@ -5,7 +5,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::layout::{
-    API_SERVER_PORT, CONTROLLER_MANAGER_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT,
+    API_SERVER_PORT, CONTROLLER_MANAGER_PORT, ETCD_CLIENT_PORT, ETCD_METRICS_PORT, ETCD_PEER_PORT,
     KUBE_PROXY_HEALTHZ_PORT, KUBELET_HEALTHZ_PORT, NODE_IP, NODE_NAME, SCHEDULER_PORT,
     SERVICE_ACCOUNT_ISSUER, SERVICE_CIDR, StateLayout,
 };
@@ -90,7 +90,7 @@ impl Component {
     pub fn health(self, layout: &StateLayout) -> Health {
         let url = |url: String| Health::Http(url);
         match self {
-            Component::Etcd => url(format!("http://127.0.0.1:{ETCD_CLIENT_PORT}/health")),
+            Component::Etcd => url(format!("http://127.0.0.1:{ETCD_METRICS_PORT}/health")),
             Component::ApiServer => url(format!("https://{NODE_IP}:{API_SERVER_PORT}/readyz")),
             Component::ControllerManager => url(format!(
                 "https://127.0.0.1:{CONTROLLER_MANAGER_PORT}/healthz"
@@ -153,18 +153,41 @@ fn path_flag(name: &str, path: &Path) -> String {
     flag(name, path.display())
 }
 
+/// etcd's client URL: TLS on loopback, a client certificate of etcd's CA required.
+fn etcd_url() -> String {
+    format!("https://127.0.0.1:{ETCD_CLIENT_PORT}")
+}
+
 fn etcd_args(layout: &StateLayout) -> Vec<String> {
-    let client = format!("http://127.0.0.1:{ETCD_CLIENT_PORT}");
-    let peer = format!("http://127.0.0.1:{ETCD_PEER_PORT}");
+    let client = etcd_url();
+    let peer = format!("https://127.0.0.1:{ETCD_PEER_PORT}");
+    let (cert, key, ca) = (
+        layout.pki("etcd-server.crt"),
+        layout.pki("etcd-server.key"),
+        layout.pki("etcd-ca.crt"),
+    );
     vec![
         flag("name", "gmc-etcd"),
         path_flag("data-dir", &layout.etcd_data_dir()),
         flag("listen-client-urls", &client),
         flag("advertise-client-urls", &client),
+        path_flag("cert-file", &cert),
+        path_flag("key-file", &key),
+        flag("client-cert-auth", true),
+        path_flag("trusted-ca-file", &ca),
         flag("listen-peer-urls", &peer),
         flag("initial-advertise-peer-urls", &peer),
         flag("initial-cluster", format!("gmc-etcd={peer}")),
         flag("initial-cluster-state", "new"),
+        path_flag("peer-cert-file", &cert),
+        path_flag("peer-key-file", &key),
+        flag("peer-client-cert-auth", true),
+        path_flag("peer-trusted-ca-file", &ca),
+        // Health for the prober without a client certificate: /health and /metrics only.
+        flag(
+            "listen-metrics-urls",
+            format!("http://127.0.0.1:{ETCD_METRICS_PORT}"),
+        ),
         // Test data only: skipping fsync makes start-up and writes much faster.
         flag("unsafe-no-fsync", true),
         // One member on loopback: short raft timers make it elect itself in ~0.1 s instead
@@ -177,10 +200,12 @@ fn etcd_args(layout: &StateLayout) -> Vec<String> {
 
 fn api_server_args(layout: &StateLayout) -> Vec<String> {
     vec![
-        flag(
-            "etcd-servers",
-            format!("http://127.0.0.1:{ETCD_CLIENT_PORT}"),
-        ),
+        flag("etcd-servers", etcd_url()),
+        path_flag("etcd-cafile", &layout.pki("etcd-ca.crt")),
+        path_flag("etcd-certfile", &layout.pki("apiserver-etcd-client.crt")),
+        path_flag("etcd-keyfile", &layout.pki("apiserver-etcd-client.key")),
+        // Every request needs a token or a client certificate (no system:anonymous).
+        flag("anonymous-auth", false),
         flag("bind-address", NODE_IP),
         flag("secure-port", API_SERVER_PORT),
         flag("advertise-address", NODE_IP),
@@ -270,11 +295,15 @@ mod tests {
         let args = Component::Etcd.args(&layout());
         assert_eq!(
             value(&args, "listen-client-urls"),
-            Some("http://127.0.0.1:23790")
+            Some("https://127.0.0.1:23790")
         );
         assert_eq!(
             value(&args, "listen-peer-urls"),
-            Some("http://127.0.0.1:23800")
+            Some("https://127.0.0.1:23800")
+        );
+        assert_eq!(
+            value(&args, "listen-metrics-urls"),
+            Some("http://127.0.0.1:23810")
         );
         assert_eq!(value(&args, "data-dir"), Some("/s/cluster/etcd"));
         assert_eq!(value(&args, "unsafe-no-fsync"), Some("true"));
@@ -282,6 +311,21 @@ mod tests {
             args.iter()
                 .all(|a| !a.contains("2379/") && !a.contains(":2379,"))
         );
+    }
+
+    #[test]
+    fn etcd_requires_client_certificates_of_its_own_ca_on_both_ports() {
+        let args = Component::Etcd.args(&layout());
+        for (name, expected) in [
+            ("client-cert-auth", "true"),
+            ("peer-client-cert-auth", "true"),
+            ("trusted-ca-file", "/s/cluster/pki/etcd-ca.crt"),
+            ("peer-trusted-ca-file", "/s/cluster/pki/etcd-ca.crt"),
+            ("cert-file", "/s/cluster/pki/etcd-server.crt"),
+            ("peer-key-file", "/s/cluster/pki/etcd-server.key"),
+        ] {
+            assert_eq!(value(&args, name), Some(expected), "--{name}");
+        }
     }
 
     #[test]
@@ -316,7 +360,19 @@ mod tests {
             value(&args, "token-auth-file"),
             Some("/s/cluster/tokens.csv")
         );
-        assert_eq!(value(&args, "etcd-servers"), Some("http://127.0.0.1:23790"));
+        assert_eq!(
+            value(&args, "etcd-servers"),
+            Some("https://127.0.0.1:23790")
+        );
+        assert_eq!(
+            value(&args, "etcd-certfile"),
+            Some("/s/cluster/pki/apiserver-etcd-client.crt")
+        );
+        assert_eq!(
+            value(&args, "etcd-cafile"),
+            Some("/s/cluster/pki/etcd-ca.crt")
+        );
+        assert_eq!(value(&args, "anonymous-auth"), Some("false"));
         assert_eq!(
             value(&args, "kubelet-preferred-address-types"),
             Some("InternalIP")

@@ -41,6 +41,8 @@ pub const API_SERVER_PORT: u16 = 6443;
 pub const ETCD_CLIENT_PORT: u16 = 23790;
 /// etcd peer port (loopback, off the default 2380).
 pub const ETCD_PEER_PORT: u16 = 23800;
+/// etcd's plain-HTTP `/health` and `/metrics` port (loopback; no key space behind it).
+pub const ETCD_METRICS_PORT: u16 = 23810;
 /// kube-controller-manager health port (loopback).
 pub const CONTROLLER_MANAGER_PORT: u16 = 10257;
 /// kube-scheduler health port (loopback).

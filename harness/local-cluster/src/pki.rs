@@ -1,6 +1,9 @@
 //! The cluster's PKI: one CA, serving certificates for the API server and the kubelet, the
 //! kubelet's client certificate (its node identity), a client certificate the API server
-//! presents to the kubelet, and the ServiceAccount key pair.
+//! presents to the kubelet, and the ServiceAccount key pair; and etcd's own CA, which signs
+//! etcd's serving (and peer) certificate and one client certificate, the API server's. The
+//! etcd CA's key is never written, so no other etcd client certificate can be issued (the
+//! cluster CA cannot issue one either: etcd trusts only its own CA).
 //! All keys are ECDSA P-256 (fast to generate; accepted by every component).
 
 use anyhow::Context as _;
@@ -34,6 +37,12 @@ pub(crate) struct Pki {
     pub kubelet_client: CertPair,
     /// Client certificate the API server presents to the kubelet.
     pub api_server_kubelet_client: CertPair,
+    /// etcd's CA (its key is kept in memory only).
+    pub etcd_ca: CertPair,
+    /// etcd's serving certificate, also its peer certificate (server and client usage).
+    pub etcd_server: CertPair,
+    /// The only etcd client certificate: the API server's.
+    pub api_server_etcd_client: CertPair,
     /// ServiceAccount token signing key (PKCS#8 PEM).
     pub service_account_key_pem: String,
     /// ServiceAccount token verification key (SPKI PEM).
@@ -55,6 +64,11 @@ pub(crate) fn api_server_sans() -> Vec<String> {
     .to_vec()
 }
 
+/// Subject alternative names of etcd's certificate (it listens on loopback only).
+pub(crate) fn etcd_sans() -> Vec<String> {
+    vec!["127.0.0.1".to_string(), "localhost".to_string()]
+}
+
 /// Subject alternative names of the kubelet serving certificate.
 pub(crate) fn kubelet_sans(node_name: &str) -> Vec<String> {
     vec![NODE_IP.to_string(), node_name.to_string()]
@@ -64,11 +78,11 @@ fn new_key() -> anyhow::Result<KeyPair> {
     KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).context("generating an ECDSA P-256 key")
 }
 
-fn ca_params() -> CertificateParams {
+fn ca_params(common_name: &str) -> CertificateParams {
     let mut params = CertificateParams::default();
     params
         .distinguished_name
-        .push(DnType::CommonName, "gomicro-local-ca");
+        .push(DnType::CommonName, common_name);
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
@@ -114,19 +128,44 @@ fn issue(params: &CertificateParams, ca: &Issuer<'_, KeyPair>) -> anyhow::Result
     })
 }
 
+/// A self-signed CA named `common_name`, and its issuer.
+fn new_ca(common_name: &str) -> anyhow::Result<(CertPair, Issuer<'static, KeyPair>)> {
+    let key = new_key()?;
+    let params = ca_params(common_name);
+    let cert = params
+        .self_signed(&key)
+        .with_context(|| format!("self-signing the CA {common_name}"))?;
+    let pair = CertPair {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    };
+    Ok((pair, Issuer::new(params, key)))
+}
+
 impl Pki {
     /// Generates a fresh CA, certificates and ServiceAccount keys.
     pub(crate) fn generate(node_name: &str) -> anyhow::Result<Self> {
-        let ca_key = new_key()?;
-        let ca_params = ca_params();
-        let ca_cert = ca_params
-            .self_signed(&ca_key)
-            .context("self-signing the CA")?;
-        let ca = CertPair {
-            cert_pem: ca_cert.pem(),
-            key_pem: ca_key.serialize_pem(),
-        };
-        let issuer = Issuer::new(ca_params, ca_key);
+        let (ca, issuer) = new_ca("gomicro-local-ca")?;
+        let (etcd_ca, etcd_issuer) = new_ca("gomicro-local-etcd-ca")?;
+        let mut etcd_params = leaf_params(
+            "gmc-etcd",
+            None,
+            etcd_sans(),
+            ExtendedKeyUsagePurpose::ServerAuth,
+        )?;
+        etcd_params
+            .extended_key_usages
+            .push(ExtendedKeyUsagePurpose::ClientAuth);
+        let etcd_server = issue(&etcd_params, &etcd_issuer)?;
+        let api_server_etcd_client = issue(
+            &leaf_params(
+                "kube-apiserver-etcd-client",
+                None,
+                Vec::new(),
+                ExtendedKeyUsagePurpose::ClientAuth,
+            )?,
+            &etcd_issuer,
+        )?;
 
         let api_server = issue(
             &leaf_params(
@@ -171,12 +210,16 @@ impl Pki {
             kubelet,
             kubelet_client,
             api_server_kubelet_client,
+            etcd_ca,
+            etcd_server,
+            api_server_etcd_client,
             service_account_key_pem: service_account.serialize_pem(),
             service_account_pub_pem: service_account.public_key_pem(),
         })
     }
 
-    /// Writes all files to the layout's PKI dir (private keys mode 0600).
+    /// Writes all files to the layout's PKI dir (private keys mode 0600; the etcd CA's
+    /// certificate only).
     pub(crate) fn write(&self, layout: &StateLayout) -> anyhow::Result<()> {
         let pairs = [
             ("ca", &self.ca),
@@ -184,11 +227,14 @@ impl Pki {
             ("kubelet", &self.kubelet),
             ("kubelet-client", &self.kubelet_client),
             ("apiserver-kubelet-client", &self.api_server_kubelet_client),
+            ("etcd-server", &self.etcd_server),
+            ("apiserver-etcd-client", &self.api_server_etcd_client),
         ];
         for (name, pair) in pairs {
             write_public(&layout.pki(&format!("{name}.crt")), &pair.cert_pem)?;
             write_private(&layout.pki(&format!("{name}.key")), &pair.key_pem)?;
         }
+        write_public(&layout.pki("etcd-ca.crt"), &self.etcd_ca.cert_pem)?;
         write_private(&layout.pki("sa.key"), &self.service_account_key_pem)?;
         write_public(&layout.pki("sa.pub"), &self.service_account_pub_pem)?;
         Ok(())
@@ -274,7 +320,14 @@ mod tests {
         };
         assert_eq!(mode("ca.key"), 0o600);
         assert_eq!(mode("sa.key"), 0o600);
+        assert_eq!(mode("etcd-server.key"), 0o600);
+        assert_eq!(mode("apiserver-etcd-client.key"), 0o600);
         assert_eq!(mode("ca.crt"), 0o644);
+        assert_eq!(mode("etcd-ca.crt"), 0o644);
+        assert!(
+            !layout.pki("etcd-ca.key").exists(),
+            "no further etcd client certificate can be issued"
+        );
         assert!(
             std::fs::read_to_string(layout.pki("sa.pub"))
                 .unwrap()

@@ -11,7 +11,8 @@
 mod common;
 
 use std::net::Ipv4Addr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{HostBefore, TIMEOUT, assert_nothing_left, kubectl, kubectl_until, should_run};
@@ -132,6 +133,128 @@ async fn check_component_restarts(cluster: &LocalCluster) {
     }
 }
 
+/// An HTTP client trusting only the CA in `ca_file`.
+fn client_trusting(ca_file: &Path) -> reqwest::Client {
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(ca_file).unwrap()).unwrap();
+    reqwest::Client::builder()
+        .no_proxy()
+        .tls_certs_only([ca])
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
+/// The error etcd's client port gives a TLS client trusting etcd's CA, with the client
+/// certificate and key `identity` or none: the handshake, or the first read after it (TLS 1.3
+/// checks the client's certificate last), fails with the server's alert.
+async fn etcd_refusal(ca_file: &Path, identity: Option<(PathBuf, PathBuf)>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use tokio_rustls::rustls::{ClientConfig, RootCertStore, crypto};
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(ca_file).unwrap())
+        .unwrap();
+    let config =
+        ClientConfig::builder_with_provider(Arc::new(crypto::aws_lc_rs::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots);
+    let config = match identity {
+        Some((cert, key)) => config
+            .with_client_auth_cert(
+                vec![CertificateDer::from_pem_file(cert).unwrap()],
+                PrivateKeyDer::from_pem_file(key).unwrap(),
+            )
+            .unwrap(),
+        None => config.with_no_client_auth(),
+    };
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", layout::ETCD_CLIENT_PORT))
+        .await
+        .unwrap();
+    let exchange = async {
+        let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
+            .await?;
+        tls.write_all(b"GET /version HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            .await?;
+        let mut answer = Vec::new();
+        tls.read_to_end(&mut answer).await?;
+        std::io::Result::Ok(String::from_utf8_lossy(&answer).into_owned())
+    };
+    match tokio::time::timeout(Duration::from_secs(5), exchange).await {
+        Ok(Err(error)) => error.to_string(),
+        Ok(Ok(answer)) => panic!("etcd answered: {answer}"),
+        Err(_) => panic!("etcd neither answered nor refused within 5 s"),
+    }
+}
+
+/// Nobody gets in without credentials: etcd hangs up on plain HTTP and refuses a TLS client
+/// without a certificate or with one of the cluster CA (only the API server's, of etcd's own
+/// CA, is accepted); the API server refuses a request without a token or a client
+/// certificate; keys and kubeconfigs are readable by root only.
+async fn check_nobody_gets_in(cluster: &LocalCluster) {
+    use std::os::unix::fs::MetadataExt;
+    let files = layout::StateLayout::new(cluster.state_dir());
+    let plain = reqwest::Client::builder().no_proxy().build().unwrap();
+    let error = plain
+        .get(format!(
+            "http://127.0.0.1:{}/version",
+            layout::ETCD_CLIENT_PORT
+        ))
+        .send()
+        .await
+        .expect_err("etcd answered plain HTTP");
+    let error = format!("{error}: {:?}", std::error::Error::source(&error));
+    eprintln!("[e2e] etcd over plain HTTP: {error}");
+    assert!(error.contains("IncompleteMessage"), "{error}");
+    let error = etcd_refusal(&files.pki("etcd-ca.crt"), None).await;
+    eprintln!("[e2e] etcd without a client certificate: {error}");
+    assert_eq!(error, "received fatal alert: CertificateRequired");
+    let kubelet = (
+        files.pki("kubelet-client.crt"),
+        files.pki("kubelet-client.key"),
+    );
+    let error = etcd_refusal(&files.pki("etcd-ca.crt"), Some(kubelet)).await;
+    eprintln!("[e2e] etcd with the kubelet's client certificate (cluster CA): {error}");
+    assert_eq!(error, "received fatal alert: UnknownCA");
+
+    let anonymous = client_trusting(&files.pki("ca.crt"));
+    for path in ["/api/v1/namespaces/kube-system/secrets", "/version"] {
+        let answer = anonymous
+            .get(format!("{}{path}", cluster.api_server_url()))
+            .send()
+            .await
+            .unwrap();
+        let status = answer.status();
+        let text = answer.text().await.unwrap();
+        eprintln!("[e2e] API server {path} without credentials: {status} {text}");
+        assert_eq!(status, 401, "{path}: {text}");
+        assert!(
+            text.contains(r#""reason":"Unauthorized""#),
+            "{path}: {text}"
+        );
+    }
+
+    for file in [
+        files.pki("ca.key"),
+        files.pki("etcd-server.key"),
+        files.pki("apiserver-etcd-client.key"),
+        files.token_file(),
+        cluster.kubeconfig_path().to_path_buf(),
+        files.kubeconfig("kubelet"),
+    ] {
+        let meta = std::fs::metadata(&file).unwrap();
+        assert_eq!(
+            (meta.mode() & 0o777, meta.uid()),
+            (0o600, 0),
+            "{}",
+            file.display()
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs root and the built control plane; see the module docs"]
 async fn local_cluster_runs_a_deployment_and_leaves_nothing_behind() {
@@ -155,6 +278,7 @@ async fn local_cluster_runs_a_deployment_and_leaves_nothing_behind() {
     );
     assert!(ok && nodes.contains("node/"), "{nodes}");
 
+    check_nobody_gets_in(&cluster).await;
     check_deployment_lifecycle(&cluster, cluster.client().await.unwrap()).await;
     check_component_restarts(&cluster).await;
 

@@ -19,6 +19,7 @@ mod discovery;
 mod fault;
 mod health;
 mod hygiene;
+mod isolation;
 mod login;
 mod rbac;
 mod registration;
@@ -85,6 +86,7 @@ pub fn all() -> Vec<Case> {
         rbac::cases(),
         resolver::cases(),
         discovery::cases(),
+        isolation::cases(),
         config::cases(),
         fault::cases(),
         bad::cases(),

@@ -1,4 +1,6 @@
-//! RBAC: the service account can do what the fixtures grant and no more; without RBAC a service fails clearly.
+//! RBAC: the service account can do what the fixtures grant and no more; without RBAC a service
+//! fails clearly (CONTRACT.md §1, §6); with `namespace-isolation` it reads no pod outside its
+//! namespace (E6.1).
 
 use std::time::Duration;
 
@@ -7,10 +9,11 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
 };
-use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
-use kube::api::{Api, DeleteParams, PostParams};
+use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
+use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
 
+use super::support::namespace::scratch_namespace;
 use super::{Case, Ctx, case_fn};
 use crate::features::Feature;
 use crate::normalize;
@@ -34,18 +37,32 @@ pub(super) fn cases() -> Vec<Case> {
             lever: None,
             run: case_fn!(without_rbac_fails_clearly),
         },
+        Case {
+            id: "RBAC-003",
+            feature: Feature::NamespaceIsolation,
+            section: "§6",
+            summary: "SubjectAccessReview: the service account may not get, list, watch or patch pods in all namespaces or in another namespace",
+            lever: None,
+            run: case_fn!(no_pod_rights_elsewhere),
+        },
     ]
 }
 
+/// A namespace other than the implementation's, for RBAC-003 (a review needs no such namespace).
+const ELSEWHERE: &str = "conformance-elsewhere";
+
 /// (verb, resource, namespace or "" for all, expected to be allowed)
-fn expectations(namespace: &str) -> Vec<(&'static str, &'static str, String, bool)> {
+type Expectation = (&'static str, &'static str, String, bool);
+
+/// RBAC-001's rights in the namespace (C6.2, C6.3): pod rights in other namespaces are not
+/// looked at, Core allows them.
+fn expectations(namespace: &str) -> Vec<Expectation> {
     let ns = || namespace.to_string();
     vec![
         ("get", "pods", ns(), true),
         ("list", "pods", ns(), true),
         ("watch", "pods", ns(), true),
         ("patch", "pods", ns(), true),
-        ("list", "pods", String::new(), true),
         ("get", "configmaps", ns(), true),
         ("list", "configmaps", ns(), true),
         ("watch", "configmaps", ns(), true),
@@ -100,7 +117,28 @@ async fn allowed(
     Ok(answer.status.map(|s| s.allowed).unwrap_or(false))
 }
 
+/// RBAC-003's pod rights in all namespaces and in another one (E6.1): none.
+fn no_pod_rights_outside() -> Vec<Expectation> {
+    ["", ELSEWHERE]
+        .into_iter()
+        .flat_map(|namespace| {
+            ["get", "list", "watch", "patch"]
+                .map(|verb| (verb, "pods", namespace.to_string(), false))
+        })
+        .collect()
+}
+
 async fn service_account_rights(ctx: &Ctx) -> Result<Value> {
+    check_rights(ctx, expectations(ctx.namespace())).await
+}
+
+async fn no_pod_rights_elsewhere(ctx: &Ctx) -> Result<Value> {
+    check_rights(ctx, no_pod_rights_outside()).await
+}
+
+/// Asks a SubjectAccessReview for each expectation of the profile's service account; fails
+/// naming every answer that differs.
+async fn check_rights(ctx: &Ctx, expectations: Vec<Expectation>) -> Result<Value> {
     let ns = ctx.namespace();
     let user = format!("system:serviceaccount:{ns}:{}", ctx.profile.service_account);
     let groups = vec![
@@ -110,7 +148,7 @@ async fn service_account_rights(ctx: &Ctx) -> Result<Value> {
     ];
     let mut rows = Vec::new();
     let mut wrong = Vec::new();
-    for (verb, resource, namespace, expected) in expectations(ns) {
+    for (verb, resource, namespace, expected) in expectations {
         let got = allowed(ctx, &user, &groups, verb, resource, &namespace).await?;
         let scope = if namespace.is_empty() {
             "all namespaces".to_string()
@@ -144,26 +182,7 @@ async fn without_rbac_fails_clearly(ctx: &Ctx) -> Result<Value> {
         .spec
         .map(|s| s.template)
         .context("token deployment has no template")?;
-    let probe_ns = format!("conformance-rbac-{}", std::process::id());
-    let namespaces: Api<Namespace> = Api::all(ctx.client());
-    let doomed = probe_ns.clone();
-    ctx.on_cleanup(&format!("deleting namespace {probe_ns}"), move |ctx| {
-        Box::pin(async move {
-            let namespaces: Api<Namespace> = Api::all(ctx.client());
-            match namespaces.delete(&doomed, &DeleteParams::default()).await {
-                Ok(_) => Ok(()),
-                Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-                Err(error) => Err(error.into()),
-            }
-        })
-    });
-    namespaces
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({ "metadata": { "name": probe_ns } }))?,
-        )
-        .await
-        .with_context(|| format!("creating namespace {probe_ns}"))?;
+    let probe_ns = scratch_namespace(ctx, "conformance-rbac").await?;
     let accounts: Api<ServiceAccount> = Api::namespaced(ctx.client(), &probe_ns);
     accounts
         .create(

@@ -25,7 +25,7 @@ pub(super) const REPORT_API_VERSION: &str = "conformance.gomicro.dev/v1";
 
 /// Version of the contract the cases check (docs/contract.md), bumped when a case's demands
 /// change.
-pub const CONTRACT_VERSION: &str = "2026.12";
+pub const CONTRACT_VERSION: &str = "2026.12.1";
 
 /// Result of a whole run, a level or one feature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -10,11 +10,13 @@ use kube::runtime::{WatchStreamExt, watcher};
 use crate::mapping::pod_key;
 use crate::{RegistryError, ServiceInstance, instance_from_pod, is_discoverable, keys};
 
-/// Finds service instances among pods, by the label `gomicro-service-app=<name>`.
+/// Finds service instances among pods, by the label `gomicro-service-app=<name>`, in all
+/// namespaces or in a set of namespaces.
 #[derive(Clone)]
 pub struct Discovery {
     client: kube::Client,
-    namespace: Option<String>,
+    /// Where pods are looked for, in namespace order; `None` is every namespace.
+    scopes: Vec<Option<String>>,
 }
 
 impl Discovery {
@@ -22,59 +24,124 @@ impl Discovery {
     pub fn new(client: kube::Client) -> Self {
         Discovery {
             client,
-            namespace: None,
+            scopes: vec![None],
         }
     }
 
     /// Discovery restricted to one namespace.
     pub fn namespaced(client: kube::Client, namespace: impl Into<String>) -> Self {
+        Discovery::in_namespaces(client, [namespace])
+    }
+
+    /// Discovery restricted to `namespaces` (needs list/watch on pods in each of them only);
+    /// with none, nothing is discovered.
+    pub fn in_namespaces<N: Into<String>>(
+        client: kube::Client,
+        namespaces: impl IntoIterator<Item = N>,
+    ) -> Self {
+        let mut namespaces: Vec<String> = namespaces.into_iter().map(Into::into).collect();
+        namespaces.sort();
+        namespaces.dedup();
         Discovery {
             client,
-            namespace: Some(namespace.into()),
+            scopes: namespaces.into_iter().map(Some).collect(),
         }
     }
 
-    fn pods(&self) -> Api<Pod> {
-        match &self.namespace {
+    fn pods(&self, scope: &Option<String>) -> Api<Pod> {
+        match scope {
             Some(namespace) => Api::namespaced(self.client.clone(), namespace),
             None => Api::all(self.client.clone()),
         }
     }
 
-    fn scope(&self) -> &str {
-        self.namespace.as_deref().unwrap_or("*")
-    }
-
-    /// The current instances of service `name` (one LIST with a label selector).
+    /// The current instances of service `name` (one LIST with a label selector per namespace).
     pub async fn list(&self, name: &str) -> Result<Vec<ServiceInstance>, RegistryError> {
         let params = ListParams::default().labels(&keys::app_selector(name));
-        let pods = self
-            .pods()
-            .list(&params)
-            .await
-            .map_err(|e| RegistryError::from_kube("list", "pods", self.scope(), e))?;
         let mut store = InstanceStore::new(name);
-        pods.items.iter().for_each(|pod| store.upsert(pod));
+        for scope in &self.scopes {
+            let pods = self
+                .pods(scope)
+                .list(&params)
+                .await
+                .map_err(|e| RegistryError::from_kube("list", "pods", scope_name(scope), e))?;
+            pods.items.iter().for_each(|pod| store.upsert(pod));
+        }
         Ok(store.instances())
     }
 
-    /// The instances of service `name` as a stream of full lists: one after the initial list,
-    /// then one per change (never two identical lists in a row; empty when the last goes).
-    /// Survives expired resource versions and dropped connections by re-listing with backoff.
+    /// The instances of service `name` as a stream of full lists: one once every namespace was
+    /// listed, then one per change (never two identical lists in a row; empty when the last
+    /// goes). Survives expired resource versions and dropped connections by re-listing with
+    /// backoff.
     pub fn watch(&self, name: &str) -> impl Stream<Item = Vec<ServiceInstance>> + Send + 'static {
         let config = watcher::Config::default().labels(&keys::app_selector(name));
-        let mut store = InstanceStore::new(name);
-        let (service, scope) = (name.to_owned(), self.scope().to_owned());
-        watcher(self.pods(), config).default_backoff().filter_map(move |event| {
-            let update = match event {
-                Ok(event) => store.apply(event),
-                Err(error) => {
-                    tracing::warn!("watching pods of service {service} in namespace {scope:?} failed, retrying: {error}");
-                    None
-                }
-            };
-            futures::future::ready(update)
-        })
+        let streams: Vec<_> = self
+            .scopes
+            .iter()
+            .enumerate()
+            .map(|(index, scope)| {
+                let pods = self.pods(scope);
+                let mut store = InstanceStore::new(name);
+                let (service, scope) = (name.to_owned(), scope_name(scope).to_owned());
+                watcher(pods, config.clone())
+                    .default_backoff()
+                    .filter_map(move |event| {
+                        let update = match event {
+                            Ok(event) => store.apply(event),
+                            Err(error) => {
+                                tracing::warn!("watching pods of service {service} in namespace {scope:?} failed, retrying: {error}");
+                                None
+                            }
+                        };
+                        futures::future::ready(update.map(|list| (index, list)))
+                    })
+                    .boxed()
+            })
+            .collect();
+        let mut merged = MergedLists::new(streams.len());
+        futures::stream::select_all(streams)
+            .filter_map(move |(index, list)| futures::future::ready(merged.apply(index, list)))
+    }
+}
+
+/// How a scope is named in messages: its namespace, or `*` for all.
+fn scope_name(scope: &Option<String>) -> &str {
+    scope.as_deref().unwrap_or("*")
+}
+
+/// The latest list of each namespace, joined in namespace order once every namespace has one.
+struct MergedLists {
+    latest: Vec<Option<Vec<ServiceInstance>>>,
+    last_emitted: Option<Vec<ServiceInstance>>,
+}
+
+impl MergedLists {
+    fn new(scopes: usize) -> Self {
+        MergedLists {
+            latest: vec![None; scopes],
+            last_emitted: None,
+        }
+    }
+
+    /// Takes namespace `index`'s new list; returns the joined list when every namespace has
+    /// one and it differs from the last returned.
+    fn apply(&mut self, index: usize, list: Vec<ServiceInstance>) -> Option<Vec<ServiceInstance>> {
+        self.latest[index] = Some(list);
+        let joined: Vec<ServiceInstance> = self
+            .latest
+            .iter()
+            .map(Option::as_ref)
+            .collect::<Option<Vec<_>>>()?
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        if self.last_emitted.as_ref() == Some(&joined) {
+            return None;
+        }
+        self.last_emitted = Some(joined.clone());
+        Some(joined)
     }
 }
 
@@ -171,6 +238,39 @@ mod tests {
 
     fn ids(update: Option<Vec<ServiceInstance>>) -> Option<Vec<String>> {
         update.map(|list| list.into_iter().map(|i| i.id).collect())
+    }
+
+    #[test]
+    fn namespaces_are_joined_in_order_once_each_was_listed() {
+        let list = |names: &[&str]| {
+            let mut store = InstanceStore::new("go-micro.user-srv");
+            store.apply(Event::Init);
+            for (n, name) in names.iter().enumerate() {
+                store.apply(Event::InitApply(grpc_pod(
+                    name,
+                    &format!("10.244.0.{}", n + 2),
+                )));
+            }
+            store.apply(Event::InitDone).unwrap()
+        };
+        let mut merged = MergedLists::new(2);
+        assert_eq!(
+            merged.apply(1, list(&["b"])),
+            None,
+            "namespace 0 not listed yet"
+        );
+        assert_eq!(
+            ids(merged.apply(0, list(&["a"]))),
+            Some(vec![
+                "a.go-micro.user-srv".into(),
+                "b.go-micro.user-srv".into()
+            ])
+        );
+        assert_eq!(merged.apply(0, list(&["a"])), None, "no repeat");
+        assert_eq!(
+            ids(merged.apply(1, list(&[]))),
+            Some(vec!["a.go-micro.user-srv".into()])
+        );
     }
 
     #[test]

@@ -48,12 +48,15 @@ pub struct Context {
     pub config: Config,
     /// Kubernetes client (in-cluster config in a pod).
     pub kube: kube::Client,
+    /// The namespaces other services' instances are discovered in: `registry.namespaces`, by
+    /// default the own pod's (CONTRACT E2.3).
+    pub namespaces: Vec<String>,
 }
 
 impl Context {
-    /// Discovery of other services' instances across all namespaces.
+    /// Discovery of other services' instances in [`Context::namespaces`] only.
     pub fn discovery(&self) -> Discovery {
-        Discovery::new(self.kube.clone())
+        Discovery::in_namespaces(self.kube.clone(), self.namespaces.clone())
     }
 }
 
@@ -118,10 +121,17 @@ where
         .context("cannot create the Kubernetes client (needs the in-cluster service account or a KUBECONFIG)")?;
     let config_watch = attach_configmaps(&config, &kube).await?;
     let pod = PodIdentity::from_env().context("cannot find the own pod to register on")?;
+    let namespaces = discovery_namespaces(config.strings("registry.namespaces")?, &pod.namespace)
+        .map_err(|reason| anyhow!("invalid registry.namespaces: {reason}"))?;
+    tracing::info!(
+        "discovering instances in namespace(s) {}",
+        namespaces.join(", ")
+    );
     let context = Context {
         name: spec.name,
         config: config.clone(),
         kube: kube.clone(),
+        namespaces,
     };
     let servers = build(context)
         .await
@@ -153,6 +163,28 @@ fn check_registry_type(config: &Config) -> anyhow::Result<()> {
             "unsupported registry.type {other:?}: only \"k8s\" is implemented"
         )),
     }
+}
+
+/// The namespaces to discover in: those configured, else the own one. Each must be a namespace
+/// name (a DNS-1123 label); read once at start.
+fn discovery_namespaces(configured: Vec<String>, own: &str) -> Result<Vec<String>, String> {
+    if configured.is_empty() {
+        return Ok(vec![own.to_owned()]);
+    }
+    for name in &configured {
+        let valid = (1..=63).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !name.starts_with('-')
+            && !name.ends_with('-');
+        if !valid {
+            return Err(format!(
+                "{name:?} is not a namespace name (lower-case letters, digits and '-', at most 63)"
+            ));
+        }
+    }
+    Ok(configured)
 }
 
 /// Merges and watches the ConfigMaps selected by `remote.yaml`, if it selects any.
@@ -318,6 +350,23 @@ mod tests {
         }
     }
     impl std::error::Error for Repeating {}
+
+    #[test]
+    fn discovery_defaults_to_the_own_namespace_and_refuses_bad_names() {
+        assert_eq!(
+            discovery_namespaces(Vec::new(), "go-micro").unwrap(),
+            ["go-micro"]
+        );
+        let configured = vec!["go-micro".to_string(), "shared-1".to_string()];
+        assert_eq!(
+            discovery_namespaces(configured.clone(), "go-micro").unwrap(),
+            configured
+        );
+        for bad in ["", "Go-Micro", "-x", "a/b", &"n".repeat(64)] {
+            let error = discovery_namespaces(vec![bad.to_string()], "go-micro").unwrap_err();
+            assert!(error.contains("is not a namespace name"), "{bad}: {error}");
+        }
+    }
 
     #[test]
     fn repeated_causes_are_written_once() {

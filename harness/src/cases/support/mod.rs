@@ -2,6 +2,7 @@
 
 pub(crate) mod bad_input;
 pub(crate) mod foreign;
+pub(crate) mod namespace;
 pub(crate) mod raw_grpc;
 pub(crate) mod resolver;
 pub(crate) mod token_config;
