@@ -152,6 +152,12 @@ enum Command {
         #[arg(long, value_name = "ID")]
         explain: Option<String>,
     },
+    /// Print the JSON Schema of a profile or of the conformance report (committed as
+    /// `schemas/profile.schema.json` and `schemas/report.schema.json`).
+    Schema {
+        #[arg(value_enum)]
+        document: harness::schema::Document,
+    },
     /// Write the profile's local images as OCI image archives (no Docker) and print their
     /// references, digests and sizes; `ctr -n k8s.io images import` accepts them.
     Images {
@@ -335,6 +341,10 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
                     written.path.display()
                 );
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Schema { document } => {
+            print!("{}", harness::schema::render(document));
             Ok(ExitCode::SUCCESS)
         }
         Command::Down => {

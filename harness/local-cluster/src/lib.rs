@@ -30,6 +30,7 @@ mod probe;
 mod process;
 mod procfs;
 mod runtime;
+pub mod sources;
 pub mod sysctls;
 
 pub use binaries::{

@@ -10,8 +10,8 @@ mod writer;
 use anyhow::Result;
 
 pub use conformance::{
-    CONTRACT_VERSION, CaseEntry, ConformanceReport, FeatureReport, Levels, ReportResult,
-    StabilityReport, build,
+    CONTRACT_VERSION, CaseEntry, ConformanceReport, FeatureReport, HARNESS_COMMIT, Levels,
+    ReportResult, StabilityReport, build,
 };
 pub use writer::ReportWriter;
 
