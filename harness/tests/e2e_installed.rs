@@ -148,3 +148,28 @@ fn the_installed_binary_passes_go_minimal_in_their_repository() {
         assert_eq!(feature["result"], "success", "{feature:#?}");
     }
 }
+
+/// Without a checkout the reference profile (the default) cannot be run: its images are built
+/// from the repository's Rust sources. The run says what to do, exits 3 and still writes its
+/// reports; nothing of a cluster is started.
+#[test]
+fn the_installed_binary_says_what_to_do_with_the_reference_and_no_checkout() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .current_dir(dir.path())
+        .env_clear()
+        .envs(user_env())
+        .env("HARNESS_CHECKOUT", "none")
+        .args(["run", "--backend", "local", "--report-dir", "reports"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("without a checkout") && stderr.contains("--profile"),
+        "{stderr}"
+    );
+    let report =
+        std::fs::read_to_string(dir.path().join("reports/conformance-report.yaml")).unwrap();
+    assert!(report.contains("result: error"), "{report}");
+}
