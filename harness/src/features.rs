@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 use strum::IntoEnumIterator;
 
 /// Conformance level of a feature.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, schemars::JsonSchema,
+)]
 pub enum Level {
     /// Demanded of every implementation.
     Core,
@@ -43,6 +45,7 @@ impl Level {
     Ord,
     Hash,
     Serialize,
+    schemars::JsonSchema,
     strum::EnumIter,
     strum::IntoStaticStr,
     strum::EnumString,

@@ -16,6 +16,7 @@ pub mod context;
 mod contract;
 #[doc(hidden)]
 pub mod deploy;
+mod embedded;
 mod error;
 pub mod features;
 #[doc(hidden)]
@@ -34,6 +35,7 @@ pub mod profile;
 pub mod report;
 mod resolver_log;
 pub mod run;
+mod schema;
 #[doc(hidden)]
 pub mod secrets;
 #[doc(hidden)]

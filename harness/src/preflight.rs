@@ -19,7 +19,7 @@ fn usage<T>(message: String) -> Result<T, UsageError> {
 pub(crate) fn load_profile(path: &Path) -> Result<Profile, UsageError> {
     let profile = Profile::load(path).map_err(|error| {
         UsageError(format!(
-            "{error:#}\n  a profile is a YAML file like fixtures/profiles/reference.yaml (see the README, \"Testing your own implementation\")"
+            "{error:#}\n  a profile is a YAML file like fixtures/profiles/reference.yaml (see the README, \"Testing your implementation\")"
         ))
     })?;
     manifests::load(&profile.manifests).map_err(|error| {

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::features::{Declared, Feature};
@@ -16,12 +17,18 @@ use crate::features::{Declared, Feature};
 pub(crate) const PROFILE_API_VERSION: &str = "conformance.gomicro.dev/v1";
 
 /// A parsed, validated profile with paths made absolute.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[schemars(
+    title = "Conformance profile",
+    description = "Which implementation the harness deploys and what it claims (README, \"Testing your implementation\"). Relative paths are resolved against the profile's directory."
+)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Profile {
-    /// Must equal [`PROFILE_API_VERSION`].
+    /// Must be `conformance.gomicro.dev/v1` (`PROFILE_API_VERSION`).
+    #[schemars(extend("const" = PROFILE_API_VERSION))]
     pub api_version: String,
     /// Must be `Profile`.
+    #[schemars(extend("const" = "Profile"))]
     pub kind: String,
     /// Who made the implementation under test (copied into the report).
     pub implementation: Implementation,
@@ -39,8 +46,8 @@ pub struct Profile {
     /// Image name (as written in the manifests) to how the backends obtain it.
     #[serde(default)]
     pub images: BTreeMap<String, ImageSource>,
-    /// Features the implementation claims (see [`crate::features`]); cases of other features
-    /// are skipped.
+    /// Features the implementation claims (`harness cases` lists them with their level); cases
+    /// of other features are skipped.
     pub features: Declared,
     /// Implementation-specific expectations the contract allows.
     #[serde(default)]
@@ -54,7 +61,7 @@ pub struct Profile {
 }
 
 /// Report metadata about the implementation.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Implementation {
     /// Who maintains the implementation.
@@ -71,7 +78,7 @@ pub struct Implementation {
 }
 
 /// The admin, user and token services.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Services {
     /// admin-srv: the HTTP gateway that resolves the others.
@@ -83,7 +90,7 @@ pub struct Services {
 }
 
 /// One service of the contract.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ServiceSpec {
     /// Name of its Deployment (also the `app` label).
@@ -100,7 +107,7 @@ pub struct ServiceSpec {
 }
 
 /// How to obtain one image on each kind of backend.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ImageSource {
     /// A directory tree plus entrypoint, written as an OCI archive by the harness.
@@ -120,7 +127,7 @@ pub struct ImageSource {
 
 /// A local image: a directory placed at `mount_path` of an image the harness writes (the
 /// entrypoint program's shared libraries are added from the host).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LocalImageSource {
     /// A prebuilt directory used as the image root (third parties).
@@ -154,7 +161,7 @@ pub struct LocalImageSource {
 }
 
 /// A Docker build of one image.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DockerBuild {
     /// Build context directory.
@@ -167,25 +174,30 @@ pub struct DockerBuild {
 }
 
 /// The runner's deadlines, each a duration like `180s` or `3m`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Timeouts {
     /// Longest a case's body may take (default 180s).
     #[serde(default = "default_case_timeout", with = "duration_text")]
+    #[schemars(with = "String", extend("examples" = ["180s", "3m", "2m 30s"]))]
     pub case: Duration,
     /// Longest each restore a case registered may take (default 120s).
     #[serde(default = "default_cleanup_timeout", with = "duration_text")]
+    #[schemars(with = "String", extend("examples" = ["180s", "3m", "2m 30s"]))]
     pub cleanup: Duration,
     /// Longest the runner waits for the implementation to be as deployed before a case
     /// (default 120s).
     #[serde(default = "default_recovery_timeout", with = "duration_text")]
+    #[schemars(with = "String", extend("examples" = ["180s", "3m", "2m 30s"]))]
     pub recovery: Duration,
     /// Longest one step of a case waits for the cluster or the implementation to change: a
     /// rollout, a pod to go, a resolver update, a reload (default 60s).
     #[serde(default = "default_step_timeout", with = "duration_text")]
+    #[schemars(with = "String", extend("examples" = ["180s", "3m", "2m 30s"]))]
     pub step: Duration,
     /// Longest the deployment (rollouts and registrations) may take (default 180s).
     #[serde(default = "default_deploy_timeout", with = "duration_text")]
+    #[schemars(with = "String", extend("examples" = ["180s", "3m", "2m 30s"]))]
     pub deploy: Duration,
 }
 
@@ -251,7 +263,7 @@ mod duration_text {
 }
 
 /// Expectations where the contract allows implementations to differ.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Expectations {
     /// HTTP status for wrong credentials: 500 (Go-Micro) or 401.
@@ -273,7 +285,7 @@ pub struct Expectations {
 pub(crate) const NO_INSTANCE_STATUSES: [u16; 2] = [503, 504];
 
 /// Credentials of the demo user.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DemoUser {
     /// User name of the demo user.
@@ -473,9 +485,19 @@ impl Profile {
     }
 }
 
-/// Path of the reference profile shipped in this repository.
+/// Path of the reference profile shipped in this repository: the checkout's, else (an
+/// installed binary) its embedded copy with the `.k8s/` manifests, written into the cache.
+/// Its images are built from the checkout's Rust sources (see [`crate::images`]).
 pub fn reference_profile_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/profiles/reference.yaml")
+    let relative = crate::embedded::REFERENCE_PROFILE;
+    if let Some(checkout) = crate::images::checkout() {
+        return checkout.join(relative);
+    }
+    crate::embedded::write_reference().unwrap_or_else(|error| {
+        let path = std::env::temp_dir().join(relative);
+        eprintln!("warning: cannot write the embedded reference profile: {error:#}");
+        path
+    })
 }
 
 #[cfg(test)]

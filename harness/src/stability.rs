@@ -27,7 +27,7 @@ const START_DEADLINE: Duration = Duration::from_secs(30);
 const PREVIOUS_LOG_LINES: i64 = 20;
 
 /// One container exit or restart seen during the run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Termination {
     pub pod: String,
@@ -88,7 +88,7 @@ impl Termination {
 }
 
 /// The run-level stability record written into every report.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Stability {
     /// What was watched (empty when nothing was).

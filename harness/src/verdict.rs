@@ -33,7 +33,7 @@ use crate::stability::Termination;
 use crate::{deploy, manifests};
 
 /// How one case ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum Outcome {
     /// It ran and every assertion held.

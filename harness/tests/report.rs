@@ -47,15 +47,34 @@ fn sample() -> Vec<CaseResult> {
     ]
 }
 
+/// The report names the commit the harness was built from (40 hex digits in a git checkout);
+/// snapshots hold a fixed one instead, as they hold a fixed date.
+fn with_fixed_commit(mut report: report::ConformanceReport) -> report::ConformanceReport {
+    let commit = report.harness_commit;
+    assert!(
+        commit == "unknown"
+            || (commit.len() == 40 && commit.chars().all(|c| c.is_ascii_hexdigit())),
+        "{commit}"
+    );
+    if std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../.git")
+        .exists()
+    {
+        assert_ne!(commit, "unknown", "built in a git checkout");
+    }
+    report.harness_commit = "0123456789abcdef0123456789abcdef01234567";
+    report
+}
+
 #[test]
 fn conformance_report_yaml() {
-    let report = report::build(
+    let report = with_fixed_commit(report::build(
         &profile(),
         "local",
         "v1.35.4",
         &sample(),
         "2026-11-25T00:00:00Z".into(),
-    );
+    ));
     assert_eq!(report.result, ReportResult::Failure);
     assert_eq!(report.conformance_level, "none");
     insta::assert_yaml_snapshot!(report);
@@ -63,13 +82,13 @@ fn conformance_report_yaml() {
 
 #[test]
 fn all_three_reports_are_written_with_reasons() {
-    let report = report::build(
+    let report = with_fixed_commit(report::build(
         &profile(),
         "local",
         "v1.35.4",
         &sample(),
         "2026-11-25T00:00:00Z".into(),
-    );
+    ));
     let dir = tempfile::tempdir().unwrap();
     let writer = report::ReportWriter::new(dir.path(), Default::default());
     report::write_all(&report, &writer).unwrap();

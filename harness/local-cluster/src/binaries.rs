@@ -5,6 +5,8 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context as _, bail};
 
+use crate::sources::{self, CONTROLPLANE_BUILD, NODE_BUILD};
+
 /// Env var naming a directory with prebuilt binaries; skips the build script.
 pub const BIN_DIR_ENV: &str = "GOMICRO_CONTROLPLANE_BIN_DIR";
 
@@ -34,14 +36,15 @@ pub const NODE_BINARIES: [&str; 8] = [
     "cni/loopback",
 ];
 
-/// The build script, found relative to this crate in the workspace.
+/// The control plane's build script: the checkout's, else where its embedded copy is written
+/// (see [`crate::sources`]).
 pub fn build_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ci/controlplane/build.sh")
+    sources::scripts_root_path().join(CONTROLPLANE_BUILD)
 }
 
 /// The node runtime's build script (containerd, pause; installs runc and the CNI plugins).
 pub fn node_build_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ci/node/build.sh")
+    sources::scripts_root_path().join(NODE_BUILD)
 }
 
 /// Runs `ci/node/build.sh` (cached: returns at once once built) and returns its bin dir,
@@ -49,7 +52,7 @@ pub fn node_build_script() -> PathBuf {
 pub fn ensure_node_binaries() -> anyhow::Result<PathBuf> {
     let dir = match std::env::var_os(NODE_BIN_DIR_ENV) {
         Some(dir) => PathBuf::from(dir),
-        None => run_build_script(&node_build_script(), "the node runtime")?,
+        None => run_build_script(NODE_BUILD, "the node runtime")?,
     };
     check_node_binaries(&dir)?;
     Ok(dir)
@@ -110,20 +113,18 @@ pub fn ensure_binaries() -> anyhow::Result<PathBuf> {
         check_binaries(&dir).with_context(|| format!("{BIN_DIR_ENV} is set"))?;
         return Ok(dir);
     }
-    let dir = run_build_script(&build_script(), "the control plane")?;
+    let dir = run_build_script(CONTROLPLANE_BUILD, "the control plane")?;
     check_binaries(&dir)?;
     Ok(dir)
 }
 
-/// Runs a build script that prints its bin dir as the last stdout line (progress on stderr).
-fn run_build_script(script: &Path, what: &str) -> anyhow::Result<PathBuf> {
-    if !script.is_file() {
-        bail!(
-            "build script of {what} not found at {} (run from a checkout of the repository \
-             or set {BIN_DIR_ENV} / {NODE_BIN_DIR_ENV})",
-            script.display()
-        );
-    }
+/// Runs a build script (its path in the repository; the embedded copy when there is no
+/// checkout) that prints its bin dir as the last stdout line (progress on stderr).
+fn run_build_script(relative: &str, what: &str) -> anyhow::Result<PathBuf> {
+    let script = sources::scripts_root()
+        .with_context(|| format!("cannot write the build script of {what}"))?
+        .join(relative);
+    let script = script.as_path();
     let output = Command::new("bash")
         .arg(script)
         .stdin(Stdio::null())
@@ -153,17 +154,8 @@ fn run_build_script(script: &Path, what: &str) -> anyhow::Result<PathBuf> {
 /// computed like the script does: `$GOMICRO_CACHE_DIR` or `$XDG_CACHE_HOME/gomicro-conformance`
 /// or `~/.cache/gomicro-conformance`, then `controlplane/kubernetes-<v>_etcd-<v>/bin`.
 pub fn cached_bin_dir() -> Option<PathBuf> {
-    let versions = std::fs::read_to_string(build_script().with_file_name("versions.env")).ok()?;
-    let env = |key: &str| {
-        std::env::var_os(key)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    let cache = env("GOMICRO_CACHE_DIR").or_else(|| {
-        let base = env("XDG_CACHE_HOME").or_else(|| Some(env("HOME")?.join(".cache")))?;
-        Some(base.join("gomicro-conformance"))
-    })?;
-    Some(cache.join(bin_dir_name(&versions)?))
+    let versions = sources::embedded("ci/controlplane/versions.env")?;
+    Some(sources::cache_root()?.join(bin_dir_name(versions)?))
 }
 
 /// `controlplane/kubernetes-<v>_etcd-<v>/bin` from the text of `versions.env`.
@@ -232,5 +224,10 @@ mod tests {
     #[test]
     fn build_script_is_in_the_workspace() {
         assert!(build_script().is_file(), "{}", build_script().display());
+        assert!(
+            node_build_script().is_file(),
+            "{}",
+            node_build_script().display()
+        );
     }
 }

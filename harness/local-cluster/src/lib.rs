@@ -32,6 +32,7 @@ mod probe;
 mod process;
 mod procfs;
 mod runtime;
+pub mod sources;
 pub mod sysctls;
 
 pub use auth::client_from_kubeconfig;

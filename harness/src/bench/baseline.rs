@@ -36,7 +36,8 @@ const DEADLINE: Duration = Duration::from_secs(120);
 /// Adds the baseline's image to `profile`'s images, so the cluster starts with it (local: the
 /// release build of the reference set; k3s: the reference Dockerfile).
 pub(crate) fn add_image(profile: &mut Profile) {
-    let root = images::workspace_root();
+    // Without a checkout, the cargo build of the image is refused first (images::prepare_local).
+    let root = images::checkout().unwrap_or_else(images::workspace_root);
     profile.images.insert(
         IMAGE.into(),
         ImageSource {

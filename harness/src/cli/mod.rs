@@ -5,6 +5,7 @@ mod cases;
 mod cluster;
 mod images;
 mod run;
+mod schema;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -59,6 +60,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// List the conformance cases with their contract section, level and feature.
     Cases(cases::CasesArgs),
+    /// Print the JSON Schema of a profile or of the conformance report (committed as
+    /// `schemas/profile.schema.json` and `schemas/report.schema.json`).
+    Schema(schema::SchemaArgs),
     /// Write the profile's local images as OCI image archives (no Docker) and print their
     /// references, digests and sizes; `ctr -n k8s.io images import` accepts them.
     Images(images::ImagesArgs),
@@ -108,6 +112,7 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Kubectl(args) => args.execute(&exe),
         Command::Bench(args) => args.execute(exe).await,
         Command::Cases(args) => args.execute(),
+        Command::Schema(args) => args.execute(),
         Command::Images(args) => args.execute(),
         Command::ClusterDaemon(args) => args.execute().await,
     }

@@ -34,9 +34,16 @@ pub(crate) struct LocalImage {
 /// Image name (as written in pod specs) → its tree.
 pub(crate) type ImageMap = BTreeMap<String, LocalImage>;
 
-/// Root of this cargo workspace.
+/// Root of this cargo workspace as compiled (tests and fixtures; at run time the harness asks
+/// [`checkout`], as the directory may be gone).
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The checkout of this workspace the harness uses at run time (see
+/// [`local_cluster::sources::checkout`]); `None` for an installed binary away from its sources.
+pub fn checkout() -> Option<PathBuf> {
+    local_cluster::sources::checkout()
 }
 
 /// The cargo alias (`.cargo/config.toml`) that builds every local image's package together
@@ -60,7 +67,19 @@ pub(crate) fn prepare_local(profile: &Profile) -> Result<ImageMap> {
     if needs_cargo {
         // Always the whole set (as `ci/test.sh` builds it): building one service alone
         // resolves features differently and recompiles much of the dependency tree.
-        cargo_build_images()?;
+        let Some(root) = checkout() else {
+            bail!(
+                "profile {}: its images are built from cargo packages of the harness's repository \
+                 (`local.cargoPackage`), and this harness runs without a checkout of it (an \
+                 installed binary). Run it from a checkout (`cargo run --release -p harness -- \
+                 run` in a clone of the repository), point {} at one, or test your own \
+                 implementation with `--profile` and images of your own (`local.dir` or \
+                 `archive`)",
+                profile.source.display(),
+                local_cluster::sources::CHECKOUT_ENV
+            );
+        };
+        cargo_build_images(&root)?;
     }
     let mut map = ImageMap::new();
     for (name, image) in &profile.images {
@@ -157,14 +176,14 @@ pub(crate) fn docker_builds(profile: &Profile) -> BTreeMap<String, DockerBuild> 
         .collect()
 }
 
-fn cargo_build_images() -> Result<()> {
+fn cargo_build_images(workspace: &Path) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     eprintln!(
         "[images] cargo {BUILD_IMAGES_ALIAS} (a cold build compiles the dependency tree: minutes; warm, a second)"
     );
     let started = std::time::Instant::now();
     let status = Command::new(&cargo)
-        .current_dir(workspace_root())
+        .current_dir(workspace)
         .arg(BUILD_IMAGES_ALIAS)
         .status()
         .with_context(|| format!("cannot run {cargo}"))?;
@@ -175,10 +194,14 @@ fn cargo_build_images() -> Result<()> {
     Ok(())
 }
 
+/// Where image trees and archives are written: cargo's target dir in a checkout, else the
+/// project's cache (`<cache>/harness-images`).
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"))
+        .or_else(|| Some(checkout()?.join("target")))
+        .or_else(|| Some(local_cluster::sources::cache_root()?.join("harness-images")))
+        .unwrap_or_else(|| std::env::temp_dir().join("gomicro-conformance-images"))
 }
 
 fn assemble_cargo_image(name: &str, package: &str, local: &LocalImageSource) -> Result<PathBuf> {
@@ -246,13 +269,14 @@ mod tests {
     /// and the scripts build through the alias, not a list of their own.
     #[test]
     fn the_alias_builds_every_cargo_package_and_the_scripts_use_it() {
-        let config = std::fs::read_to_string(workspace_root().join(".cargo/config.toml")).unwrap();
+        let root = workspace_root();
+        let config = std::fs::read_to_string(root.join(".cargo/config.toml")).unwrap();
         let alias = config
             .lines()
             .find(|l| l.starts_with(&format!("{BUILD_IMAGES_ALIAS} = ")))
             .expect("the build-images alias");
         for profile in ["reference.yaml", "core-only.yaml"] {
-            let path = workspace_root().join("fixtures/profiles").join(profile);
+            let path = root.join("fixtures/profiles").join(profile);
             let profile = Profile::load(&path).unwrap();
             for image in profile.images.values() {
                 if let Some(package) = image
@@ -269,7 +293,7 @@ mod tests {
             }
         }
         for script in ["ci/test.sh", "ci/run.sh", "ci/flake-rate.sh"] {
-            let text = std::fs::read_to_string(workspace_root().join(script)).unwrap();
+            let text = std::fs::read_to_string(root.join(script)).unwrap();
             assert!(text.contains("cargo build-images"), "{script}");
             assert!(
                 !text.contains("-p token-srv"),

@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::features::{Declared, Feature, Level};
@@ -27,8 +28,12 @@ pub(super) const REPORT_API_VERSION: &str = "conformance.gomicro.dev/v1";
 /// change.
 pub const CONTRACT_VERSION: &str = "2026.12.1";
 
+/// The git commit the harness was built from (`build.rs`: `$HARNESS_COMMIT`, else `git
+/// rev-parse HEAD`, else `unknown`).
+pub const HARNESS_COMMIT: &str = env!("HARNESS_COMMIT");
+
 /// Result of a whole run, a level or one feature.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum ReportResult {
     /// Run: nothing failed. Feature or level: every case that ran passed.
@@ -60,12 +65,18 @@ impl ReportResult {
 }
 
 /// The whole report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(
+    title = "Conformance report",
+    description = "What `harness run` writes as conformance-report.yaml: the verdicts per case, feature and level, and what they were reached with."
+)]
 #[serde(rename_all = "camelCase")]
 pub struct ConformanceReport {
     /// Report format: `conformance.gomicro.dev/v1`.
+    #[schemars(extend("const" = REPORT_API_VERSION))]
     pub api_version: &'static str,
     /// `ConformanceReport`.
+    #[schemars(extend("const" = "ConformanceReport"))]
     pub kind: &'static str,
     /// RFC 3339 UTC time the run finished.
     pub date: String,
@@ -76,18 +87,20 @@ pub struct ConformanceReport {
     /// The profile file used, relative to the directory the run was started in when it lies
     /// below it.
     pub profile: String,
-    /// The backend the run used (`local`, `k3s`, `kubeconfig`).
+    /// The cluster backend: `local`, `k3s` or `kubeconfig`.
     pub backend: String,
-    /// The API server's version.
+    /// The API server's version (`/version` gitVersion).
     pub kubernetes_version: String,
-    /// The harness's version.
+    /// The harness's package version.
     pub harness_version: &'static str,
+    /// The git commit the harness was built from (`unknown` outside a git checkout).
+    pub harness_commit: &'static str,
     /// The run's result.
     pub result: ReportResult,
     /// Why the run did not succeed, in a sentence (absent on success).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub result_reason: Option<String>,
-    /// The level reached: `Core`, `Core + Extended: <features>`, or `none` (see [`Levels`]).
+    /// The level reached: `Core`, `Core + Extended: <features>`, or `none` (see `levels`).
     pub conformance_level: String,
     /// The level the run was required to reach (`--require-level`), if any.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -107,7 +120,7 @@ pub struct ConformanceReport {
 }
 
 /// The report's stability section: the one-line summary and the record behind it.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StabilityReport {
     /// One line: what the record says.
@@ -118,7 +131,7 @@ pub struct StabilityReport {
 }
 
 /// Results per conformance level (CONTRACT.md §7).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Levels {
     /// The Core level.
@@ -128,7 +141,7 @@ pub struct Levels {
 }
 
 /// Core: demanded of every implementation, so an undeclared Core feature keeps it from success.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CoreLevel {
     pub result: ReportResult,
@@ -141,7 +154,7 @@ pub struct CoreLevel {
 }
 
 /// Extended: each feature stands alone.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExtendedLevel {
     /// Declared Extended features whose every case ran and passed.
@@ -154,7 +167,7 @@ pub struct ExtendedLevel {
 }
 
 /// Case counts.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Statistics {
     /// Cases that passed.
@@ -190,7 +203,7 @@ impl Statistics {
 }
 
 /// One feature's result and its cases.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FeatureReport {
     /// The feature.
@@ -208,7 +221,7 @@ pub struct FeatureReport {
 }
 
 /// One case in the report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CaseEntry {
     /// Case ID, e.g. `REG-001`.
@@ -301,6 +314,7 @@ pub fn build(
         backend: backend.to_string(),
         kubernetes_version: kubernetes_version.to_string(),
         harness_version: env!("CARGO_PKG_VERSION"),
+        harness_commit: HARNESS_COMMIT,
         result: ReportResult::Success,
         result_reason: None,
         conformance_level: level_reached(&levels),

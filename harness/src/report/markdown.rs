@@ -41,9 +41,13 @@ pub(super) fn render(report: &ConformanceReport) -> String {
     let statistics = &report.statistics;
     let _ = writeln!(
         out,
-        "Contract {}, harness {}. Backend `{}`, Kubernetes `{}`, profile `{}`. Passed {}, failed {}, skipped {}, not applicable {}, not run {}, not selected {}.\n",
+        "Contract {}, harness {} (commit `{}`). Backend `{}`, Kubernetes `{}`, profile `{}`. Passed {}, failed {}, skipped {}, not applicable {}, not run {}, not selected {}.\n",
         report.contract_version,
         report.harness_version,
+        report
+            .harness_commit
+            .get(..12)
+            .unwrap_or(report.harness_commit),
         report.backend,
         report.kubernetes_version,
         report.profile,

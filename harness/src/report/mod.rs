@@ -10,8 +10,8 @@ mod writer;
 use anyhow::Result;
 
 pub use conformance::{
-    CONTRACT_VERSION, CaseEntry, ConformanceReport, FeatureReport, Levels, ReportResult,
-    StabilityReport, Statistics, build,
+    CONTRACT_VERSION, CaseEntry, ConformanceReport, FeatureReport, HARNESS_COMMIT, Levels,
+    ReportResult, StabilityReport, Statistics, build,
 };
 pub use writer::ReportWriter;
 
