@@ -184,6 +184,21 @@ impl Ctx {
         connect_grpc(self.pod_addr(pod, port).await?, &pod.name_any()).await
     }
 
+    /// Waits, within the profile's step timeout, until `service`'s Deployment has rolled out.
+    pub(crate) async fn wait_rolled_out(&self, service: &ServiceSpec) -> Result<()> {
+        let step = self.profile.timeouts.step;
+        crate::deploy::wait_rolled_out(&self.client(), self.namespace(), &service.deployment, step)
+            .await
+    }
+
+    /// Waits, within the profile's step timeout, until every pod of `service` is registered
+    /// and serving again (after a disruption, before a case asserts).
+    pub(crate) async fn wait_in_service(&self, service: &ServiceSpec) -> Result<()> {
+        let step = self.profile.timeouts.step;
+        pods::wait_registered(&self.client(), &self.profile, service, step).await?;
+        self.wait_serving(service, step).await
+    }
+
     /// Waits until every Running pod of `service` answers grpc.health.v1 SERVING for `""`:
     /// without readiness probes a pod is Ready before it listens, so after a disruption a
     /// case waits for this before asserting.

@@ -487,10 +487,10 @@ impl Profile {
 
 /// Path of the reference profile shipped in this repository: the checkout's, else (an
 /// installed binary) its embedded copy with the `.k8s/` manifests, written into the cache.
-/// Its images are built from the checkout's Rust sources (see [`crate::images`]).
+/// Its images are built from the checkout's Rust sources.
 pub fn reference_profile_path() -> PathBuf {
     let relative = crate::embedded::REFERENCE_PROFILE;
-    if let Some(checkout) = crate::images::checkout() {
+    if let Some(checkout) = local_cluster::sources::checkout() {
         return checkout.join(relative);
     }
     crate::embedded::write_reference().unwrap_or_else(|error| {

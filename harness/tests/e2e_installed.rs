@@ -90,15 +90,7 @@ fn the_installed_binary_passes_go_minimal_in_their_repository() {
     let built = command(&theirs.join("build.sh")).status().unwrap();
     assert!(built.success(), "their build.sh: {built}");
 
-    let down = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
-        .arg("down")
-        .output()
-        .expect("harness down runs");
-    assert!(
-        down.status.success(),
-        "cannot stop the shared e2e cluster: {}",
-        String::from_utf8_lossy(&down.stderr)
-    );
+    harness::testing::stop_shared_cluster(Path::new(env!("CARGO_BIN_EXE_harness")));
     let output = command(&bin.join("harness"))
         .args([
             "run",

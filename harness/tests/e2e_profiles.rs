@@ -145,15 +145,7 @@ fn run_path(profile: PathBuf, report_dir: PathBuf, cases: Vec<String>) -> Confor
         registry: None,
         harness_exe: Path::new(env!("CARGO_BIN_EXE_harness")).to_path_buf(),
     };
-    let down = std::process::Command::new(&options.harness_exe)
-        .arg("down")
-        .output()
-        .expect("harness down runs");
-    assert!(
-        down.status.success(),
-        "cannot stop the shared e2e cluster: {}",
-        String::from_utf8_lossy(&down.stderr)
-    );
+    harness::testing::stop_shared_cluster(&options.harness_exe);
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         run(&options).await.unwrap_or_else(|e| {
             panic!(

@@ -25,10 +25,10 @@ use crate::features::Feature;
 use crate::load::{self, Budget, Target};
 use crate::login::{any_login, check_reply, check_token};
 use crate::pod_process::{require_container_id, restart_count};
+use crate::pods;
 use crate::profile::ServiceSpec;
 use crate::resolver_log;
 use crate::wait::{wait_gone, wait_until};
-use crate::{deploy, pods};
 
 pub(super) fn cases() -> Vec<Case> {
     vec![
@@ -149,15 +149,8 @@ async fn pod_replaced_after_restart(ctx: &Ctx, component: Component) -> Result<V
     })
     .await?;
     wait_pod_gone(ctx, &old).await?;
-    deploy::wait_rolled_out(
-        &ctx.client(),
-        ctx.namespace(),
-        &user.deployment,
-        ctx.profile.timeouts.step,
-    )
-    .await?;
-    pods::wait_registered(&ctx.client(), &ctx.profile, user, ctx.profile.timeouts.step).await?;
-    ctx.wait_serving(user, ctx.profile.timeouts.step).await?;
+    ctx.wait_rolled_out(user).await?;
+    ctx.wait_in_service(user).await?;
     let update = wait_in_sync(ctx, user, replicas).await?;
     if resolver_log::ids(&update).contains(&old_id) {
         bail!("the replaced instance {old_id} is still listed after the {component} restart");
@@ -218,8 +211,7 @@ async fn killed_user_pod(ctx: &Ctx) -> Result<Value> {
     .await?;
     let converged_ms = killed.elapsed().as_secs_f64() * 1000.0;
     let login = check_reply(ctx, &login, &ctx.profile.expectations.api_key)?;
-    pods::wait_registered(&ctx.client(), &ctx.profile, user, ctx.profile.timeouts.step).await?;
-    ctx.wait_serving(user, ctx.profile.timeouts.step).await?;
+    ctx.wait_in_service(user).await?;
     let update = wait_in_sync(ctx, user, replicas).await?;
     let api: Api<Pod> = Api::namespaced(ctx.client(), ctx.namespace());
     let restarted = match api.get_opt(&pod.name_any()).await? {
@@ -275,13 +267,7 @@ async fn finish_roll(
     replicas: usize,
     before: &BTreeSet<String>,
 ) -> Result<Vec<Value>> {
-    deploy::wait_rolled_out(
-        &ctx.client(),
-        ctx.namespace(),
-        &service.deployment,
-        ctx.profile.timeouts.step,
-    )
-    .await?;
+    ctx.wait_rolled_out(service).await?;
     wait_until(
         ctx.profile.timeouts.step,
         "the old user-srv pods to be gone",
@@ -294,14 +280,7 @@ async fn finish_roll(
         },
     )
     .await?;
-    pods::wait_registered(
-        &ctx.client(),
-        &ctx.profile,
-        service,
-        ctx.profile.timeouts.step,
-    )
-    .await?;
-    ctx.wait_serving(service, ctx.profile.timeouts.step).await?;
+    ctx.wait_in_service(service).await?;
     wait_in_sync(ctx, service, replicas).await
 }
 
@@ -315,8 +294,7 @@ async fn rolling_restart_under_load(ctx: &Ctx) -> Result<Value> {
     });
     {
         scale(ctx, user, 2).await?;
-        pods::wait_registered(&ctx.client(), &ctx.profile, user, ctx.profile.timeouts.step).await?;
-        ctx.wait_serving(user, ctx.profile.timeouts.step).await?;
+        ctx.wait_in_service(user).await?;
         wait_in_sync(ctx, user, 2).await?;
         let target = login_target(ctx).await?;
         let rolled = AtomicBool::new(false);

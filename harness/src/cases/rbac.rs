@@ -17,7 +17,7 @@ use super::support::namespace::scratch_namespace;
 use super::{Case, Ctx, case_fn};
 use crate::features::Feature;
 use crate::normalize;
-use crate::wait::wait_until;
+use crate::wait::{wait_for, wait_until};
 
 pub(super) fn cases() -> Vec<Case> {
     vec![
@@ -218,21 +218,21 @@ async fn without_rbac_fails_clearly(ctx: &Ctx) -> Result<Value> {
         },
     )
     .await?;
-    let exit = wait_until(
+    let exit_code = |pod: &Pod| {
+        let status = pod.status.as_ref()?.container_statuses.as_ref()?.first()?;
+        Some(status.state.as_ref()?.terminated.as_ref()?.exit_code)
+    };
+    let exited = |pod: Option<&Pod>| pod.and_then(exit_code).is_some();
+    let what = "the service without RBAC to exit";
+    let pod = wait_for(
+        &pods,
+        "token-without-rbac",
         Duration::from_secs(90),
-        "the service without RBAC to exit",
-        || async {
-            let pod = pods.get("token-without-rbac").await?;
-            let terminated = pod
-                .status
-                .and_then(|s| s.container_statuses)
-                .and_then(|c| c.into_iter().next())
-                .and_then(|c| c.state)
-                .and_then(|s| s.terminated);
-            Ok(terminated.map(|t| t.exit_code))
-        },
+        what,
+        exited,
     )
     .await?;
+    let exit = pod.as_ref().and_then(exit_code).unwrap_or_default();
     if exit == 0 {
         bail!("the service without RBAC exited with status 0, expected a failure");
     }

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::{Case, Ctx, case_fn};
 use crate::features::Feature;
-use crate::{deploy, normalize, pods};
+use crate::{normalize, pods};
 
 pub(super) fn cases() -> Vec<Case> {
     vec![
@@ -145,15 +145,8 @@ async fn deregisters_before_deletion(ctx: &Ctx) -> Result<Value> {
     .await
     .with_context(|| format!("pod {name} was not deleted within 60 s"))??;
     // Leave the cluster as found: the Deployment replaces the pod.
-    deploy::wait_rolled_out(
-        &ctx.client(),
-        ctx.namespace(),
-        &service.deployment,
-        Duration::from_secs(90),
-    )
-    .await?;
-    pods::wait_registered(&ctx.client(), profile, service, Duration::from_secs(60)).await?;
-    ctx.wait_serving(service, Duration::from_secs(60)).await?;
+    ctx.wait_rolled_out(service).await?;
+    ctx.wait_in_service(service).await?;
     let Some(keys) = outcome else {
         bail!(
             "pod {name} disappeared without the deregistration PATCH (labels \"\" and annotations {{}}) being observed"

@@ -13,9 +13,9 @@ use super::support::resolver::{
 };
 use super::{Case, Ctx, case_fn};
 use crate::features::Feature;
+use crate::pods;
 use crate::resolver_log::{self, ZERO_MARKER};
 use crate::wait::{wait_gone, wait_until};
-use crate::{deploy, pods};
 
 pub(super) fn cases() -> Vec<Case> {
     vec![
@@ -84,13 +84,7 @@ async fn deleted_pod_leaves(ctx: &Ctx) -> Result<Value> {
     let api: Api<Pod> = Api::namespaced(ctx.client(), ctx.namespace());
     api.delete(&old.name_any(), &DeleteParams::default())
         .await?;
-    deploy::wait_rolled_out(
-        &ctx.client(),
-        ctx.namespace(),
-        &user.deployment,
-        ctx.profile.timeouts.step,
-    )
-    .await?;
+    ctx.wait_rolled_out(user).await?;
     wait_gone(
         &api,
         &old.name_any(),
@@ -98,8 +92,7 @@ async fn deleted_pod_leaves(ctx: &Ctx) -> Result<Value> {
         ctx.profile.timeouts.step,
     )
     .await?;
-    pods::wait_registered(&ctx.client(), &ctx.profile, user, ctx.profile.timeouts.step).await?;
-    ctx.wait_serving(user, ctx.profile.timeouts.step).await?;
+    ctx.wait_in_service(user).await?;
     let update = wait_in_sync(ctx, user, 1).await?;
     if resolver_log::ids(&update).contains(&old_id) {
         bail!("the deleted instance {old_id} is still listed");
@@ -138,8 +131,7 @@ async fn empty_list_never_applied(ctx: &Ctx) -> Result<Value> {
     check_error_shape(status, &body)?;
     observed["loginWithoutUserSrv"] = json!({ "status": status, "reason": body["reason"] });
     scale(ctx, user, 1).await?;
-    pods::wait_registered(&ctx.client(), &ctx.profile, user, ctx.profile.timeouts.step).await?;
-    ctx.wait_serving(user, ctx.profile.timeouts.step).await?;
+    ctx.wait_in_service(user).await?;
     let update = wait_in_sync(ctx, user, 1).await?;
     let updates = resolver_log::updates(&admin_log(ctx).await?)?;
     if updates.iter().any(Vec::is_empty) {

@@ -127,6 +127,20 @@ impl ConformanceTests {
     }
 }
 
+/// Stops the tests' shared local cluster (`harness down` through `harness_exe`), for a test that
+/// starts a fresh one; panics, saying why, when that fails.
+pub fn stop_shared_cluster(harness_exe: &Path) {
+    let down = std::process::Command::new(harness_exe)
+        .arg("down")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {} down: {e}", harness_exe.display()));
+    assert!(
+        down.status.success(),
+        "cannot stop the shared e2e cluster: {}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+}
+
 /// The backend of the tests: `HARNESS_E2E_BACKEND=kubeconfig` for an existing cluster, else the
 /// local backend.
 pub fn test_backend() -> BackendKind {

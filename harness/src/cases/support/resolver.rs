@@ -89,14 +89,7 @@ pub(crate) fn restore_replicas_afterwards(ctx: &Ctx, service: &ServiceSpec, repl
     ctx.on_cleanup(&what, move |ctx| {
         Box::pin(async move {
             scale(ctx, &service, replicas).await?;
-            pods::wait_registered(
-                &ctx.client(),
-                &ctx.profile,
-                &service,
-                ctx.profile.timeouts.step,
-            )
-            .await?;
-            ctx.wait_serving(&service, ctx.profile.timeouts.step).await
+            ctx.wait_in_service(&service).await
         })
     });
 }
