@@ -20,7 +20,7 @@ pub(crate) fn write_reference() -> Result<PathBuf> {
 
 fn write_reference_into(cache: &Path) -> Result<PathBuf> {
     let root = cache.join("harness-reference").join(format!(
-        "{}-{:016x}",
+        "{}-{}",
         env!("CARGO_PKG_VERSION"),
         local_cluster::sources::content_hash(REFERENCE_FILES)
     ));

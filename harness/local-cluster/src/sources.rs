@@ -111,7 +111,7 @@ pub(crate) fn scripts_root_path() -> PathBuf {
 fn embedded_root() -> PathBuf {
     let cache = cache_root().unwrap_or_else(|| std::env::temp_dir().join("gomicro-conformance"));
     cache.join("harness-scripts").join(format!(
-        "{}-{:016x}",
+        "{}-{}",
         env!("CARGO_PKG_VERSION"),
         content_hash(&SCRIPT_FILES)
     ))
@@ -128,16 +128,20 @@ pub(crate) fn scripts_root() -> anyhow::Result<PathBuf> {
     Ok(root)
 }
 
-/// FNV-1a over paths and contents: a stable key for the cache directory.
-pub fn content_hash<'a>(files: impl IntoIterator<Item = &'a (&'a str, &'a str)>) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+/// The first 16 hex digits of the SHA-256 of paths and contents: a stable key for the cache
+/// directory.
+pub fn content_hash<'a>(files: impl IntoIterator<Item = &'a (&'a str, &'a str)>) -> String {
+    use sha2::{Digest as _, Sha256};
+    let mut hasher = Sha256::new();
     for (path, text) in files {
-        for byte in path.bytes().chain([0]).chain(text.bytes()).chain([0]) {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        for part in [path.as_bytes(), &[0], text.as_bytes(), &[0]] {
+            hasher.update(part);
         }
     }
-    hash
+    hasher.finalize()[..8]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 /// Writes `files` (repository-relative paths) under `root` unless a complete copy is there

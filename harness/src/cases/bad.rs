@@ -230,7 +230,7 @@ async fn foreign_pods(ctx: &Ctx) -> Result<Value> {
         foreign_pod(ctx, "protocols", &image, "{}", "{\"9090\": 9090}"),
     ];
     let names: Vec<String> = malformed.iter().map(|p| p.name_any()).collect();
-    delete_afterwards(ctx, &names);
+    delete_afterwards(ctx, ctx.namespace(), &names);
     for pod in &malformed {
         api.create(&PostParams::default(), pod)
             .await

@@ -61,7 +61,7 @@ async fn not_ready_pod_not_discovered(ctx: &Ctx) -> Result<Value> {
     let name = pod.name_any();
     let id = format!("{name}.{}", user.name);
     let api: Api<Pod> = Api::namespaced(ctx.client(), ctx.namespace());
-    delete_afterwards(ctx, std::slice::from_ref(&name));
+    delete_afterwards(ctx, ctx.namespace(), std::slice::from_ref(&name));
     api.create(&PostParams::default(), &pod)
         .await
         .with_context(|| format!("creating pod {name}"))?;

@@ -10,19 +10,19 @@ use anyhow::{Context, Result, bail};
 use k8s_openapi::api::core::v1::{HTTPGetAction, Pod, Probe};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-use super::support::foreign::{foreign_pod, idle_image};
+use super::support::foreign::{delete_afterwards, foreign_pod, idle_image};
 use super::support::namespace::scratch_namespace;
 use super::support::resolver::{admin_log, discoverable_ids, normalised, wait_in_sync};
 use super::{Case, Ctx, case_fn};
 use crate::context::connect_grpc;
 use crate::features::Feature;
 use crate::login::any_login;
-use crate::wait::wait_until;
+use crate::wait::wait_for;
 use crate::{pods, resolver_log};
 
 pub(super) fn cases() -> Vec<Case> {
@@ -36,7 +36,6 @@ pub(super) fn cases() -> Vec<Case> {
     }]
 }
 
-const DEADLINE: Duration = Duration::from_secs(60);
 /// Port of the intruder's record (`GET /calls`, `GET /ready`); not declared in the pod spec,
 /// so it is no endpoint (CONTRACT.md C2.3).
 const RECORD_PORT: u16 = 8079;
@@ -84,27 +83,6 @@ fn intruder_pod(ctx: &Ctx, namespace: &str) -> Result<Pod> {
         ..Default::default()
     });
     Ok(pod)
-}
-
-/// Registers the intruder's deletion (before its namespace goes), waiting until it is gone so
-/// that no later case meets it.
-fn delete_afterwards(ctx: &Ctx, namespace: &str, name: &str) {
-    let (namespace, name) = (namespace.to_string(), name.to_string());
-    ctx.on_cleanup(&format!("deleting pod {namespace}/{name}"), move |ctx| {
-        Box::pin(async move {
-            let api: Api<Pod> = Api::namespaced(ctx.client(), &namespace);
-            if api.get_opt(&name).await?.is_some() {
-                api.delete(&name, &DeleteParams::default().grace_period(0))
-                    .await?;
-            }
-            wait_until(
-                DEADLINE,
-                &format!("pod {namespace}/{name} to be gone"),
-                || async { Ok(api.get_opt(&name).await?.is_none().then_some(())) },
-            )
-            .await
-        })
-    });
 }
 
 /// The intruder's health as the harness sees it, asked with the probe marker.
@@ -173,20 +151,17 @@ async fn intruder_is_not_reached(ctx: &Ctx) -> Result<Value> {
     let name = pod.name_any();
     let id = format!("{name}.{}", user.name);
     let api: Api<Pod> = Api::namespaced(ctx.client(), &namespace);
-    delete_afterwards(ctx, &namespace, &name);
+    // Registered after the namespace's deletion, so it runs first: no later case meets it.
+    delete_afterwards(ctx, &namespace, std::slice::from_ref(&name));
     let updates_before = resolver_log::updates(&admin_log(ctx).await?)?.len();
     api.create(&PostParams::default(), &pod)
         .await
         .with_context(|| format!("creating pod {namespace}/{name}"))?;
-    let running = wait_until(
-        DEADLINE,
-        &format!("the intruder pod {namespace}/{name} to be Ready"),
-        || async {
-            let pod = api.get(&name).await?;
-            Ok(pods::is_ready(&pod).then_some(pod))
-        },
-    )
-    .await?;
+    let ready = |pod: Option<&Pod>| pod.is_some_and(pods::is_ready);
+    let what = format!("the intruder pod {namespace}/{name} to be Ready");
+    let running = wait_for(&api, &name, ctx.profile.timeouts.step, &what, ready)
+        .await?
+        .context("the intruder pod is gone")?;
     let endpoint = format!(
         "grpc://{}:{}",
         pods::pod_ip(&running).unwrap_or_default(),

@@ -59,16 +59,17 @@ pub(crate) fn foreign_pod(
 }
 
 /// Registers the deletion of the foreign pods `names` after the case, whatever happens.
-pub(crate) fn delete_afterwards(ctx: &Ctx, names: &[String]) {
-    let names = names.to_vec();
-    ctx.on_cleanup(&format!("deleting pods {}", names.join(", ")), move |ctx| {
-        Box::pin(async move { delete_foreign_pods(ctx, &names).await })
-    });
+pub(crate) fn delete_afterwards(ctx: &Ctx, namespace: &str, names: &[String]) {
+    let (namespace, names) = (namespace.to_string(), names.to_vec());
+    ctx.on_cleanup(
+        &format!("deleting pods {namespace}/{}", names.join(", ")),
+        move |ctx| Box::pin(async move { delete_foreign_pods(ctx, &namespace, &names).await }),
+    );
 }
 
 /// Deletes the foreign pods `names` and waits until they are gone.
-async fn delete_foreign_pods(ctx: &Ctx, names: &[String]) -> Result<()> {
-    let api: Api<Pod> = Api::namespaced(ctx.client(), ctx.namespace());
+async fn delete_foreign_pods(ctx: &Ctx, namespace: &str, names: &[String]) -> Result<()> {
+    let api: Api<Pod> = Api::namespaced(ctx.client(), namespace);
     for name in names {
         if api.get_opt(name).await?.is_some() {
             api.delete(name, &DeleteParams::default().grace_period(0))
