@@ -3,12 +3,14 @@
 #   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet, kube-proxy
 #   (k8s.io/kubernetes, one go build) and etcd (go.etcd.io/etcd/server/v3).
 # The node's other parts (containerd, runc, CNI plugins, pause) come from ci/node/build.sh.
-# Prints the bin directory on stdout as its last line. Rebuilds only what is missing.
-# Env: GOMICRO_CACHE_DIR (default ~/.cache/gomicro-conformance).
+# Usage: ci/controlplane/build.sh [MINOR]   (a supported minor of versions.tsv, e.g. 1.34;
+# default: the table's default). Prints the bin directory on stdout as its last line.
+# Rebuilds only what is missing. Env: GOMICRO_CACHE_DIR (default ~/.cache/gomicro-conformance).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=versions.env
-. "$here/versions.env"
+# shellcheck source=versions.sh
+. "$here/versions.sh"
+select_version "${1:-}" || exit 2
 
 log() { printf '[controlplane] %s\n' "$*" >&2; }
 command -v go >/dev/null 2>&1 || { log "error: the Go toolchain is missing (need Go >= 1.25 on PATH; see README 'Local backend')"; exit 2; }
@@ -28,7 +30,7 @@ build() { # build <module dir> <label> <package>...: binaries land in $bin_dir n
   local module=$1 label=$2; shift 2
   local start=$SECONDS tmp="$bin_dir/.tmp-$BASHPID"
   rm -rf "$tmp"; mkdir -p "$tmp"
-  log "building $label: $* (a cold build takes many minutes on 2 cores)"
+  log "building $label for Kubernetes $MINOR: $* (a cold build takes many minutes on 2 cores)"
   ( cd "$here/$module" && go build -trimpath -ldflags "-s -w $version_flags" -o "$tmp/" "$@" ) || {
     rm -rf "$tmp"; log "error: 'go build $*' failed in $here/$module"; exit 1; }
   # etcd's main package is the module root go.etcd.io/etcd/server/v3, which go names "server".
@@ -42,7 +44,7 @@ build() { # build <module dir> <label> <package>...: binaries land in $bin_dir n
 # the latter's serial link steps leave a core idle.
 etcd_build=
 if [ ! -x "$bin_dir/etcd" ]; then
-  build etcd etcd go.etcd.io/etcd/server/v3 & etcd_build=$!
+  build "etcd/$ETCD_VERSION" "etcd $ETCD_VERSION" go.etcd.io/etcd/server/v3 & etcd_build=$!
   trap '[ -z "$etcd_build" ] || pkill -P "$etcd_build" 2>/dev/null || true' EXIT
 else
   log "etcd ${ETCD_VERSION} cached in $bin_dir"
@@ -53,7 +55,7 @@ pkgs=()
 for tool in "${kube_tools[@]}"; do [ -x "$bin_dir/$tool" ] || pkgs+=("k8s.io/kubernetes/cmd/$tool"); done
 if [ "${#pkgs[@]}" -gt 0 ]; then
   # One go build for every missing tool so they share compiled packages; -o names a directory.
-  build kubernetes kube "${pkgs[@]}"
+  build "kubernetes/$KUBERNETES_VERSION" "kubernetes $KUBERNETES_VERSION" "${pkgs[@]}"
 else
   log "kubernetes ${KUBERNETES_VERSION} binaries cached in $bin_dir"
 fi

@@ -55,6 +55,11 @@ pub struct Profile {
     /// Deadlines of the runner (a slow cluster needs longer ones).
     #[serde(default)]
     pub timeouts: Timeouts,
+    /// The Kubernetes minor the local and k3s backends start (`1.34`, or its exact patch
+    /// `v1.34.4`; `harness versions` lists the supported ones); default: the newest supported.
+    /// `--kubernetes-version` overrides it; a kubeconfig cluster must run it when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes_version: Option<String>,
     /// Where the profile was read from (set by [`Profile::load`]).
     #[serde(skip)]
     pub source: PathBuf,
@@ -372,6 +377,9 @@ impl Profile {
                 self.key_prefix
             );
         }
+        if let Some(version) = &self.kubernetes_version {
+            local_cluster::versions::release(version).context("kubernetesVersion")?;
+        }
         let no_instance = &self.expectations.no_instance_http_status;
         if no_instance.is_empty()
             || no_instance
@@ -468,6 +476,15 @@ impl Profile {
     /// Label or annotation key `<prefix>-service-<suffix>`.
     pub fn key(&self, suffix: &str) -> String {
         format!("{}-service-{suffix}", self.key_prefix)
+    }
+
+    /// The supported Kubernetes minor to start: the profile's (checked when loaded), else the
+    /// default one.
+    pub(crate) fn kubernetes_release(&self) -> &'static local_cluster::versions::Release {
+        self.kubernetes_version
+            .as_deref()
+            .and_then(|v| local_cluster::versions::release(v).ok())
+            .unwrap_or_else(local_cluster::versions::default_release)
     }
 
     /// Whether the implementation claims a feature.

@@ -40,6 +40,9 @@ pub struct RunOptions {
     pub required_level: Option<Level>,
     /// A registry the images are pushed to and the cluster pulls from (`--registry`).
     pub registry: Option<Registry>,
+    /// The Kubernetes minor to start (`--kubernetes-version`); `None`: the profile's, else the
+    /// default. [`run_matrix`] runs several.
+    pub kubernetes_version: Option<String>,
     /// The `harness` executable (for the local daemon).
     pub harness_exe: PathBuf,
 }
@@ -67,7 +70,11 @@ pub(crate) async fn start_cluster(
 /// selection, the options and the report directory. Returns the profile and the case IDs
 /// to run (empty: all).
 pub(crate) fn check_options(options: &RunOptions) -> Result<(Profile, Vec<String>), UsageError> {
-    let profile = preflight::load_profile(&options.profile)?;
+    let mut profile = preflight::load_profile(&options.profile)?;
+    if let Some(version) = &options.kubernetes_version {
+        let release = check_version(version)?;
+        profile.kubernetes_version = Some(release.minor.clone());
+    }
     let selection = preflight::select_cases(&profile, &options.cases, &options.features)?;
     preflight::check_backend_options(options.backend, options.keep_cluster)?;
     preflight::check_writable_dir(&options.report_dir, "--report-dir")?;
@@ -143,6 +150,75 @@ pub async fn run(options: &RunOptions) -> Result<ConformanceReport> {
         cluster.shutdown(options.keep_cluster).await?;
     }
     Ok(report)
+}
+
+/// The supported minor `version` names, or a usage error listing the supported ones.
+fn check_version(version: &str) -> Result<&'static local_cluster::versions::Release, UsageError> {
+    local_cluster::versions::release(version)
+        .map_err(|error| UsageError(format!("--kubernetes-version: {error:#}")))
+}
+
+/// Runs the suite once per Kubernetes version (each on a cluster of its own, its reports in
+/// `<report dir>/kubernetes-<minor>/`), then writes `<report dir>/summary.md`: a table of the
+/// results per feature and version. Every version is checked before the first cluster starts.
+pub async fn run_matrix(
+    options: &RunOptions,
+    versions: &[String],
+) -> Result<Vec<(String, ConformanceReport)>> {
+    let mut minors: Vec<String> = Vec::new();
+    for version in versions {
+        let minor = check_version(version)?.minor.clone();
+        if minors.contains(&minor) {
+            return Err(UsageError(format!("--kubernetes-version names {minor} twice")).into());
+        }
+        minors.push(minor);
+    }
+    if provider(options.backend).refuses_keep().is_some() {
+        return Err(UsageError(format!(
+            "--kubernetes-version with {} versions needs a backend that starts its clusters \
+             (local, k3s, auto): the {} backend's cluster runs one version",
+            minors.len(),
+            options.backend.name()
+        ))
+        .into());
+    }
+    if options.keep_cluster {
+        return Err(UsageError(
+            "conflicting options: --keep-cluster with several --kubernetes-version values (one \
+             cluster per version is started and stopped)"
+                .into(),
+        )
+        .into());
+    }
+    preflight::check_writable_dir(&options.report_dir, "--report-dir")?;
+    let mut reports = Vec::new();
+    for (index, minor) in minors.iter().enumerate() {
+        eprintln!(
+            "[harness] Kubernetes {minor} ({} of {})",
+            index + 1,
+            minors.len()
+        );
+        let version_options = RunOptions {
+            kubernetes_version: Some(minor.clone()),
+            report_dir: options.report_dir.join(report::matrix::version_dir(minor)),
+            ..options.clone()
+        };
+        reports.push((minor.clone(), run(&version_options).await?));
+    }
+    let summary = report::matrix::render(&reports);
+    let path = options.report_dir.join(report::SUMMARY_FILE);
+    std::fs::write(&path, &summary).with_context(|| format!("cannot write {}", path.display()))?;
+    if let Some(step_summary) = std::env::var_os("GITHUB_STEP_SUMMARY") {
+        use std::io::Write as _;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&step_summary)
+            .and_then(|mut file| writeln!(file, "{summary}"))
+            .context("cannot append to $GITHUB_STEP_SUMMARY")?;
+    }
+    eprintln!("{summary}");
+    Ok(reports)
 }
 
 /// What the test stage produced, kept when it stops early.

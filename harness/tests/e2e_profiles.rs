@@ -143,6 +143,7 @@ fn run_path(profile: PathBuf, report_dir: PathBuf, cases: Vec<String>) -> Confor
         features: Vec::new(),
         required_level: None,
         registry: None,
+        kubernetes_version: None,
         harness_exe: Path::new(env!("CARGO_BIN_EXE_harness")).to_path_buf(),
     };
     harness::testing::stop_shared_cluster(&options.harness_exe);

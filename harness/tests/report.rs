@@ -100,6 +100,11 @@ fn all_three_reports_are_written_with_reasons() {
         "{junit}"
     );
     assert!(junit.contains("latest update lists"), "{junit}");
+    assert!(
+        junit.contains(r#"<testsuites name="gomicro-conformance [Kubernetes v1.35.4]""#)
+            && junit.contains(r#"<testsuite name="registration [Kubernetes v1.35.4]""#),
+        "the JUnit names the Kubernetes version: {junit}"
+    );
     let summary = std::fs::read_to_string(dir.path().join(report::SUMMARY_FILE)).unwrap();
     insta::assert_snapshot!(summary);
     let yaml = std::fs::read_to_string(dir.path().join(report::REPORT_FILE)).unwrap();

@@ -56,7 +56,8 @@ async fn main() -> anyhow::Result<()> {
         .map(|n| n.parse())
         .transpose()?
         .unwrap_or(5);
-    let mut spec = ClusterSpec::with_defaults(Vec::new())?;
+    let mut spec =
+        ClusterSpec::with_defaults(Vec::new(), local_cluster::versions::default_release())?;
     spec.state_dir = "/run/gomicro-conformance-timing".into();
     let (mut starts, mut pods) = (Vec::new(), Vec::new());
     for run in 1..=runs {

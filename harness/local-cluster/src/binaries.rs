@@ -6,6 +6,7 @@ use std::process::{Command, Stdio};
 use anyhow::{Context as _, bail};
 
 use crate::sources::{self, CONTROLPLANE_BUILD, NODE_BUILD};
+use crate::versions::Release;
 
 /// Env var naming a directory with prebuilt binaries; skips the build script.
 pub const BIN_DIR_ENV: &str = "GOMICRO_CONTROLPLANE_BIN_DIR";
@@ -52,7 +53,7 @@ pub fn node_build_script() -> PathBuf {
 pub fn ensure_node_binaries() -> anyhow::Result<PathBuf> {
     let dir = match std::env::var_os(NODE_BIN_DIR_ENV) {
         Some(dir) => PathBuf::from(dir),
-        None => run_build_script(NODE_BUILD, "the node runtime")?,
+        None => run_build_script(NODE_BUILD, &[], "the node runtime")?,
     };
     check_node_binaries(&dir)?;
     Ok(dir)
@@ -104,29 +105,31 @@ pub fn check_binaries(bin_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs `ci/controlplane/build.sh` (progress on stderr; a cold build takes many minutes,
-/// cached builds return at once) and returns the bin dir it prints as its last stdout line.
-/// With `GOMICRO_CONTROLPLANE_BIN_DIR` set, checks and returns that directory instead.
-pub fn ensure_binaries() -> anyhow::Result<PathBuf> {
+/// Runs `ci/controlplane/build.sh` for `release` (progress on stderr; a cold build takes many
+/// minutes, cached builds return at once) and returns the bin dir it prints as its last stdout
+/// line. With `GOMICRO_CONTROLPLANE_BIN_DIR` set, checks and returns that directory instead.
+pub fn ensure_binaries(release: &Release) -> anyhow::Result<PathBuf> {
     if let Some(dir) = std::env::var_os(BIN_DIR_ENV) {
         let dir = PathBuf::from(dir);
         check_binaries(&dir).with_context(|| format!("{BIN_DIR_ENV} is set"))?;
         return Ok(dir);
     }
-    let dir = run_build_script(CONTROLPLANE_BUILD, "the control plane")?;
+    let what = format!("the control plane of Kubernetes {}", release.kubernetes);
+    let dir = run_build_script(CONTROLPLANE_BUILD, &[&release.minor], &what)?;
     check_binaries(&dir)?;
     Ok(dir)
 }
 
 /// Runs a build script (its path in the repository; the embedded copy when there is no
 /// checkout) that prints its bin dir as the last stdout line (progress on stderr).
-fn run_build_script(relative: &str, what: &str) -> anyhow::Result<PathBuf> {
+fn run_build_script(relative: &str, args: &[&str], what: &str) -> anyhow::Result<PathBuf> {
     let script = sources::scripts_root()
         .with_context(|| format!("cannot write the build script of {what}"))?
         .join(relative);
     let script = script.as_path();
     let output = Command::new("bash")
         .arg(script)
+        .args(args)
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .output()
@@ -150,27 +153,23 @@ fn run_build_script(relative: &str, what: &str) -> anyhow::Result<PathBuf> {
         .with_context(|| format!("`bash {}` printed no bin dir", script.display()))
 }
 
-/// Where `build.sh` caches the binaries of the pinned versions (whether built or not),
-/// computed like the script does: `$GOMICRO_CACHE_DIR` or `$XDG_CACHE_HOME/gomicro-conformance`
-/// or `~/.cache/gomicro-conformance`, then `controlplane/kubernetes-<v>_etcd-<v>/bin`.
-pub fn cached_bin_dir() -> Option<PathBuf> {
-    let versions = sources::embedded("ci/controlplane/versions.env")?;
-    Some(sources::cache_root()?.join(bin_dir_name(versions)?))
+/// Where `build.sh` caches the binaries of `release` (whether built or not), computed like the
+/// script does: `$GOMICRO_CACHE_DIR` or `$XDG_CACHE_HOME/gomicro-conformance` or
+/// `~/.cache/gomicro-conformance`, then `controlplane/kubernetes-<v>_etcd-<v>/bin`.
+pub fn cached_bin_dir(release: &Release) -> Option<PathBuf> {
+    Some(sources::cache_root()?.join(bin_dir_name(release)))
 }
 
-/// `controlplane/kubernetes-<v>_etcd-<v>/bin` from the text of `versions.env`.
-fn bin_dir_name(versions: &str) -> Option<String> {
-    let value = |key: &str| {
-        versions
-            .lines()
-            .find_map(|line| line.trim().strip_prefix(key)?.strip_prefix('='))
-            .map(str::trim)
-    };
-    Some(format!(
+/// Whether `release`'s control plane is built in the cache.
+pub fn is_built(release: &Release) -> bool {
+    cached_bin_dir(release).is_some_and(|dir| missing_binaries(&dir).is_empty())
+}
+
+fn bin_dir_name(release: &Release) -> String {
+    format!(
         "controlplane/kubernetes-{}_etcd-{}/bin",
-        value("KUBERNETES_VERSION")?,
-        value("ETCD_VERSION")?
-    ))
+        release.kubernetes, release.etcd
+    )
 }
 
 fn last_line(text: &str) -> Option<&str> {
@@ -182,13 +181,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bin_dir_name_follows_the_pinned_versions() {
-        let versions = "# pins\nKUBERNETES_VERSION=v1.35.4\nETCD_VERSION=v3.6.16\n";
+    fn bin_dir_name_follows_the_versions() {
+        let release = Release {
+            minor: "1.35".into(),
+            kubernetes: "v1.35.4".into(),
+            etcd: "v3.6.16".into(),
+            k3s_tag: "v1.35.6-k3s1".into(),
+            default: false,
+        };
         assert_eq!(
-            bin_dir_name(versions).as_deref(),
-            Some("controlplane/kubernetes-v1.35.4_etcd-v3.6.16/bin")
+            bin_dir_name(&release),
+            "controlplane/kubernetes-v1.35.4_etcd-v3.6.16/bin"
         );
-        assert_eq!(bin_dir_name("KUBERNETES_VERSION=v1\n"), None);
     }
 
     #[test]

@@ -21,6 +21,7 @@ use crate::pki::Pki;
 use crate::probe::Prober;
 use crate::process::{Launch, ManagedProcess, ProcessWatch, Spawner};
 use crate::sysctls::{NODE_SYSCTLS, RecordedSysctls};
+use crate::versions::Release;
 use crate::{net, node, preflight};
 
 /// How long each component may take to become ready (generous: CI machines are slow).
@@ -58,11 +59,11 @@ pub struct ClusterSpec {
 }
 
 impl ClusterSpec {
-    /// Default state dir and the binaries from [`ensure_binaries`] and
+    /// Default state dir and the binaries of `release` from [`ensure_binaries`] and
     /// [`ensure_node_binaries`] (built if missing).
-    pub fn with_defaults(images: Vec<PathBuf>) -> anyhow::Result<Self> {
+    pub fn with_defaults(images: Vec<PathBuf>, release: &Release) -> anyhow::Result<Self> {
         Ok(Self {
-            bin_dir: ensure_binaries()?,
+            bin_dir: ensure_binaries(release)?,
             node_bin_dir: ensure_node_binaries()?,
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             images,

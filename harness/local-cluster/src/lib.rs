@@ -34,11 +34,12 @@ mod procfs;
 mod runtime;
 pub mod sources;
 pub mod sysctls;
+pub mod versions;
 
 pub use auth::client_from_kubeconfig;
 pub use binaries::{
     BIN_DIR_ENV, NODE_BIN_DIR_ENV, NODE_BINARIES, REQUIRED_BINARIES, build_script, cached_bin_dir,
-    check_binaries, ensure_binaries, ensure_node_binaries, node_build_script,
+    check_binaries, ensure_binaries, ensure_node_binaries, is_built, node_build_script,
 };
 pub use cleanup::cleanup_stale;
 pub use cluster::{ClusterSpec, LocalCluster};

@@ -47,60 +47,10 @@ pub(crate) const CONTROLPLANE_BUILD: &str = "ci/controlplane/build.sh";
 /// The node runtime's build script, relative to the repository root.
 pub(crate) const NODE_BUILD: &str = "ci/node/build.sh";
 
-/// Every file the two build scripts read (they source `versions.env` and `ci/lib.sh` and build
-/// in the Go module directories), embedded with its path in the repository.
-const SCRIPT_FILES: [(&str, &str); 12] = [
-    ("ci/lib.sh", include_str!("../../../ci/lib.sh")),
-    (
-        CONTROLPLANE_BUILD,
-        include_str!("../../../ci/controlplane/build.sh"),
-    ),
-    (
-        "ci/controlplane/versions.env",
-        include_str!("../../../ci/controlplane/versions.env"),
-    ),
-    (
-        "ci/controlplane/kubernetes/go.mod",
-        include_str!("../../../ci/controlplane/kubernetes/go.mod"),
-    ),
-    (
-        "ci/controlplane/kubernetes/go.sum",
-        include_str!("../../../ci/controlplane/kubernetes/go.sum"),
-    ),
-    (
-        "ci/controlplane/etcd/go.mod",
-        include_str!("../../../ci/controlplane/etcd/go.mod"),
-    ),
-    (
-        "ci/controlplane/etcd/go.sum",
-        include_str!("../../../ci/controlplane/etcd/go.sum"),
-    ),
-    (NODE_BUILD, include_str!("../../../ci/node/build.sh")),
-    (
-        "ci/node/versions.env",
-        include_str!("../../../ci/node/versions.env"),
-    ),
-    (
-        "ci/node/containerd/go.mod",
-        include_str!("../../../ci/node/containerd/go.mod"),
-    ),
-    (
-        "ci/node/containerd/go.sum",
-        include_str!("../../../ci/node/containerd/go.sum"),
-    ),
-    (
-        "ci/node/pause/pause.c",
-        include_str!("../../../ci/node/pause/pause.c"),
-    ),
-];
-
-/// The embedded text of a repository file the scripts read.
-pub(crate) fn embedded(path: &str) -> Option<&'static str> {
-    SCRIPT_FILES
-        .iter()
-        .find(|(p, _)| *p == path)
-        .map(|(_, text)| *text)
-}
+/// Every file the build scripts read (`ci/lib.sh`, `ci/controlplane`, `ci/node`: scripts,
+/// version tables, the Go modules of each supported version), embedded with its path in the
+/// repository by `build.rs`.
+const SCRIPT_FILES: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/script_files.rs"));
 
 /// Where the scripts are run from: the checkout, else the directory the embedded copies are
 /// (or will be) written to (`<cache>/harness-scripts/<version>-<hash>`).
@@ -113,7 +63,7 @@ fn embedded_root() -> PathBuf {
     cache.join("harness-scripts").join(format!(
         "{}-{}",
         env!("CARGO_PKG_VERSION"),
-        content_hash(&SCRIPT_FILES)
+        content_hash(SCRIPT_FILES)
     ))
 }
 
@@ -124,7 +74,7 @@ pub(crate) fn scripts_root() -> anyhow::Result<PathBuf> {
         return Ok(root);
     }
     let root = embedded_root();
-    write_tree(&root, &SCRIPT_FILES)?;
+    write_tree(&root, SCRIPT_FILES)?;
     Ok(root)
 }
 
@@ -215,8 +165,8 @@ mod tests {
         use std::os::unix::fs::PermissionsExt as _;
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("scripts");
-        write_tree(&root, &SCRIPT_FILES).unwrap();
-        for (path, text) in &SCRIPT_FILES {
+        write_tree(&root, SCRIPT_FILES).unwrap();
+        for (path, text) in SCRIPT_FILES {
             assert_eq!(std::fs::read_to_string(root.join(path)).unwrap(), *text);
         }
         let mode = std::fs::metadata(root.join(NODE_BUILD))
@@ -225,7 +175,7 @@ mod tests {
             .mode();
         assert_eq!(mode & 0o111, 0o111);
         // A second write keeps the complete copy.
-        write_tree(&root, &SCRIPT_FILES).unwrap();
+        write_tree(&root, SCRIPT_FILES).unwrap();
         assert!(root.join(".complete").is_file());
     }
 }

@@ -26,11 +26,21 @@ pub(super) struct UpArgs {
     /// --backend kubeconfig --registry …` pushes them to a --pull-registry).
     #[arg(long)]
     no_images: bool,
+    /// The Kubernetes minor to run (`harness versions` lists them; default: the profile's,
+    /// else the newest supported).
+    #[arg(long, env = "HARNESS_KUBERNETES_VERSION")]
+    kubernetes_version: Option<String>,
 }
 
 impl UpArgs {
     pub(super) async fn execute(self, harness_exe: &Path) -> Result<ExitCode> {
-        let profile = preflight::load_profile(&super::profile_or_reference(self.profile))?;
+        let mut profile = preflight::load_profile(&super::profile_or_reference(self.profile))?;
+        if let Some(version) = self.kubernetes_version {
+            let release = local_cluster::versions::release(&version).map_err(|error| {
+                crate::error::UsageError(format!("--kubernetes-version: {error:#}"))
+            })?;
+            profile.kubernetes_version = Some(release.minor.clone());
+        }
         let started = std::time::Instant::now();
         let info = provider(self.backend)
             .up(UpRequest {
@@ -95,6 +105,9 @@ pub(super) struct DaemonArgs {
     /// Loopback registries the node may pull from.
     #[arg(long = "pull-registry")]
     pull_registries: Vec<String>,
+    /// The supported Kubernetes minor to run (default: the default one).
+    #[arg(long)]
+    kubernetes_version: Option<String>,
 }
 
 impl DaemonArgs {
@@ -103,7 +116,11 @@ impl DaemonArgs {
             .with_context(|| format!("cannot read {}", self.image_archives.display()))?;
         let images = serde_json::from_slice(&text)
             .context("the list of image archives is not valid JSON")?;
-        let mut spec = local_cluster::ClusterSpec::with_defaults(images)?;
+        let release = match &self.kubernetes_version {
+            Some(version) => local_cluster::versions::release(version)?,
+            None => local_cluster::versions::default_release(),
+        };
+        let mut spec = local_cluster::ClusterSpec::with_defaults(images, release)?;
         spec.pull_registries = self.pull_registries;
         local_cluster::daemon::serve(spec).await?;
         Ok(ExitCode::SUCCESS)

@@ -6,6 +6,7 @@ mod cluster;
 mod images;
 mod run;
 mod schema;
+mod versions;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -60,6 +61,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// List the conformance cases with their contract section, level and feature.
     Cases(cases::CasesArgs),
+    /// List the supported Kubernetes minors: what the local and k3s backends run for each, the
+    /// default, and which ones the local backend has built.
+    Versions,
     /// Print the JSON Schema of a profile or of the conformance report (committed as
     /// `schemas/profile.schema.json` and `schemas/report.schema.json`).
     Schema(schema::SchemaArgs),
@@ -113,6 +117,7 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Bench(args) => args.execute(exe).await,
         Command::Cases(args) => args.execute(),
         Command::Schema(args) => args.execute(),
+        Command::Versions => versions::execute(),
         Command::Images(args) => args.execute(),
         Command::ClusterDaemon(args) => args.execute().await,
     }

@@ -9,7 +9,7 @@ use crate::cluster::BackendKind;
 use crate::features::Level;
 use crate::images::push::Registry;
 use crate::report::ReportResult;
-use crate::run::{RunOptions, run};
+use crate::run::{RunOptions, run, run_matrix};
 
 /// The level a run can be required to reach.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -48,11 +48,22 @@ pub(super) struct RunArgs {
     /// (HOST[:PORT]/PREFIX; plain HTTP only to a loopback registry).
     #[arg(long, value_name = "HOST[:PORT]/PREFIX")]
     registry: Option<Registry>,
+    /// The Kubernetes minor(s) to start (`1.34`, or `1.34,1.37`: the suite once per version,
+    /// a report directory each and a table of all in summary.md); `harness versions` lists the
+    /// supported ones. Default: the profile's `kubernetesVersion`, else the newest supported.
+    /// A kubeconfig cluster must run the one given.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        env = "HARNESS_KUBERNETES_VERSION",
+        value_name = "MINOR[,MINOR...]"
+    )]
+    kubernetes_version: Vec<String>,
 }
 
 impl RunArgs {
     pub(super) async fn execute(self, harness_exe: PathBuf) -> Result<ExitCode> {
-        let options = RunOptions {
+        let mut options = RunOptions {
             backend: self.backend,
             profile: super::profile_or_reference(self.profile),
             report_dir: self.report_dir,
@@ -61,13 +72,27 @@ impl RunArgs {
             features: self.features,
             required_level: self.require_level.map(|RequiredLevel::Core| Level::Core),
             registry: self.registry,
+            kubernetes_version: None,
             harness_exe,
         };
-        let report = run(&options).await?;
-        Ok(match report.result {
-            ReportResult::Success => ExitCode::SUCCESS,
-            ReportResult::Error => ExitCode::from(3),
-            _ => ExitCode::FAILURE,
+        let results: Vec<ReportResult> = match self.kubernetes_version.as_slice() {
+            [] | [_] => {
+                options.kubernetes_version = self.kubernetes_version.into_iter().next();
+                vec![run(&options).await?.result]
+            }
+            versions => run_matrix(&options, versions)
+                .await?
+                .into_iter()
+                .map(|(_, report)| report.result)
+                .collect(),
+        };
+        // A version the harness could not test outweighs a failure: the run is incomplete.
+        Ok(if results.contains(&ReportResult::Error) {
+            ExitCode::from(3)
+        } else if results.iter().all(|r| *r == ReportResult::Success) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
         })
     }
 }

@@ -25,10 +25,16 @@ impl Provider for KubeconfigProvider {
         )
     }
 
-    fn prepare<'a>(&'a self, _: &'a Profile, _: &'a Path) -> BoxFuture<'a, Result<Prepared>> {
+    /// The cluster runs what it runs; a Kubernetes version the profile or `--kubernetes-version`
+    /// asks for is checked against it once connected.
+    fn prepare<'a>(&'a self, profile: &'a Profile, _: &'a Path) -> BoxFuture<'a, Result<Prepared>> {
         Box::pin(async {
             Ok(Prepared {
                 kind: BackendKind::Kubeconfig,
+                kubernetes_minor: profile
+                    .kubernetes_version
+                    .is_some()
+                    .then(|| profile.kubernetes_release().minor.clone()),
                 start: Box::new(|_keep| {
                     Box::pin(async {
                         Ok((connect().await?, Box::new(External) as Box<dyn Backend>))

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use futures::future::BoxFuture;
+use local_cluster::versions::Release;
 use local_cluster::{ClusterSpec, Component, ContainerStats, LocalCluster, NodeRuntime, daemon};
 
 use super::provider::{Prepared, Provider, UpRequest};
@@ -30,24 +31,25 @@ pub(crate) enum LocalBackend {
 }
 
 impl LocalBackend {
-    /// Starts a cluster owned by this process with the given image archives.
-    pub(crate) async fn start(images: Vec<PathBuf>) -> Result<(LocalBackend, kube::Client)> {
-        let spec = ClusterSpec::with_defaults(images)?;
+    /// Starts a cluster of `release` owned by this process with the given image archives.
+    pub(crate) async fn start(
+        images: Vec<PathBuf>,
+        release: &Release,
+    ) -> Result<(LocalBackend, kube::Client)> {
+        let spec = ClusterSpec::with_defaults(images, release)?;
         let cluster = LocalCluster::start(spec).await?;
         let client = cluster.client().await?;
         Ok((LocalBackend::Owned(Box::new(cluster)), client))
     }
 
-    /// Starts (or reuses) a `harness up` daemon through `harness_exe` and attaches to it.
+    /// Starts (or reuses) a `harness up` daemon of `release` through `harness_exe` and
+    /// attaches to it.
     pub(crate) async fn up(
         harness_exe: &Path,
         image_list: &Path,
+        release: &Release,
     ) -> Result<(LocalBackend, kube::Client)> {
-        let args = vec![
-            "cluster-daemon".to_string(),
-            "--image-archives".to_string(),
-            image_list.display().to_string(),
-        ];
+        let args = daemon_args(image_list, release);
         let info = daemon::up(&default_state_dir(), harness_exe, &args).await?;
         let client = local_cluster::client_from_kubeconfig(&info.kubeconfig).await?;
         Ok((LocalBackend::Attached(info), client))
@@ -76,26 +78,43 @@ impl LocalBackend {
     }
 }
 
-/// The profile's local images as OCI archives, with the local backend's Go builds (control plane, node
-/// runtime; cached by version, so usually instant) run beside them: cold, both take minutes,
-/// and the cargo build of the images alone leaves cores idle while it links.
+/// The arguments of the `cluster-daemon` that `harness up` starts.
+fn daemon_args(image_list: &Path, release: &Release) -> Vec<String> {
+    vec![
+        "cluster-daemon".to_string(),
+        "--image-archives".to_string(),
+        image_list.display().to_string(),
+        "--kubernetes-version".to_string(),
+        release.minor.clone(),
+    ]
+}
+
+/// Builds (or finds cached) the control plane of `release` and the node runtime.
+fn ensure_go_builds(release: &Release) -> Result<()> {
+    let started = std::time::Instant::now();
+    local_cluster::ensure_binaries(release)?;
+    local_cluster::ensure_node_binaries()?;
+    let took = started.elapsed();
+    if took > std::time::Duration::from_secs(5) {
+        eprintln!(
+            "[local] control plane ({}) and node runtime built in {:.1} s",
+            release.kubernetes,
+            took.as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// The profile's local images as OCI archives, with the local backend's Go builds (control plane
+/// of the profile's Kubernetes minor, node runtime; cached by version, so usually instant) run
+/// beside them: cold, both take minutes, and the cargo build of the images alone leaves cores
+/// idle while it links.
 pub(crate) fn prepare_images(
     profile: &crate::profile::Profile,
     harness_exe: &Path,
 ) -> Result<Vec<PathBuf>> {
-    let go_builds = std::thread::spawn(|| -> Result<()> {
-        let started = std::time::Instant::now();
-        local_cluster::ensure_binaries()?;
-        local_cluster::ensure_node_binaries()?;
-        let took = started.elapsed();
-        if took > std::time::Duration::from_secs(5) {
-            eprintln!(
-                "[local] control plane and node runtime built in {:.1} s",
-                took.as_secs_f64()
-            );
-        }
-        Ok(())
-    });
+    let release = profile.kubernetes_release();
+    let go_builds = std::thread::spawn(move || ensure_go_builds(release));
     let images = crate::images::local_archives(profile, harness_exe);
     let built = go_builds
         .join()
@@ -170,15 +189,17 @@ impl Provider for LocalProvider {
         Box::pin(async move {
             let images = prepare_images(profile, harness_exe)?;
             let harness_exe = harness_exe.to_path_buf();
+            let release = profile.kubernetes_release();
             Ok(Prepared {
                 kind: BackendKind::Local,
+                kubernetes_minor: Some(release.minor.clone()),
                 start: Box::new(move |keep| {
                     Box::pin(async move {
                         let (local, client) = if keep {
                             let list = write_image_list(&images)?;
-                            LocalBackend::up(&harness_exe, &list).await?
+                            LocalBackend::up(&harness_exe, &list, release).await?
                         } else {
-                            LocalBackend::start(images).await?
+                            LocalBackend::start(images, release).await?
                         };
                         Ok((client, Box::new(local) as Box<dyn Backend>))
                     })
@@ -193,19 +214,15 @@ impl Provider for LocalProvider {
                 local_cluster::check_loopback_registry(registry)
                     .map_err(|error| UsageError(format!("--pull-registry: {error:#}")))?;
             }
+            let release = request.profile.kubernetes_release();
             let archives = if request.no_images {
-                local_cluster::ensure_binaries()?;
-                local_cluster::ensure_node_binaries()?;
+                ensure_go_builds(release)?;
                 Vec::new()
             } else {
                 prepare_images(request.profile, request.harness_exe)?
             };
             let list = write_image_list(&archives)?;
-            let mut args = vec![
-                "cluster-daemon".into(),
-                "--image-archives".into(),
-                list.display().to_string(),
-            ];
+            let mut args = daemon_args(&list, release);
             for registry in request.pull_registries {
                 args.extend(["--pull-registry".to_string(), registry]);
             }

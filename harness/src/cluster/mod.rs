@@ -37,12 +37,13 @@ pub enum BackendKind {
 }
 
 impl BackendKind {
-    /// Resolves `auto` to a concrete backend, saying why when it falls back to local.
-    pub async fn resolve(self) -> BackendKind {
+    /// Resolves `auto` to a concrete backend for a cluster of `release`, saying why when it
+    /// falls back to local.
+    pub(crate) async fn resolve(self, release: &local_cluster::versions::Release) -> BackendKind {
         if self != BackendKind::Auto {
             return self;
         }
-        match k3s::unavailable_reason().await {
+        match k3s::unavailable_reason(release).await {
             None => BackendKind::K3s,
             Some(reason) => {
                 eprintln!("[harness] backend auto: using local because {reason}");
@@ -151,9 +152,25 @@ pub struct Cluster {
 impl Cluster {
     /// Starts a prepared cluster (see [`Provider::prepare`]); with `keep`, one that outlives
     /// this process where the backend can.
+    /// A cluster that does not run the Kubernetes minor asked for is stopped and refused (a
+    /// reused `harness up` daemon of another version, a kubeconfig cluster of another version).
     pub(crate) async fn start(prepared: provider::Prepared, keep: bool) -> Result<Cluster> {
         let (client, owner) = (prepared.start)(keep).await?;
-        Cluster::new(prepared.kind, client, owner).await
+        let cluster = Cluster::new(prepared.kind, client, owner).await?;
+        let Some(wanted) = prepared.kubernetes_minor else {
+            return Ok(cluster);
+        };
+        let running = cluster.kubernetes_version.clone();
+        if local_cluster::versions::minor_of(&running).as_deref() == Some(wanted.as_str()) {
+            return Ok(cluster);
+        }
+        cluster.shutdown(keep).await?;
+        anyhow::bail!(
+            "the {} cluster runs Kubernetes {running}, not {wanted} as asked (a `harness up` \
+             cluster of another version is stopped with `harness down`; a kubeconfig cluster \
+             runs what it runs: ask for its version or none)",
+            prepared.kind.name()
+        )
     }
 
     /// Wraps a started backend; pods are reached directly where their IPs are routable,

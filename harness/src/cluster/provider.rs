@@ -21,6 +21,9 @@ pub(crate) type Started = (kube::Client, Box<dyn Backend>);
 pub(crate) struct Prepared {
     /// The concrete backend (`auto` resolved).
     pub(crate) kind: BackendKind,
+    /// The Kubernetes minor the cluster must run (`1.34`), checked once it answers; `None`:
+    /// whatever it runs (a kubeconfig cluster nobody asked a version of).
+    pub(crate) kubernetes_minor: Option<String>,
     /// Starts the cluster (with `keep`: one that outlives this process where the backend can).
     pub(crate) start: Box<dyn FnOnce(bool) -> BoxFuture<'static, Result<Started>> + Send>,
 }
@@ -92,7 +95,9 @@ impl Provider for Auto {
         harness_exe: &'a Path,
     ) -> BoxFuture<'a, Result<Prepared>> {
         Box::pin(async move {
-            let kind = BackendKind::Auto.resolve().await;
+            let kind = BackendKind::Auto
+                .resolve(profile.kubernetes_release())
+                .await;
             provider(kind).prepare(profile, harness_exe).await
         })
     }

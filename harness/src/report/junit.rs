@@ -1,4 +1,6 @@
-//! JUnit XML: one test suite per feature, one test case per conformance case.
+//! JUnit XML: one test suite per feature, one test case per conformance case. The report's
+//! and each suite's name carry the Kubernetes version, so the files of a version matrix merged
+//! in one view stay apart.
 
 use std::time::Duration;
 
@@ -28,7 +30,7 @@ fn stability_suite(report: &ConformanceReport) -> TestSuite {
     );
     case.set_classname("conformance.stability");
     case.set_system_out(stability.summary.as_str());
-    let mut suite = TestSuite::new("stability");
+    let mut suite = TestSuite::new(on_version("stability", report));
     suite.add_test_case(case);
     suite
 }
@@ -41,11 +43,20 @@ fn reason_with_outcome(outcome: Outcome, reason: Option<&str>) -> String {
     }
 }
 
+/// `name` with the report's Kubernetes version (`name [Kubernetes v1.34.4]`), unless none
+/// is known (the cluster did not answer).
+fn on_version(name: &str, report: &ConformanceReport) -> String {
+    match report.kubernetes_version.as_str() {
+        "" => name.to_string(),
+        version => format!("{name} [Kubernetes {version}]"),
+    }
+}
+
 /// Renders the report as JUnit XML.
 pub(super) fn render(report: &ConformanceReport) -> Result<String> {
-    let mut junit = Report::new("gomicro-conformance");
+    let mut junit = Report::new(on_version("gomicro-conformance", report));
     for feature in &report.features {
-        let mut suite = TestSuite::new(feature.name.name());
+        let mut suite = TestSuite::new(on_version(feature.name.name(), report));
         suite.add_property(Property::new("level", feature.level.name()));
         suite.add_property(Property::new("result", feature.result.word()));
         suite.add_property(Property::new(

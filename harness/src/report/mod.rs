@@ -5,6 +5,7 @@ mod conformance;
 pub(crate) mod diagnostics;
 mod junit;
 mod markdown;
+pub(crate) mod matrix;
 mod writer;
 
 use anyhow::Result;

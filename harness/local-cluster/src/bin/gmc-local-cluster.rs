@@ -62,7 +62,10 @@ async fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     match args.command.as_str() {
         "serve" => {
-            let mut spec = ClusterSpec::with_defaults(read_images(args.images.as_ref())?)?;
+            let mut spec = ClusterSpec::with_defaults(
+                read_images(args.images.as_ref())?,
+                local_cluster::versions::default_release(),
+            )?;
             spec.state_dir = args.state_dir;
             daemon::serve(spec).await
         }

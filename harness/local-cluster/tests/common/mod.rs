@@ -25,7 +25,7 @@ pub fn should_run(test: &str) -> bool {
     } else {
         let bin_dir = std::env::var_os(local_cluster::BIN_DIR_ENV)
             .map(PathBuf::from)
-            .or_else(local_cluster::cached_bin_dir);
+            .or_else(|| local_cluster::cached_bin_dir(local_cluster::versions::default_release()));
         match bin_dir {
             Some(dir) if local_cluster::check_binaries(&dir).is_ok() => None,
             _ => Some(format!(
@@ -84,7 +84,8 @@ pub fn sleeper_image(dir: &Path) -> PathBuf {
 /// The spec of a test cluster in `state_dir` with the test image (its archive in `image_dir`).
 pub fn spec(state_dir: &str, image_dir: &Path) -> local_cluster::ClusterSpec {
     local_cluster::ClusterSpec {
-        bin_dir: local_cluster::ensure_binaries().unwrap(),
+        bin_dir: local_cluster::ensure_binaries(local_cluster::versions::default_release())
+            .unwrap(),
         node_bin_dir: local_cluster::ensure_node_binaries().unwrap(),
         state_dir: state_dir.into(),
         images: vec![sleeper_image(image_dir)],

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use futures::future::BoxFuture;
+use local_cluster::versions::Release;
 use testcontainers_modules::k3s::{K3s, KUBE_SECURE_PORT};
 use testcontainers_modules::testcontainers::core::client::docker_client_instance;
 use testcontainers_modules::testcontainers::core::{CgroupnsMode, CmdWaitFor, ExecCommand};
@@ -33,19 +34,16 @@ use crate::wait::wait_until;
 
 /// The k3s image.
 pub(crate) const K3S_IMAGE: &str = "rancher/k3s";
-/// The pinned k3s tag (the newest 1.35 patch), the one place it is named. Its Kubernetes minor
-/// must match the workspace's k8s-openapi feature (`v1_35`) and `ci/controlplane/versions.env`.
-/// `HARNESS_K3S_TAG` overrides it (the GitHub workflow's matrix sets it).
-pub(crate) const K3S_TAG: &str = "v1.35.6-k3s1";
-/// Environment variable overriding [`K3S_TAG`].
+/// Environment variable overriding the tag of the version table (`ci/controlplane/versions.tsv`).
 pub(crate) const K3S_TAG_ENV: &str = "HARNESS_K3S_TAG";
 
-/// The k3s tag to run: `HARNESS_K3S_TAG`, else [`K3S_TAG`].
-pub(crate) fn k3s_tag() -> String {
-    std::env::var(K3S_TAG_ENV)
+/// The k3s image to run for `release`: its tag in the version table, or `HARNESS_K3S_TAG`.
+pub(crate) fn k3s_image(release: &Release) -> String {
+    let tag = std::env::var(K3S_TAG_ENV)
         .ok()
         .filter(|tag| !tag.is_empty())
-        .unwrap_or_else(|| K3S_TAG.to_string())
+        .unwrap_or_else(|| release.k3s_tag.clone());
+    format!("{K3S_IMAGE}:{tag}")
 }
 /// Label put on every k3s container of the harness, so CI can reap leftovers by label.
 pub(crate) const CONTAINER_LABEL: (&str, &str) = ("dev.gomicro-conformance.backend", "k3s");
@@ -95,13 +93,13 @@ pub(crate) async fn require_docker_engine() -> Result<()> {
 /// Why `auto` cannot use k3s here, or `None` when it can: a Docker engine answers and already
 /// holds the pinned k3s image. `auto` never pulls (a pull would reach a registry; on a closed
 /// machine it would look up an outside name): `--backend k3s` pulls when the image is missing.
-pub(crate) async fn unavailable_reason() -> Option<String> {
+pub(crate) async fn unavailable_reason(release: &Release) -> Option<String> {
     if !docker_engine_answers().await {
         return Some(format!(
             "no Docker engine answered within {ENGINE_PROBE_TIMEOUT:?} (DOCKER_HOST or /var/run/docker.sock)"
         ));
     }
-    let image = format!("{K3S_IMAGE}:{}", k3s_tag());
+    let image = k3s_image(release);
     if images::docker_has_image(&image).await {
         return None;
     }
@@ -124,6 +122,8 @@ pub(crate) async fn unavailable_reason() -> Option<String> {
 /// A running k3s container with the profile's images imported.
 pub(crate) struct K3sCluster {
     container: ContainerAsync<K3s>,
+    /// The image it runs (`rancher/k3s:<tag>`).
+    image: String,
     /// The rewritten admin kubeconfig, written for humans (`KUBECONFIG=... kubectl ...`).
     kubeconfig: TempFile,
 }
@@ -135,6 +135,7 @@ impl K3sCluster {
     /// admin client. `expected` names the images of `archives`, which containerd must list
     /// afterwards.
     pub(crate) async fn start(
+        image: String,
         archives: &[PathBuf],
         docker_builds: &BTreeMap<String, DockerBuild>,
         expected: &[String],
@@ -146,7 +147,7 @@ impl K3sCluster {
             archives.extend(images::docker_archives(docker_builds, &dir).await?);
             expected.extend(docker_builds.keys().cloned());
         }
-        let (cluster, client) = start_ready_cluster(&archives).await?;
+        let (cluster, client) = start_ready_cluster(image, &archives).await?;
         eprintln!("[k3s] importing {} image archive(s) ...", archives.len());
         images::import_archives(&cluster.container, archives.len(), &expected).await?;
         Ok((cluster, client))
@@ -157,16 +158,16 @@ impl K3sCluster {
     async fn stop(self, keep: bool) -> Result<()> {
         let K3sCluster {
             container,
+            image,
             kubeconfig,
         } = self;
         let id = container.id().to_string();
         if keep {
             let kubeconfig = kubeconfig.keep();
             eprintln!(
-                "[k3s] keeping container {id} ({K3S_IMAGE}:{}); reach it with\n  \
+                "[k3s] keeping container {id} ({image}); reach it with\n  \
                  export KUBECONFIG={}\n  kubectl get pods -A\n\
                  [k3s] remove it with\n  docker rm -f -v {id}",
-                k3s_tag(),
                 kubeconfig.display()
             );
             // Dropping the handle would remove the container.
@@ -203,12 +204,16 @@ impl Provider for K3sProvider {
                 .chain([crate::images::HARNESS_POD_IMAGE.to_string()])
                 .collect();
             let docker_builds = crate::images::docker_builds(profile);
+            let image = k3s_image(profile.kubernetes_release());
             Ok(Prepared {
                 kind: BackendKind::K3s,
+                kubernetes_minor: local_cluster::versions::minor_of(
+                    image.rsplit(':').next().unwrap_or_default(),
+                ),
                 start: Box::new(move |_keep| {
                     Box::pin(async move {
                         let (k3s, client) =
-                            K3sCluster::start(&archives, &docker_builds, &expected).await?;
+                            K3sCluster::start(image, &archives, &docker_builds, &expected).await?;
                         Ok((client, Box::new(k3s) as Box<dyn Backend>))
                     })
                 }),
@@ -243,14 +248,17 @@ fn k3s_command() -> Vec<String> {
 
 /// Starts the container with `archives` copied in, builds a client and waits until the
 /// cluster can run pods.
-async fn start_ready_cluster(archives: &[PathBuf]) -> Result<(K3sCluster, kube::Client)> {
+async fn start_ready_cluster(
+    image: String,
+    archives: &[PathBuf],
+) -> Result<(K3sCluster, kube::Client)> {
     eprintln!(
-        "[k3s] starting {K3S_IMAGE}:{} (up to {}s) ...",
-        k3s_tag(),
+        "[k3s] starting {image} (up to {}s) ...",
         STARTUP_TIMEOUT.as_secs()
     );
     let started = Instant::now();
-    let mut request = K3s::default().with_tag(k3s_tag());
+    let (name, tag) = image.rsplit_once(':').expect("k3s_image has a tag");
+    let mut request = K3s::default().with_name(name).with_tag(tag);
     for (index, archive) in archives.iter().enumerate() {
         request = request.with_copy_to(images::archive_in_container(index), archive.clone());
     }
@@ -263,7 +271,7 @@ async fn start_ready_cluster(archives: &[PathBuf]) -> Result<(K3sCluster, kube::
         .with_startup_timeout(STARTUP_TIMEOUT)
         .start()
         .await
-        .map_err(|error| explain_start_error(&error.to_string()))?;
+        .map_err(|error| explain_start_error(&image, &error.to_string()))?;
     let id = container.id().to_string();
     eprintln!(
         "[k3s] container {} up after {}s",
@@ -283,6 +291,7 @@ async fn start_ready_cluster(archives: &[PathBuf]) -> Result<(K3sCluster, kube::
     let client = local_cluster::client_from_kubeconfig(&kubeconfig.0).await?;
     let cluster = K3sCluster {
         container,
+        image,
         kubeconfig,
     };
 
@@ -292,7 +301,7 @@ async fn start_ready_cluster(archives: &[PathBuf]) -> Result<(K3sCluster, kube::
 }
 
 /// Turns a failed start into an error that says what to do.
-fn explain_start_error(error: &str) -> anyhow::Error {
+fn explain_start_error(image: &str, error: &str) -> anyhow::Error {
     let lowered = error.to_lowercase();
     if lowered.contains("privileged") || lowered.contains("authorization denied") {
         anyhow!(
@@ -301,9 +310,8 @@ fn explain_start_error(error: &str) -> anyhow::Error {
         )
     } else {
         anyhow!(
-            "k3s ({K3S_IMAGE}:{}) did not start: {error}. It needs a privileged container and \
-             access to the registry holding its own image; `--backend local` needs neither",
-            k3s_tag()
+            "k3s ({image}) did not start: {error}. It needs a privileged container and \
+             access to the registry holding its own image; `--backend local` needs neither"
         )
     }
 }
@@ -408,7 +416,7 @@ mod tests {
         fn assert_send<T: Send>(_: &T) {}
         fn assert_send_future<F: std::future::Future + Send>(_: impl FnOnce(K3sCluster) -> F) {}
         let builds = BTreeMap::new();
-        assert_send(&K3sCluster::start(&[], &builds, &[]));
+        assert_send(&K3sCluster::start(String::new(), &[], &builds, &[]));
         assert_send_future(|cluster| cluster.stop(false));
     }
 
