@@ -5,7 +5,8 @@
 # to a closed port). The harness pushes its images there (`--registry`, the OCI distribution
 # API) and runs with `--backend kubeconfig`, reaching pods first at their IPs, then through
 # kube-rs port-forward. Expected each time: exit 0, nothing failed, and only the cases needing a
-# lever (FAULT-001/002/003/006/007) not applicable.
+# lever (FAULT-001/002/003/006/007) not applicable. Then a run asking for another Kubernetes
+# minor than the cluster's must be refused (exit 3, the report saying why).
 #
 # Needs the release build (`cargo build-images`) and the local backend's Go builds; installs
 # Debian's docker-registry (CNCF distribution) when missing.
@@ -76,4 +77,18 @@ for access in direct port-forward; do
   unsuccessful=$(python3 ci/report-cases.py "$report" failed notRun)
   [ -z "$unsuccessful" ] || { echo "failed or not run: $unsuccessful (see $report)" >&2; exit 1; }
 done
-echo "[kubeconfig-pass] passed: both pod access paths, exit 0, only the lever cases not applicable" >&2
+
+# A kubeconfig cluster runs what it runs: asked for another minor than the `harness up` cluster's
+# (the default), the run is refused as "could not test" (exit 3), with the version it found.
+other_minor=$(awk -F'\t' '!/^#/ && $5 != "default" { print $1; exit }' ci/controlplane/versions.tsv)
+step "harness run --backend kubeconfig --kubernetes-version $other_minor (another minor than the cluster's)"
+status=0
+"$harness" run --backend kubeconfig --kubernetes-version "$other_minor" --registry "$REGISTRY/conformance" \
+  --report-dir "$out/other-version" 2> "$out/other-version.log" || status=$?
+read_report() { python3 -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1])).get(sys.argv[2], ""))' "$@"; }
+result=$(read_report "$out/other-version/conformance-report.yaml" result)
+reason=$(read_report "$out/other-version/conformance-report.yaml" resultReason)
+echo "[kubeconfig-pass] asked for $other_minor: exit $status, result $result: $reason" >&2
+[ "$status" -eq 3 ] && [ "$result" = error ] && [[ $reason == *"not $other_minor as asked"* ]] \
+  || { echo "a kubeconfig cluster of another minor was not refused as expected" >&2; exit 1; }
+echo "[kubeconfig-pass] passed: both pod access paths, exit 0, only the lever cases not applicable; another minor refused" >&2

@@ -16,6 +16,10 @@ use crate::features::{Declared, Feature};
 /// API version every profile must declare.
 pub(crate) const PROFILE_API_VERSION: &str = "conformance.gomicro.dev/v1";
 
+/// Environment variable choosing the Kubernetes minor(s) (as `--kubernetes-version` does; the
+/// command line wins).
+pub(crate) const KUBERNETES_VERSION_ENV: &str = "HARNESS_KUBERNETES_VERSION";
+
 /// A parsed, validated profile with paths made absolute.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(
@@ -476,6 +480,14 @@ impl Profile {
     /// Label or annotation key `<prefix>-service-<suffix>`.
     pub fn key(&self, suffix: &str) -> String {
         format!("{}-service-{suffix}", self.key_prefix)
+    }
+
+    /// Sets the Kubernetes minor to start from `version` (`--kubernetes-version`,
+    /// `HARNESS_KUBERNETES_VERSION`), refusing an unsupported one with the supported ones named.
+    pub(crate) fn choose_kubernetes_version(&mut self, version: &str) -> Result<()> {
+        let release = local_cluster::versions::release(version)?;
+        self.kubernetes_version = Some(release.minor.clone());
+        Ok(())
     }
 
     /// The supported Kubernetes minor to start: the profile's (checked when loaded), else the

@@ -141,6 +141,13 @@ fn assert_refused(sandbox: &Sandbox, args: &[&str], expected: &str) {
 #[case::bench_on_kubeconfig(&["bench", "--backend", "kubeconfig"], "use --backend local, or --backend k3s")]
 #[case::up_on_kubeconfig(&["up", "--backend", "kubeconfig"], "`harness up` keeps a local cluster running")]
 #[case::against_without_compare(&["bench", "--against", "nope.json"], "the following required arguments were not provided")]
+#[case::unsupported_kubernetes(&["run", "--backend", "kubeconfig", "--kubernetes-version", "1.29"], "--kubernetes-version: Kubernetes 1.29 is not supported; supported minors: 1.34, 1.35, 1.36, 1.37")]
+#[case::other_patch(&["run", "--backend", "local", "--kubernetes-version", "v1.34.1"], "Kubernetes v1.34.1 is not the patch built for 1.34: use 1.34 or v1.34.4")]
+#[case::unsupported_in_a_list(&["run", "--backend", "local", "--kubernetes-version", "1.34,1.99"], "Kubernetes 1.99 is not supported")]
+#[case::matrix_on_kubeconfig(&["run", "--backend", "kubeconfig", "--kubernetes-version", "1.34,1.35"], "the kubeconfig backend's cluster runs one version")]
+#[case::matrix_twice(&["run", "--backend", "local", "--kubernetes-version", "1.34,v1.34.4"], "--kubernetes-version names 1.34 twice")]
+#[case::matrix_kept(&["run", "--backend", "local", "--kubernetes-version", "1.34,1.35", "--keep-cluster"], "conflicting options: --keep-cluster with several --kubernetes-version values")]
+#[case::up_unsupported(&["up", "--kubernetes-version", "1.20"], "Kubernetes 1.20 is not supported")]
 fn bad_options_are_refused(#[case] args: &[&str], #[case] expected: &str) {
     assert_refused(&Sandbox::new(), args, expected);
 }
@@ -159,6 +166,17 @@ fn an_undeclared_feature_is_refused_with_the_declared_ones() {
         &sandbox,
         &[&args[..], &["--case", "LOGIN-005"]].concat(),
         "case LOGIN-005 needs feature cors, which profile",
+    );
+}
+
+#[test]
+fn a_profile_asking_for_an_unsupported_kubernetes_is_refused() {
+    let sandbox = Sandbox::new();
+    let profile = sandbox.profile(|text| text + "kubernetesVersion: \"1.30\"\n");
+    assert_refused(
+        &sandbox,
+        &["run", "--backend", "kubeconfig", "--profile", &profile],
+        "kubernetesVersion: Kubernetes 1.30 is not supported; supported minors: 1.34",
     );
 }
 

@@ -28,7 +28,7 @@ pub(super) struct UpArgs {
     no_images: bool,
     /// The Kubernetes minor to run (`harness versions` lists them; default: the profile's,
     /// else the newest supported).
-    #[arg(long, env = "HARNESS_KUBERNETES_VERSION")]
+    #[arg(long, env = crate::profile::KUBERNETES_VERSION_ENV)]
     kubernetes_version: Option<String>,
 }
 
@@ -36,10 +36,11 @@ impl UpArgs {
     pub(super) async fn execute(self, harness_exe: &Path) -> Result<ExitCode> {
         let mut profile = preflight::load_profile(&super::profile_or_reference(self.profile))?;
         if let Some(version) = self.kubernetes_version {
-            let release = local_cluster::versions::release(&version).map_err(|error| {
-                crate::error::UsageError(format!("--kubernetes-version: {error:#}"))
-            })?;
-            profile.kubernetes_version = Some(release.minor.clone());
+            profile
+                .choose_kubernetes_version(&version)
+                .map_err(|error| {
+                    crate::error::UsageError(format!("--kubernetes-version: {error:#}"))
+                })?;
         }
         let started = std::time::Instant::now();
         let info = provider(self.backend)

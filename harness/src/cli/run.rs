@@ -55,7 +55,7 @@ pub(super) struct RunArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        env = "HARNESS_KUBERNETES_VERSION",
+        env = crate::profile::KUBERNETES_VERSION_ENV,
         value_name = "MINOR[,MINOR...]"
     )]
     kubernetes_version: Vec<String>,

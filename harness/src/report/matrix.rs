@@ -58,3 +58,57 @@ pub(crate) fn render(reports: &[(String, ConformanceReport)]) -> String {
 pub(crate) fn version_dir(minor: &str) -> String {
     format!("kubernetes-{minor}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::Profile;
+    use crate::verdict::{CaseResult, Outcome};
+
+    fn report(version: &str, failed_case: Option<&str>) -> ConformanceReport {
+        let profile = Profile::load(&crate::profile::reference_profile_path()).unwrap();
+        let results: Vec<CaseResult> = crate::cases::all()
+            .iter()
+            .map(|case| {
+                let mut result = CaseResult::unrun(case, Outcome::Passed, None);
+                if Some(case.id) == failed_case {
+                    result.outcome = Outcome::Failed;
+                }
+                result
+            })
+            .collect();
+        crate::report::build(&profile, "local", version, &results, "date".into())
+    }
+
+    #[test]
+    fn a_column_per_version_and_a_row_per_feature() {
+        let reports = vec![
+            ("1.34".to_string(), report("v1.34.4", Some("CFG-002"))),
+            ("1.37".to_string(), report("v1.37.2", None)),
+        ];
+        let text = render(&reports);
+        assert!(
+            text.contains("| | 1.34 (`v1.34.4`) | 1.37 (`v1.37.2`) |"),
+            "{text}"
+        );
+        assert!(
+            text.contains("| **result** | **failure** | **success** |"),
+            "{text}"
+        );
+        assert!(
+            text.contains("| config-live-reload (Extended) | failure | success |"),
+            "{text}"
+        );
+        assert!(
+            text.contains("| registration (Core) | success | success |"),
+            "{text}"
+        );
+        let rows = text.lines().filter(|l| l.starts_with("| ")).count();
+        // The header, three summary rows and one per feature.
+        assert_eq!(rows, 1 + 3 + reports[1].1.features.len(), "{text}");
+        assert!(
+            text.contains("`kubernetes-1.34/`, `kubernetes-1.37/`"),
+            "{text}"
+        );
+    }
+}

@@ -285,6 +285,14 @@ async fn set_up(profiles: &[PathBuf], harness_exe: Option<&Path>) -> Result<Ctx,
     let profile = loaded.remove(0);
     let secrets = KnownSecrets::for_profile(&profile);
     let mut with_all_images = profile.clone();
+    if let Some(version) = std::env::var(crate::profile::KUBERNETES_VERSION_ENV)
+        .ok()
+        .filter(|v| !v.is_empty())
+    {
+        with_all_images
+            .choose_kubernetes_version(&version)
+            .map_err(|e| failed(e, None, secrets.clone()))?;
+    }
     for other in loaded {
         with_all_images.images.extend(other.images);
     }
