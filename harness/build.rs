@@ -1,7 +1,11 @@
 //! Build-time facts of the harness:
-//! - `HARNESS_COMMIT`, the git commit it is built from (reports carry it): `$HARNESS_COMMIT`
+//! - `HARNESS_COMMIT`, the git commit it is built from (reports carry it): `$HARNESS_BUILD_COMMIT`
 //!   when set (release builds from an exported tree), else `git rev-parse HEAD` in a git
-//!   checkout, else `unknown`;
+//!   checkout, else `unknown`. The input has another name than the output on purpose: cargo
+//!   and nextest set a build script's `rustc-env` variables in the environment of what they
+//!   run, so the harness (run by `cargo run` or a test) would pass `HARNESS_COMMIT` on to the
+//!   `cargo build-images` it starts, and a watched `HARNESS_COMMIT` would make every such
+//!   build and the next plain one recompile the harness;
 //! - `$OUT_DIR/reference_files.rs`, the reference profile and its `.k8s/` manifests as
 //!   `include_str!`s, so an installed binary has them without a checkout (`crate::embedded`).
 
@@ -25,8 +29,8 @@ fn watch(path: &str) {
 }
 
 fn commit() -> String {
-    println!("cargo::rerun-if-env-changed=HARNESS_COMMIT");
-    match std::env::var("HARNESS_COMMIT") {
+    println!("cargo::rerun-if-env-changed=HARNESS_BUILD_COMMIT");
+    match std::env::var("HARNESS_BUILD_COMMIT") {
         Ok(commit) if !commit.trim().is_empty() => commit.trim().to_string(),
         _ => {
             // Run again when HEAD moves: HEAD itself, the branch it names, packed refs.

@@ -226,9 +226,27 @@ impl Provider for LocalProvider {
             for registry in request.pull_registries {
                 args.extend(["--pull-registry".to_string(), registry]);
             }
-            daemon::up(&default_state_dir(), request.harness_exe, &args).await
+            let info = daemon::up(&default_state_dir(), request.harness_exe, &args).await?;
+            check_running_version(&info, release).await?;
+            Ok(info)
         })
     }
+}
+
+/// Refuses a `harness up` cluster that was already running with another Kubernetes minor than
+/// the one asked for (`daemon::up` returns a running cluster as it is).
+async fn check_running_version(info: &daemon::ClusterInfo, release: &Release) -> Result<()> {
+    let client = local_cluster::client_from_kubeconfig(&info.kubeconfig).await?;
+    let running = client.apiserver_version().await?.git_version;
+    if local_cluster::versions::minor_of(&running).as_deref() == Some(release.minor.as_str()) {
+        return Ok(());
+    }
+    Err(UsageError(format!(
+        "a local cluster of Kubernetes {running} is already up (daemon pid {}), not {} as asked: \
+         stop it with `harness down` first",
+        info.pid, release.minor
+    ))
+    .into())
 }
 
 /// Where `harness up` leaves the list of image archives for its daemon.

@@ -28,7 +28,7 @@ pub(super) const REPORT_API_VERSION: &str = "conformance.gomicro.dev/v1";
 /// change.
 pub const CONTRACT_VERSION: &str = "2026.12.1";
 
-/// The git commit the harness was built from (`build.rs`: `$HARNESS_COMMIT`, else `git
+/// The git commit the harness was built from (`build.rs`: `$HARNESS_BUILD_COMMIT`, else `git
 /// rev-parse HEAD`, else `unknown`).
 pub const HARNESS_COMMIT: &str = env!("HARNESS_COMMIT");
 

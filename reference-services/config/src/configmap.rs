@@ -70,9 +70,15 @@ pub fn list_params(settings: &RemoteSettings) -> ListParams {
     params
 }
 
-/// Watch configuration with the settings' selectors.
+/// Watch configuration with the settings' selectors: a LIST, then a watch from its
+/// resourceVersion, never a streaming list (`sendInitialEvents`), which the API server's
+/// `WatchList` gate keeps off by default on every supported Kubernetes minor (1.34 to 1.37;
+/// docs/contract.md, the note after V8.13).
 pub fn watcher_config(settings: &RemoteSettings) -> watcher::Config {
-    let mut config = watcher::Config::default();
+    let mut config = watcher::Config {
+        initial_list_strategy: watcher::InitialListStrategy::ListWatch,
+        ..watcher::Config::default()
+    };
     if let Some(labels) = &settings.label_selector {
         config = config.labels(labels);
     }
@@ -218,6 +224,10 @@ mod tests {
             Some("metadata.name=token-srv")
         );
         let config = watcher_config(&settings);
+        assert_eq!(
+            config.initial_list_strategy,
+            watcher::InitialListStrategy::ListWatch
+        );
         assert_eq!(config.label_selector.as_deref(), Some("app=token-srv"));
         assert_eq!(
             config.field_selector.as_deref(),

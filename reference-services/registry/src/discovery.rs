@@ -75,7 +75,7 @@ impl Discovery {
     /// goes). Survives expired resource versions and dropped connections by re-listing with
     /// backoff.
     pub fn watch(&self, name: &str) -> impl Stream<Item = Vec<ServiceInstance>> + Send + 'static {
-        let config = watcher::Config::default().labels(&keys::app_selector(name));
+        let config = watch_config(name);
         let streams: Vec<_> = self
             .scopes
             .iter()
@@ -143,6 +143,18 @@ impl MergedLists {
         self.last_emitted = Some(joined.clone());
         Some(joined)
     }
+}
+
+/// The watch of service `name`'s pods: server-side label selection (C2.7), and a LIST, then a
+/// watch from its resourceVersion, never a streaming list (`sendInitialEvents`), which the API
+/// server's `WatchList` gate keeps off by default on every supported Kubernetes minor (1.34 to
+/// 1.37; docs/contract.md, the note after V8.13).
+fn watch_config(name: &str) -> watcher::Config {
+    watcher::Config {
+        initial_list_strategy: watcher::InitialListStrategy::ListWatch,
+        ..watcher::Config::default()
+    }
+    .labels(&keys::app_selector(name))
 }
 
 /// The discoverable instances of one service, keyed by pod, fed by watcher events.
@@ -226,6 +238,19 @@ mod tests {
     use crate::mapping::tests::pod;
     use serde_json::json;
     use watcher::Event;
+
+    #[test]
+    fn the_watch_selects_by_label_and_lists_before_watching() {
+        let config = watch_config("go.micro.srv.user");
+        assert_eq!(
+            config.initial_list_strategy,
+            watcher::InitialListStrategy::ListWatch
+        );
+        assert_eq!(
+            config.label_selector.as_deref(),
+            Some(keys::app_selector("go.micro.srv.user").as_str())
+        );
+    }
 
     fn grpc_pod(name: &str, ip: &str) -> Pod {
         pod(
