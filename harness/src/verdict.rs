@@ -281,7 +281,8 @@ async fn run_cleanups(ctx: &Ctx) -> Vec<String> {
 }
 
 /// Restores what the manifests define and cases change (ConfigMap data, replica counts), then
-/// waits until every Deployment is available and every service's pods answer SERVING.
+/// waits until every Deployment is available, every service's pods answer SERVING and none of
+/// them is terminating.
 async fn as_deployed(ctx: &Ctx, deadline: Instant) -> Result<()> {
     let left = || deadline.saturating_duration_since(Instant::now());
     let client = ctx.client();
@@ -343,6 +344,16 @@ async fn as_deployed(ctx: &Ctx, deadline: Instant) -> Result<()> {
     for (_, service) in ctx.profile.all_services() {
         deploy::wait_rolled_out(&client, namespace, &service.deployment, left()).await?;
         ctx.wait_serving(service, left()).await?;
+        // A pod the last case deleted may still be terminating, and an implementation may still
+        // route to it (Core discovery may list terminating pods; E2.1 is Extended): the next
+        // case starts once it is gone, so its first call never meets a server shutting down.
+        let what = format!("the terminating pods of {} to be gone", service.deployment);
+        crate::wait::wait_until(left(), &what, || async {
+            let pods = crate::pods::all_pods(&client, namespace, service).await?;
+            let terminating = pods.iter().any(|p| p.metadata.deletion_timestamp.is_some());
+            Ok((!terminating).then_some(()))
+        })
+        .await?;
     }
     Ok(())
 }

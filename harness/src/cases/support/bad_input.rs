@@ -177,9 +177,19 @@ pub(crate) async fn each_malformed_message(
         password: demo.password.clone(),
     }
     .encode_to_vec();
-    raw_grpc::login(channel.clone(), valid)
-        .await
-        .context("a well-formed LoginRequest sent as raw bytes failed; the raw path is broken")?;
+    // Retried until answered within the step timeout: the case follows others that replaced
+    // user-srv pods, and admin-srv may still be reconnecting to the new one (a gRPC channel backs
+    // off after a refused connection); what is judged here is the malformed messages below.
+    crate::wait::wait_until(
+        ctx.profile.timeouts.step,
+        "a well-formed LoginRequest sent as raw bytes to be answered",
+        || {
+            let (channel, valid) = (channel.clone(), valid.clone());
+            async move { Ok(Some(raw_grpc::login(channel, valid).await?)) }
+        },
+    )
+    .await
+    .context("a well-formed LoginRequest sent as raw bytes failed; the raw path is broken")?;
     let mut observed = serde_json::Map::new();
     for (label, bytes) in malformed_messages() {
         let answer = raw_grpc::login(channel.clone(), bytes).await;
