@@ -131,6 +131,15 @@ pub(crate) fn check_backend_options(
     }
 }
 
+/// The supported Kubernetes minor `version` names (`--kubernetes-version`,
+/// `HARNESS_KUBERNETES_VERSION`), or a usage error listing the supported ones.
+pub(crate) fn kubernetes_release(
+    version: &str,
+) -> Result<&'static local_cluster::versions::Release, UsageError> {
+    local_cluster::versions::release(version)
+        .map_err(|error| UsageError(format!("--kubernetes-version: {error:#}")))
+}
+
 /// Creates `dir` if needed and proves it writable with a probe file that is removed again.
 pub(crate) fn check_writable_dir(dir: &Path, option: &str) -> Result<(), UsageError> {
     let refuse = |what: String| {

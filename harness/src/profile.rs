@@ -482,14 +482,6 @@ impl Profile {
         format!("{}-service-{suffix}", self.key_prefix)
     }
 
-    /// Sets the Kubernetes minor to start from `version` (`--kubernetes-version`,
-    /// `HARNESS_KUBERNETES_VERSION`), refusing an unsupported one with the supported ones named.
-    pub(crate) fn choose_kubernetes_version(&mut self, version: &str) -> Result<()> {
-        let release = local_cluster::versions::release(version)?;
-        self.kubernetes_version = Some(release.minor.clone());
-        Ok(())
-    }
-
     /// The supported Kubernetes minor to start: the profile's (checked when loaded), else the
     /// default one.
     pub(crate) fn kubernetes_release(&self) -> &'static local_cluster::versions::Release {

@@ -72,8 +72,7 @@ pub(crate) async fn start_cluster(
 pub(crate) fn check_options(options: &RunOptions) -> Result<(Profile, Vec<String>), UsageError> {
     let mut profile = preflight::load_profile(&options.profile)?;
     if let Some(version) = &options.kubernetes_version {
-        let release = check_version(version)?;
-        profile.kubernetes_version = Some(release.minor.clone());
+        profile.kubernetes_version = Some(preflight::kubernetes_release(version)?.minor.clone());
     }
     let selection = preflight::select_cases(&profile, &options.cases, &options.features)?;
     preflight::check_backend_options(options.backend, options.keep_cluster)?;
@@ -152,12 +151,6 @@ pub async fn run(options: &RunOptions) -> Result<ConformanceReport> {
     Ok(report)
 }
 
-/// The supported minor `version` names, or a usage error listing the supported ones.
-fn check_version(version: &str) -> Result<&'static local_cluster::versions::Release, UsageError> {
-    local_cluster::versions::release(version)
-        .map_err(|error| UsageError(format!("--kubernetes-version: {error:#}")))
-}
-
 /// Runs the suite once per Kubernetes version (each on a cluster of its own, its reports in
 /// `<report dir>/kubernetes-<minor>/`), then writes `<report dir>/summary.md`: a table of the
 /// results per feature and version. Every version is checked before the first cluster starts.
@@ -167,7 +160,7 @@ pub async fn run_matrix(
 ) -> Result<Vec<(String, ConformanceReport)>> {
     let mut minors: Vec<String> = Vec::new();
     for version in versions {
-        let minor = check_version(version)?.minor.clone();
+        let minor = preflight::kubernetes_release(version)?.minor.clone();
         if minors.contains(&minor) {
             return Err(UsageError(format!("--kubernetes-version names {minor} twice")).into());
         }
@@ -206,17 +199,9 @@ pub async fn run_matrix(
         reports.push((minor.clone(), run(&version_options).await?));
     }
     let summary = report::matrix::render(&reports);
-    let path = options.report_dir.join(report::SUMMARY_FILE);
-    std::fs::write(&path, &summary).with_context(|| format!("cannot write {}", path.display()))?;
-    if let Some(step_summary) = std::env::var_os("GITHUB_STEP_SUMMARY") {
-        use std::io::Write as _;
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&step_summary)
-            .and_then(|mut file| writeln!(file, "{summary}"))
-            .context("cannot append to $GITHUB_STEP_SUMMARY")?;
-    }
+    // The table holds verdicts and versions only: nothing to redact.
+    let writer = ReportWriter::new(&options.report_dir, Default::default());
+    report::write_summary(&writer, &summary)?;
     eprintln!("{summary}");
     Ok(reports)
 }

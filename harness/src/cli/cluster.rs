@@ -36,11 +36,8 @@ impl UpArgs {
     pub(super) async fn execute(self, harness_exe: &Path) -> Result<ExitCode> {
         let mut profile = preflight::load_profile(&super::profile_or_reference(self.profile))?;
         if let Some(version) = self.kubernetes_version {
-            profile
-                .choose_kubernetes_version(&version)
-                .map_err(|error| {
-                    crate::error::UsageError(format!("--kubernetes-version: {error:#}"))
-                })?;
+            profile.kubernetes_version =
+                Some(preflight::kubernetes_release(&version)?.minor.clone());
         }
         let started = std::time::Instant::now();
         let info = provider(self.backend)

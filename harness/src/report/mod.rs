@@ -28,10 +28,15 @@ pub const SUMMARY_FILE: &str = "summary.md";
 pub fn write_all(report: &ConformanceReport, writer: &ReportWriter) -> Result<()> {
     writer.write_yaml(REPORT_FILE, report)?;
     writer.write(JUNIT_FILE, &junit::render(report)?)?;
-    let summary = markdown::render(report);
-    writer.write(SUMMARY_FILE, &summary)?;
+    write_summary(writer, &markdown::render(report))
+}
+
+/// Writes `summary` as the summary file through `writer` and appends it to
+/// $GITHUB_STEP_SUMMARY when set.
+pub(crate) fn write_summary(writer: &ReportWriter, summary: &str) -> Result<()> {
+    writer.write(SUMMARY_FILE, summary)?;
     if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") {
-        writer.append_to(path.as_ref(), &summary)?;
+        writer.append_to(path.as_ref(), summary)?;
     }
     Ok(())
 }

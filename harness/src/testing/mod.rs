@@ -289,9 +289,9 @@ async fn set_up(profiles: &[PathBuf], harness_exe: Option<&Path>) -> Result<Ctx,
         .ok()
         .filter(|v| !v.is_empty())
     {
-        with_all_images
-            .choose_kubernetes_version(&version)
-            .map_err(|e| failed(e, None, secrets.clone()))?;
+        let release = crate::preflight::kubernetes_release(&version)
+            .map_err(|e| failed(e.into(), None, secrets.clone()))?;
+        with_all_images.kubernetes_version = Some(release.minor.clone());
     }
     for other in loaded {
         with_all_images.images.extend(other.images);
