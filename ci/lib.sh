@@ -85,7 +85,7 @@ ensure_grpcurl() {
   export GRPCURL="$dir/grpcurl"
   [ -x "$GRPCURL" ] && return
   step "installing grpcurl $GRPCURL_VERSION (go install)"
-  GOBIN="$dir" go install "github.com/fullstorydev/grpcurl/cmd/grpcurl@$GRPCURL_VERSION"
+  GOBIN="$dir" go install -trimpath -gcflags=all=-dwarf=false -ldflags="-s -w" "github.com/fullstorydev/grpcurl/cmd/grpcurl@$GRPCURL_VERSION"
 }
 
 # curl from the distribution (Debian package) when missing. Exports CURL.

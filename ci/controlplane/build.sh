@@ -20,6 +20,9 @@ cache_root=${GOMICRO_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/gomicro-conforma
 bin_dir="$cache_root/controlplane/kubernetes-${KUBERNETES_VERSION}_etcd-${ETCD_VERSION}/bin"
 mkdir -p "$bin_dir"
 
+# `-gcflags=all=-dwarf=false` below: no DWARF from the compiler (the linker's `-w` drops it
+# anyway, so the binaries are the same): about 7 % less compile CPU (etcd v3.7.4 cold, measured
+# apart: 76 vs 82 CPU-s).
 export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 minor=${KUBERNETES_VERSION#v1.}; minor=${minor%%.*}
 version_flags=""
@@ -32,7 +35,7 @@ build() { # build <source dir> <label> <binary> <package>: the binary lands in $
   local start=$SECONDS tmp="$bin_dir/.tmp-$BASHPID"
   rm -rf "$tmp"; mkdir -p "$tmp"
   log "building $label for Kubernetes $MINOR (a cold build takes many minutes on 2 cores)"
-  ( cd "$src" && go build -trimpath -ldflags "-s -w $version_flags" -o "$tmp/$binary" "$package" ) || {
+  ( cd "$src" && go build -trimpath -gcflags=all=-dwarf=false -ldflags "-s -w $version_flags" -o "$tmp/$binary" "$package" ) || {
     rm -rf "$tmp"; log "error: 'go build $package' failed in $src"; exit 1; }
   mv "$tmp/$binary" "$bin_dir/$binary"
   rm -rf "$tmp"

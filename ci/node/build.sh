@@ -30,7 +30,7 @@ if [ "${#pkgs[@]}" -gt 0 ]; then
   start=$SECONDS tmp="$bin_dir/.tmp-$$"
   rm -rf "$tmp"; mkdir -p "$tmp"
   log "building containerd ${CONTAINERD_VERSION}: ${pkgs[*]}"
-  ( cd "$here/containerd" && CGO_ENABLED=0 GOFLAGS=-buildvcs=false go build -trimpath \
+  ( cd "$here/containerd" && CGO_ENABLED=0 GOFLAGS=-buildvcs=false go build -trimpath -gcflags=all=-dwarf=false \
       -ldflags "-s -w -X github.com/containerd/containerd/v2/version.Version=${CONTAINERD_VERSION}" \
       -o "$tmp/" "${pkgs[@]}" ) || { rm -rf "$tmp"; log "error: 'go build ${pkgs[*]}' failed in $here/containerd"; exit 1; }
   mv "$tmp"/* "$bin_dir/"

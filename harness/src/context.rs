@@ -123,6 +123,12 @@ impl Ctx {
         }
     }
 
+    /// Changes each time the crash watch sees a termination no case caused on purpose (none
+    /// when not watching).
+    pub(crate) fn unexpected_seen(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.stability.as_ref().map(StabilityWatch::unexpected_seen)
+    }
+
     /// The run's stability record for the reports.
     pub fn stability(&self) -> Stability {
         self.stability

@@ -254,10 +254,12 @@ impl Tracker {
 
     /// Records what a pod's container statuses show that was not seen before. With
     /// `baseline`, what the pod shows is remembered but not reported (it predates the watch).
-    fn observe(&mut self, pod: &Pod, baseline: bool) {
+    /// Returns how many of the new terminations no phase caused on purpose.
+    fn observe(&mut self, pod: &Pod, baseline: bool) -> usize {
         let Some(deployment) = self.deployment_of(pod) else {
-            return;
+            return 0;
         };
+        let mut unexpected = 0;
         let deleting = pod.metadata.deletion_timestamp.is_some();
         let statuses = pod
             .status
@@ -299,6 +301,7 @@ impl Tracker {
                 } else {
                     phase.and_then(|p| p.caused(&deployment))
                 };
+                unexpected += usize::from(expected.is_none());
                 self.seen.push(Termination {
                     pod: pod.name_any(),
                     container: status.name.clone(),
@@ -316,6 +319,7 @@ impl Tracker {
                 });
             }
         }
+        unexpected
     }
 
     /// Terminations seen since the last call.
@@ -368,6 +372,8 @@ pub(crate) struct StabilityWatch {
     api: Api<Pod>,
     tracker: Arc<Mutex<Tracker>>,
     watched: String,
+    /// Counts the terminations the watch saw that no phase caused on purpose.
+    unexpected_seen: tokio::sync::watch::Receiver<u64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -398,7 +404,8 @@ impl StabilityWatch {
         );
         let tracker = Arc::new(Mutex::new(Tracker::new(deployments, phase)));
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(watch(api.clone(), tracker.clone(), ready_tx));
+        let (seen_tx, unexpected_seen) = tokio::sync::watch::channel(0);
+        let task = tokio::spawn(watch(api.clone(), tracker.clone(), ready_tx, seen_tx));
         tokio::time::timeout(START_DEADLINE, ready_rx)
             .await
             .with_context(|| {
@@ -410,8 +417,15 @@ impl StabilityWatch {
             api,
             tracker,
             watched,
+            unexpected_seen,
             task,
         })
+    }
+
+    /// Changes each time the watch sees a termination that no phase caused on purpose (a
+    /// first guess, before [`StabilityWatch::take_unexpected`] places it with its log).
+    pub(crate) fn unexpected_seen(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.unexpected_seen.clone()
     }
 
     fn tracker(&self) -> std::sync::MutexGuard<'_, Tracker> {
@@ -512,11 +526,13 @@ impl StabilityWatch {
     }
 }
 
-/// The watch task: the first listing is the baseline; re-lists after errors are not.
+/// The watch task: the first listing is the baseline; re-lists after errors are not. Each
+/// unexpected termination it sees is counted in `unexpected_seen`.
 async fn watch(
     api: Api<Pod>,
     tracker: Arc<Mutex<Tracker>>,
     ready: tokio::sync::oneshot::Sender<()>,
+    unexpected_seen: tokio::sync::watch::Sender<u64>,
 ) {
     let mut stream = watcher(api, watcher::Config::default())
         .default_backoff()
@@ -532,15 +548,19 @@ async fn watch(
         };
         let baseline = ready.is_some();
         let mut tracker = tracker.lock().unwrap_or_else(|p| p.into_inner());
-        match event {
+        let unexpected = match event {
             watcher::Event::Apply(pod) => tracker.observe(&pod, false),
             watcher::Event::InitApply(pod) => tracker.observe(&pod, baseline),
             watcher::Event::InitDone => {
                 if let Some(ready) = ready.take() {
                     let _ = ready.send(());
                 }
+                0
             }
-            watcher::Event::Init | watcher::Event::Delete(_) => {}
+            watcher::Event::Init | watcher::Event::Delete(_) => 0,
+        };
+        if unexpected > 0 {
+            unexpected_seen.send_modify(|count| *count += unexpected as u64);
         }
     }
 }
@@ -606,11 +626,13 @@ mod tests {
             "exitCode": 1, "reason": "Error", "startedAt": "2026-12-01T00:00:00Z",
             "finishedAt": "2026-12-01T00:00:05Z", "containerID": "local://1"
         }});
-        t.observe(&serde_json::from_value(exited).unwrap(), false);
-        t.observe(
+        let unexpected = t.observe(&serde_json::from_value(exited).unwrap(), false);
+        assert_eq!(unexpected, 1, "the exit is counted when first seen");
+        let unexpected = t.observe(
             &pod(false, 1, Some((1, "2026-12-01T00:00:05Z")), true),
             false,
         );
+        assert_eq!(unexpected, 0, "its restart is the same termination");
         let new = t.take_new();
         assert_eq!(new.len(), 1, "{new:?}");
         assert_eq!(new[0].exit_code, Some(1));
@@ -643,10 +665,11 @@ mod tests {
         kill.expected_restarts.insert("user-srv".into());
         t.phases.push(kill);
         t.observe(&pod(false, 0, None, true), false);
-        t.observe(
+        let unexpected = t.observe(
             &pod(false, 1, Some((137, "2026-12-01T00:00:05Z")), true),
             false,
         );
+        assert_eq!(unexpected, 0, "caused on purpose");
         let new = t.take_new();
         assert_eq!(new[0].during, "FAULT-003");
         assert!(new[0].expected.is_some(), "{new:?}");

@@ -177,8 +177,12 @@ impl<'a> Runner<'a> {
         let mut result = CaseResult::unrun(case, Outcome::Failed, None);
         let body = AssertUnwindSafe((case.run)(ctx)).catch_unwind();
         let case_timeout = ctx.profile.timeouts.case;
-        match tokio::time::timeout(case_timeout, body).await {
-            Ok(Ok(Ok(mut observations))) => {
+        let (ended, mut crashes) =
+            until_crash(ctx, case.id, tokio::time::timeout(case_timeout, body)).await;
+        match ended {
+            // `fail_for_crashes` below puts the crash first in the reason.
+            None => result.reason = Some(STOPPED_AT_CRASH.to_string()),
+            Some(Ok(Ok(Ok(mut observations)))) => {
                 result.outcome = Outcome::Passed;
                 if let Some(serde_json::Value::Object(measured)) = observations
                     .as_object_mut()
@@ -188,15 +192,15 @@ impl<'a> Runner<'a> {
                 }
                 result.observations = observations;
             }
-            Ok(Ok(Err(error))) => result.reason = Some(self.redact(&format!("{error:#}"))),
-            Ok(Err(panic)) => {
+            Some(Ok(Ok(Err(error)))) => result.reason = Some(self.redact(&format!("{error:#}"))),
+            Some(Ok(Err(panic))) => {
                 result.reason = Some(format!(
                     "harness error in {}: {}",
                     case.id,
                     self.redact(&panic_text(panic.as_ref()))
                 ));
             }
-            Err(_) => {
+            Some(Err(_)) => {
                 result.reason = Some(format!("did not finish within {case_timeout:?}"));
             }
         }
@@ -212,7 +216,7 @@ impl<'a> Runner<'a> {
         }
         // Terminations that finished before this case began (reported late) are the run's to
         // attribute (see `fail_for_crashes`).
-        let crashes = ctx.unexpected_terminations().await;
+        crashes.extend(ctx.unexpected_terminations().await);
         ctx.set_stability_phase("between cases", false);
         fail_for_crashes(&mut result, &crashes);
         if let Some(crash) = crashes.iter().find(|c| c.during == case.id) {
@@ -356,6 +360,44 @@ async fn as_deployed(ctx: &Ctx, deadline: Instant) -> Result<()> {
         .await?;
     }
     Ok(())
+}
+
+/// The reason of a case stopped by [`until_crash`], after the crash's own description.
+const STOPPED_AT_CRASH: &str = "the case was stopped when the crash was seen (its remaining steps could not change the verdict)";
+
+/// Runs a case's `body` until it ends or until a container of the implementation exits or
+/// restarts during the case without the case causing it: the case has failed then (CONTRACT.md
+/// §7, "Any implementation"), and waiting out its timeouts would only delay the verdict.
+/// Returns the body's output (`None` when stopped) and the unexpected terminations taken on the
+/// way; one the crash watch places in another phase (reported late) does not stop the case.
+async fn until_crash<F: Future>(
+    ctx: &Ctx,
+    case: &str,
+    body: F,
+) -> (Option<F::Output>, Vec<Termination>) {
+    let mut taken = Vec::new();
+    let Some(mut seen) = ctx.unexpected_seen() else {
+        return (Some(body.await), taken);
+    };
+    seen.mark_unchanged();
+    let mut body = std::pin::pin!(body);
+    loop {
+        tokio::select! {
+            output = &mut body => return (Some(output), taken),
+            changed = seen.changed() => {
+                if changed.is_err() {
+                    return (Some(body.await), taken);
+                }
+                let new = ctx.unexpected_terminations().await;
+                let ours = new.iter().any(|t| t.during == case);
+                taken.extend(new);
+                if ours {
+                    eprintln!("[case] {case} stopped: a container of the implementation exited during it");
+                    return (None, taken);
+                }
+            }
+        }
+    }
 }
 
 /// Fails `result` for each unexpected container exit or restart that happened during its case

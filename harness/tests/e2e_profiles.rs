@@ -211,6 +211,11 @@ fn a_go_micro_like_implementation_gets_findings_not_a_harness_crash() {
         reason.contains("during BAD-005") && reason.contains("exit code 2"),
         "{reason}"
     );
+    // The crash ends the case at once, not its wait for admin-srv's warnings.
+    assert!(
+        reason.contains("stopped when the crash was seen") && !reason.contains("timed out"),
+        "{reason}"
+    );
     let intruder = case(&all, "SEC-003");
     assert_eq!(intruder.result, Outcome::Failed);
     let reason = intruder.reason.as_deref().unwrap();
