@@ -71,13 +71,10 @@ impl Authenticator for Downstream {
             user_name: request.user_name,
             password: request.password,
         };
-        let user = call(
-            "go-micro.user-srv",
-            timeout,
-            self.users
-                .clone()
-                .verify_password(with_deadline(verify, timeout)),
-        )
+        let user = call("go-micro.user-srv", timeout, |left| {
+            let (mut users, request) = (self.users.clone(), with_deadline(verify.clone(), left));
+            async move { users.verify_password(request).await }
+        })
         .await?;
         let claims = Claims {
             subject: user.user_name.clone(),
@@ -89,13 +86,11 @@ impl Authenticator for Downstream {
         let generate = GenerateTokenRequest {
             token_info: Some(claims),
         };
-        let reply = call(
-            "go-micro.token-srv",
-            timeout,
-            self.tokens
-                .clone()
-                .generate_token(with_deadline(generate, timeout)),
-        )
+        let reply = call("go-micro.token-srv", timeout, |left| {
+            let (mut tokens, request) =
+                (self.tokens.clone(), with_deadline(generate.clone(), left));
+            async move { tokens.generate_token(request).await }
+        })
         .await?;
         Ok(LoginReply {
             id: user.id,
@@ -111,14 +106,29 @@ fn with_deadline<T>(message: T, timeout: Duration) -> tonic::Request<T> {
     request
 }
 
-/// Awaits one downstream call bounded by `timeout` (also when no instance is available, where
-/// the balancer would otherwise wait); forwards the downstream's status code, message and details.
-async fn call<T>(
-    service: &str,
-    timeout: Duration,
-    call: impl Future<Output = Result<Response<T>, Status>>,
-) -> Result<T, Status> {
-    match tokio::time::timeout(timeout, call).await {
+/// Sends one downstream call (`send` gets the time left) bounded by `timeout` (also when no
+/// instance is available, where the balancer would otherwise wait); forwards the downstream's
+/// status code, message and details. A call whose connection went away under it is sent once
+/// more within the same deadline, to whichever instance the balancer picks then: during a
+/// rollout the resolver removes a terminating instance and the balancer drops its connection,
+/// cancelling a request still on it (grpc-go, under Go-Micro and Kratos, retries such calls
+/// transparently too).
+async fn call<T, F, Fut>(service: &str, timeout: Duration, mut send: F) -> Result<T, Status>
+where
+    F: FnMut(Duration) -> Fut,
+    Fut: Future<Output = Result<Response<T>, Status>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut attempts = 0;
+    let outcome = loop {
+        attempts += 1;
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout_at(deadline, send(left)).await {
+            Ok(Err(status)) if attempts < 2 && connection_lost(&status) => continue,
+            outcome => break outcome,
+        }
+    };
+    match outcome {
         Ok(Ok(response)) => Ok(response.into_inner()),
         Ok(Err(status)) => Err(Status::with_details(
             status.code(),
@@ -133,16 +143,26 @@ async fn call<T>(
     }
 }
 
+/// A status the transport made because the connection went away (the services' own errors carry
+/// a Kratos `ErrorInfo`).
+fn connection_lost(status: &Status) -> bool {
+    matches!(status.code(), Code::Cancelled | Code::Unavailable)
+        && kratos_error::error_info(status).is_none()
+}
+
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
 
     #[tokio::test]
     async fn slow_calls_become_gateway_timeouts() {
-        let never = std::future::pending::<Result<Response<()>, Status>>();
-        let status = call("go-micro.user-srv", Duration::from_millis(10), never)
-            .await
-            .unwrap_err();
+        let status = call("go-micro.user-srv", Duration::from_millis(10), |_| {
+            std::future::pending::<Result<Response<()>, Status>>()
+        })
+        .await
+        .unwrap_err();
         assert_eq!(status.code(), Code::DeadlineExceeded);
         assert_eq!(
             status.message(),
@@ -156,7 +176,7 @@ mod tests {
 
     #[tokio::test]
     async fn downstream_errors_keep_code_message_and_reason() {
-        let failing = async {
+        let failing = |_| async {
             Err::<Response<()>, _>(kratos_error::status(
                 Code::Unknown,
                 "USER_NOT_FOUND",
@@ -173,6 +193,61 @@ mod tests {
         assert_eq!(
             kratos_error::error_info(&status).unwrap().reason,
             "USER_NOT_FOUND"
+        );
+    }
+
+    /// Answers `Cancelled` from the transport (no ErrorInfo) for the first `lost` calls.
+    async fn lose_connections(lost: usize, sent: &AtomicUsize) -> Result<Response<u8>, Status> {
+        if sent.fetch_add(1, Ordering::SeqCst) < lost {
+            Err(Status::cancelled("operation was canceled"))
+        } else {
+            Ok(Response::new(7))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_call_whose_connection_went_away_is_sent_once_more() {
+        let sent = AtomicUsize::new(0);
+        let reply = call("go-micro.user-srv", Duration::from_secs(1), |_| {
+            lose_connections(1, &sent)
+        })
+        .await
+        .unwrap();
+        assert_eq!((reply, sent.load(Ordering::SeqCst)), (7, 2));
+    }
+
+    #[tokio::test]
+    async fn a_second_lost_connection_is_the_answer() {
+        let sent = AtomicUsize::new(0);
+        let status = call("go-micro.user-srv", Duration::from_secs(1), |_| {
+            lose_connections(2, &sent)
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(
+            (status.code(), sent.load(Ordering::SeqCst)),
+            (Code::Cancelled, 2)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cancellation_the_service_answered_is_not_sent_again() {
+        let sent = AtomicUsize::new(0);
+        let status = call("go-micro.user-srv", Duration::from_secs(1), |_| {
+            sent.fetch_add(1, Ordering::SeqCst);
+            async {
+                Err::<Response<()>, _>(kratos_error::status(
+                    Code::Cancelled,
+                    "CANCELLED",
+                    "the client went away",
+                ))
+            }
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(
+            (status.code(), sent.load(Ordering::SeqCst)),
+            (Code::Cancelled, 1)
         );
     }
 }
