@@ -40,11 +40,13 @@ cargo nextest run --workspace --profile "$profile" "$@"
 # The e2e suite's every case and the article walkthrough again, with pods reached through
 # kube-rs port-forward (the k3s backend's path) instead of their IPs on the bridge. The tests
 # of other implementations and broken fixtures reach pods the same way as these, so they run
-# once, above.
-cleanup
-port_forward_tests='binary(conformance) | test(article_walkthrough_with_curl_and_grpcurl)'
-step "cargo nextest run -p harness --test conformance --test e2e -E '$port_forward_tests' with HARNESS_POD_ACCESS=port-forward"
-HARNESS_POD_ACCESS=port-forward cargo nextest run -p harness --test conformance --test e2e -E "$port_forward_tests" --profile "$profile" "$@"
+# once, above. The cluster is the shared one (started by the first of these tests when the
+# suite's last test stopped it). --workspace with a filter, not -p harness: `-p harness` alone
+# resolves features differently (no config crate dev-dependencies) and recompiled the harness
+# and much of the tree below it (40 s cold).
+port_forward_tests='package(harness) & (binary(conformance) | test(article_walkthrough_with_curl_and_grpcurl))'
+step "cargo nextest run --workspace -E '$port_forward_tests' with HARNESS_POD_ACCESS=port-forward"
+HARNESS_POD_ACCESS=port-forward cargo nextest run --workspace -E "$port_forward_tests" --profile "$profile" "$@"
 
 # local-cluster's real-cluster tests start clusters of their own, so they run after the e2e
 # suite with its shared `harness up` cluster stopped; a missing root or control plane fails

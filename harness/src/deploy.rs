@@ -12,9 +12,6 @@ use crate::manifests::{self, Manifest};
 use crate::profile::Profile;
 use crate::wait::{wait_for, wait_until};
 
-/// How long deployment waits for the pods of each service to register.
-pub const REGISTRATION_DEADLINE: Duration = Duration::from_secs(30);
-
 /// Field manager of every object the harness applies.
 pub(crate) const FIELD_MANAGER: &str = "gomicro-conformance";
 
@@ -59,7 +56,8 @@ pub async fn deploy(client: &kube::Client, profile: &Profile) -> Result<()> {
     let mut unregistered = Vec::new();
     for (_, service) in profile.all_services() {
         if let Err(error) =
-            crate::pods::wait_registered(client, profile, service, REGISTRATION_DEADLINE).await
+            crate::pods::wait_registered(client, profile, service, profile.timeouts.registration)
+                .await
         {
             eprintln!("[deploy] warning: {error:#}");
             unregistered.push(service.name.as_str());

@@ -204,10 +204,16 @@ pub struct Timeouts {
     #[serde(default = "default_step_timeout", with = "duration_text")]
     #[schemars(with = "String", extend("examples" = ["180s", "3m", "2m 30s"]))]
     pub step: Duration,
-    /// Longest the deployment (rollouts and registrations) may take (default 180s).
+    /// Longest the deployment's rollouts may take (default 180s).
     #[serde(default = "default_deploy_timeout", with = "duration_text")]
     #[schemars(with = "String", extend("examples" = ["180s", "3m", "2m 30s"]))]
     pub deploy: Duration,
+    /// Longest the deployment waits, after the rollouts, for each service's pods to register
+    /// before the run goes on with a warning (the registration and resolver cases then judge
+    /// it; default 30s).
+    #[serde(default = "default_registration_timeout", with = "duration_text")]
+    #[schemars(with = "String", extend("examples" = ["30s", "5s"]))]
+    pub registration: Duration,
 }
 
 impl Default for Timeouts {
@@ -218,6 +224,7 @@ impl Default for Timeouts {
             recovery: default_recovery_timeout(),
             step: default_step_timeout(),
             deploy: default_deploy_timeout(),
+            registration: default_registration_timeout(),
         }
     }
 }
@@ -240,6 +247,10 @@ fn default_step_timeout() -> Duration {
 
 fn default_deploy_timeout() -> Duration {
     Duration::from_secs(180)
+}
+
+fn default_registration_timeout() -> Duration {
+    Duration::from_secs(30)
 }
 
 /// Durations written as text (`180s`, `2m 30s`).

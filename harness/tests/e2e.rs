@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 
 use harness::cluster::BackendKind;
 use harness::context::Ctx;
-use harness::deploy::{self, REGISTRATION_DEADLINE};
+use harness::deploy;
 use harness::images::workspace_root;
 use harness::profile::{Profile, reference_profile_path};
 use harness::testing::{Suite, test_backend};
@@ -100,7 +100,8 @@ async fn deploy_and_check(
     deploy::deploy(client, profile).await?;
     let mut registered = Vec::new();
     for (_, service) in profile.all_services() {
-        harness::pods::wait_registered(client, profile, service, REGISTRATION_DEADLINE).await?;
+        harness::pods::wait_registered(client, profile, service, profile.timeouts.registration)
+            .await?;
         let pods = harness::pods::ready_pods(client, &profile.namespace, service).await?;
         for pod in &pods {
             let container = &pod.spec.as_ref().unwrap().containers[0];

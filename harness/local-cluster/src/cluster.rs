@@ -39,6 +39,18 @@ fn ready_timeout(component: Component) -> Duration {
 const NODE_TIMEOUT: Duration = Duration::from_secs(60);
 /// SIGTERM grace of a component on stop.
 const COMPONENT_GRACE: Duration = Duration::from_secs(5);
+/// SIGTERM grace of kube-apiserver on stop: it drains the requests still open (watches of
+/// clients that are still connected) for up to a minute and so always used up the 5 s, on every
+/// stop. The cluster is discarded and etcd, stopped after it, keeps its data consistent anyway.
+const APISERVER_GRACE: Duration = Duration::from_secs(1);
+
+/// How long `component` may take to exit after SIGTERM on stop before it is killed.
+fn stop_grace(component: Component) -> Duration {
+    match component {
+        Component::ApiServer => APISERVER_GRACE,
+        _ => COMPONENT_GRACE,
+    }
+}
 
 /// What to start.
 #[derive(Debug, Clone)]
@@ -367,7 +379,7 @@ impl LocalCluster {
         let mut processes = std::mem::take(self.processes.get_mut());
         for component in Component::STOP_ORDER {
             if let Some(process) = processes.remove(&component) {
-                process.terminate(COMPONENT_GRACE).await;
+                process.terminate(stop_grace(component)).await;
             }
         }
         self.spawner.take();

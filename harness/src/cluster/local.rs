@@ -42,6 +42,12 @@ impl LocalBackend {
         Ok((LocalBackend::Owned(Box::new(cluster)), client))
     }
 
+    /// Attaches to the running `harness up` daemon `info`.
+    async fn attach(info: daemon::ClusterInfo) -> Result<(LocalBackend, kube::Client)> {
+        let client = local_cluster::client_from_kubeconfig(&info.kubeconfig).await?;
+        Ok((LocalBackend::Attached(info), client))
+    }
+
     /// Starts (or reuses) a `harness up` daemon of `release` through `harness_exe` and
     /// attaches to it.
     pub(crate) async fn up(
@@ -51,8 +57,7 @@ impl LocalBackend {
     ) -> Result<(LocalBackend, kube::Client)> {
         let args = daemon_args(image_list, release);
         let info = daemon::up(&default_state_dir(), harness_exe, &args).await?;
-        let client = local_cluster::client_from_kubeconfig(&info.kubeconfig).await?;
-        Ok((LocalBackend::Attached(info), client))
+        Self::attach(info).await
     }
 
     /// The node's containers through its containerd.
@@ -187,19 +192,46 @@ impl Provider for LocalProvider {
         harness_exe: &'a Path,
     ) -> BoxFuture<'a, Result<Prepared>> {
         Box::pin(async move {
-            let images = prepare_images(profile, harness_exe)?;
-            let harness_exe = harness_exe.to_path_buf();
             let release = profile.kubernetes_release();
+            // A running daemon's node imported its images when it started: building and
+            // writing them again would change nothing it runs, so a run attaching to it skips
+            // that (only a run that keeps its cluster attaches).
+            let images = match daemon::status(&default_state_dir()) {
+                Some(_) => None,
+                None => Some(prepare_images(profile, harness_exe)?),
+            };
+            let profile = profile.clone();
+            let harness_exe = harness_exe.to_path_buf();
             Ok(Prepared {
                 kind: BackendKind::Local,
                 kubernetes_minor: Some(release.minor.clone()),
                 start: Box::new(move |keep| {
                     Box::pin(async move {
-                        let (local, client) = if keep {
-                            let list = write_image_list(&images)?;
-                            LocalBackend::up(&harness_exe, &list, release).await?
-                        } else {
-                            LocalBackend::start(images, release).await?
+                        let running = images
+                            .is_none()
+                            .then(|| daemon::status(&default_state_dir()))
+                            .flatten();
+                        let (local, client) = match (keep, running) {
+                            (true, Some(info)) => {
+                                eprintln!(
+                                    "[local] cluster already running (daemon pid {}): it keeps the \
+                                     images it started with (`harness down` first to deploy new builds)",
+                                    info.pid
+                                );
+                                LocalBackend::attach(info).await?
+                            }
+                            (keep, _) => {
+                                let images = match images {
+                                    Some(images) => images,
+                                    None => prepare_images(&profile, &harness_exe)?,
+                                };
+                                if keep {
+                                    let list = write_image_list(&images)?;
+                                    LocalBackend::up(&harness_exe, &list, release).await?
+                                } else {
+                                    LocalBackend::start(images, release).await?
+                                }
+                            }
                         };
                         Ok((client, Box::new(local) as Box<dyn Backend>))
                     })
