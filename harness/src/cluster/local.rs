@@ -195,7 +195,7 @@ impl Provider for LocalProvider {
             let release = profile.kubernetes_release();
             // A running daemon's node imported its images when it started: building and
             // writing them again would change nothing it runs, so a run attaching to it skips
-            // that (only a run that keeps its cluster attaches).
+            // that (prepared in `start` after all if it does not attach).
             let images = match daemon::status(&default_state_dir()) {
                 Some(_) => None,
                 None => Some(prepare_images(profile, harness_exe)?),
@@ -207,30 +207,28 @@ impl Provider for LocalProvider {
                 kubernetes_minor: Some(release.minor.clone()),
                 start: Box::new(move |keep| {
                     Box::pin(async move {
-                        let running = images
-                            .is_none()
-                            .then(|| daemon::status(&default_state_dir()))
-                            .flatten();
-                        let (local, client) = match (keep, running) {
-                            (true, Some(info)) => {
-                                eprintln!(
-                                    "[local] cluster already running (daemon pid {}): it keeps the \
-                                     images it started with (`harness down` first to deploy new builds)",
-                                    info.pid
-                                );
-                                LocalBackend::attach(info).await?
-                            }
-                            (keep, _) => {
-                                let images = match images {
-                                    Some(images) => images,
-                                    None => prepare_images(&profile, &harness_exe)?,
-                                };
-                                if keep {
-                                    let list = write_image_list(&images)?;
-                                    LocalBackend::up(&harness_exe, &list, release).await?
-                                } else {
-                                    LocalBackend::start(images, release).await?
-                                }
+                        // Only a run that keeps its cluster attaches to a running daemon.
+                        let running = match (&images, keep) {
+                            (None, true) => daemon::status(&default_state_dir()),
+                            _ => None,
+                        };
+                        let (local, client) = if let Some(info) = running {
+                            eprintln!(
+                                "[local] cluster already running (daemon pid {}): it keeps the \
+                                 images it started with (`harness down` first to deploy new builds)",
+                                info.pid
+                            );
+                            LocalBackend::attach(info).await?
+                        } else {
+                            let images = match images {
+                                Some(images) => images,
+                                None => prepare_images(&profile, &harness_exe)?,
+                            };
+                            if keep {
+                                let list = write_image_list(&images)?;
+                                LocalBackend::up(&harness_exe, &list, release).await?
+                            } else {
+                                LocalBackend::start(images, release).await?
                             }
                         };
                         Ok((client, Box::new(local) as Box<dyn Backend>))
