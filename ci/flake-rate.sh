@@ -30,7 +30,8 @@ if [ -z "${HARNESS:-}" ]; then
   cargo build --quiet -p harness
   HARNESS=target/debug/harness
 fi
-# The runs use the services' release builds; build them now, not inside a run (or its lock).
+# The runs use the services' dev builds (as the debug harness does); build them now, not inside
+# a run (or its lock).
 cargo build-images --quiet
 case_args=()
 for id in "${cases[@]}"; do case_args+=(--case "$id"); done

@@ -8,14 +8,14 @@
 # lever (FAULT-001/002/003/006/007) not applicable. Then a run asking for another Kubernetes
 # minor than the cluster's must be refused (exit 3, the report saying why).
 #
-# Needs the release build (`cargo build-images`) and the local backend's Go builds; installs
+# Needs the image build (`cargo build-images`) and the local backend's Go builds; installs
 # Debian's docker-registry (CNCF distribution) when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . ci/lib.sh
 
 REGISTRY=127.0.0.1:5000
-harness=target/release/harness
+harness=target/debug/harness
 out=target/kubeconfig-pass
 rm -rf "$out"
 mkdir -p "$out"

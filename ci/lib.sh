@@ -99,4 +99,4 @@ ensure_curl() {
 }
 
 # The packages of `cargo build-images` (.cargo/config.toml), as `-p a -p b ...`.
-image_packages() { sed -n 's/^build-images = "build --release --locked \(.*\)"$/\1/p' .cargo/config.toml; }
+image_packages() { sed -n 's/^build-images = "build --locked \(.*\)"$/\1/p' .cargo/config.toml; }

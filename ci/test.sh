@@ -21,7 +21,8 @@ start_go_builds
 cleanup() { stop_go_builds; cargo run --quiet -p harness -- down >/dev/null || echo "warning: harness down failed" >&2; }
 trap cleanup EXIT
 
-# The e2e suite runs the reference services from their release builds; building them here keeps
+# The e2e suite runs the reference services from their dev builds (the test build below reuses
+# their dependency tree: ci/check-feature-unification.sh); building them here keeps
 # that (long, when cold) build out of the first e2e test's time budget.
 step "cargo build-images (the harness, the reference services and the bench baseline: the images of the e2e suite)"
 cargo build-images
@@ -34,25 +35,26 @@ cargo nextest run --workspace --profile "$profile" --no-run
 wait_go_builds
 ensure_grpcurl
 
-step "cargo nextest run --workspace --profile $profile"
-cargo nextest run --workspace --profile "$profile" "$@"
-
-# The e2e suite's every case and the article walkthrough again, with pods reached through
-# kube-rs port-forward (the k3s backend's path) instead of their IPs on the bridge. The tests
-# of other implementations and broken fixtures reach pods the same way as these, so they run
-# once, above. The cluster is the shared one (started by the first of these tests when the
-# suite's last test stopped it). --workspace with a filter, not -p harness: `-p harness` alone
-# resolves features differently (no config crate dev-dependencies) and recompiled the harness
-# and much of the tree below it (40 s cold).
-port_forward_tests='package(harness) & (binary(conformance) | test(article_walkthrough_with_curl_and_grpcurl))'
+# First the article walkthrough and the cases that reach every kind of pod endpoint (HTTP and gRPC
+# logins, health, reflection, registration, resolver, config reload) again, with pods reached
+# through kube-rs port-forward (the k3s backend's path) instead of their IPs on the bridge. Every
+# case runs through port-forward in .ci/run's kubeconfig pass; the tests of other
+# implementations and broken fixtures reach pods the same way as these, so they run once, below.
+# It runs first: it starts the shared cluster, which the suite's first tests (conformance, e2e)
+# then use as they are. --workspace with a filter, not -p harness: the workspace's
+# feature resolution is the one the test build above compiled (ci/check-feature-unification.sh).
+port_forward_cases='/^\[[a-z-]+\] conformance::(REG_001|HEALTH_00[12]|LOGIN_00[12]|RES_001|CFG_002)$/'
+port_forward_tests="package(harness) & ((binary(conformance) & test($port_forward_cases)) | test(article_walkthrough_with_curl_and_grpcurl))"
 step "cargo nextest run --workspace -E '$port_forward_tests' with HARNESS_POD_ACCESS=port-forward"
 HARNESS_POD_ACCESS=port-forward cargo nextest run --workspace -E "$port_forward_tests" --profile "$profile" "$@"
+
+step "cargo nextest run --workspace --profile $profile"
+cargo nextest run --workspace --profile "$profile" "$@"
 
 # local-cluster's real-cluster tests start clusters of their own, so they run after the e2e
 # suite with its shared `harness up` cluster stopped; a missing root or control plane fails
 # them here instead of skipping.
 cleanup
 step "cargo nextest run --run-ignored only -E package(local-cluster) (real clusters)"
-# --workspace with a filter, not -p: `-p local-cluster` alone resolves features differently and
-# would compile much of the dependency tree a second time.
+# --workspace with a filter, not -p: the test build's feature resolution, as above.
 GOMICRO_LOCAL_E2E_REQUIRED=1 cargo nextest run --workspace --run-ignored only -E 'package(local-cluster)' --profile "$profile"

@@ -142,7 +142,8 @@ pub struct LocalImageSource {
     /// A prebuilt directory used as the image root (third parties).
     #[serde(default)]
     pub dir: Option<PathBuf>,
-    /// Or: a cargo package of this workspace whose release binary is placed at the root.
+    /// Or: a cargo package of this workspace whose binary (built in the harness's own cargo
+    /// profile: dev under `cargo run`, release for `cargo run --release`) is placed at the root.
     #[serde(default)]
     pub cargo_package: Option<String>,
     /// With `cargo_package`: a directory copied to `<root>/conf`.

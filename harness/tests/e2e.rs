@@ -1,24 +1,25 @@
-//! End-to-end tests on a real cluster beyond the conformance cases (those are generated, one
-//! test per case, by the `conformance` target): a third party's unsorted manifest set, fixture
-//! implementations that leak secrets or crash, and the seed article's walkthrough with the real
-//! curl and grpcurl.
+//! End-to-end tests on the shared cluster beyond the conformance cases (those are generated, one
+//! test per case, by the `conformance` target): a third party's unsorted manifest set, a case
+//! past its timeout, a selection, and the seed article's walkthrough with the real curl and
+//! grpcurl. Fixture implementations with images of their own (leaking secrets, crashing) are
+//! e2e_fixtures', on clusters of their own.
 //!
 //! They share the conformance target's cluster (a `harness up` daemon, or KUBECONFIG with
-//! `HARNESS_E2E_BACKEND=kubeconfig`) through [`harness::testing::Suite`]; the fixture tests that
-//! run `harness run` themselves stop it first (the next test starts it again). `ci/test.sh`
-//! stops it afterwards (`harness down`). A failed test leaves a diagnostics bundle and its
-//! failure message says where.
+//! `HARNESS_E2E_BACKEND=kubeconfig`) through [`harness::testing::Suite`] or `harness run
+//! --keep-cluster`. `ci/test.sh` stops it afterwards (`harness down`). A failed test leaves a
+//! diagnostics bundle and its failure message says where.
 
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::path::Path;
 use std::sync::OnceLock;
 
-use harness::cluster::BackendKind;
 use harness::context::Ctx;
 use harness::deploy;
 use harness::images::workspace_root;
 use harness::profile::{Profile, reference_profile_path};
-use harness::testing::{Suite, test_backend};
+use harness::testing::Suite;
+
+mod support;
 
 /// The shared cluster with the reference services deployed (once per test process).
 fn suite() -> &'static Suite {
@@ -48,21 +49,12 @@ fn unsorted_profile_path() -> std::path::PathBuf {
     workspace_root().join("fixtures/profiles/unsorted-manifests.yaml")
 }
 
-/// Fails unless the tests run on the local backend, the only one with fixture `what`.
-fn require_local_backend(what: &str) {
-    assert_eq!(
-        test_backend(),
-        BackendKind::Local,
-        "{what}: only the local backend has it"
-    );
-}
-
 /// A third party's manifest set as written (file names sorting before `namespace.yaml`,
 /// multi-document files, registry images pulled `Always`, `./binary` from the image's
 /// working directory) deploys and its services register; then it is removed again.
 #[test]
 fn unsorted_third_party_manifests_deploy_and_register() {
-    require_local_backend("the unsorted fixture's images");
+    support::require_local_backend("the unsorted fixture's images");
     let profile = Profile::load(&unsorted_profile_path()).unwrap();
     // The bundle is written before the set is removed, so it still shows the set's pods.
     let checked = catch_unwind(AssertUnwindSafe(|| {
@@ -122,176 +114,6 @@ async fn deploy_and_check(
         registered.push((service.name.clone(), pods.len()));
     }
     Ok(registered)
-}
-
-/// A fixture implementation that logs its request bodies (fixtures/profiles/broken/leaky-admin.yaml)
-/// fails SEC-001 and SEC-002 with the place named, and nothing its run wrote holds a secret.
-/// It runs `harness run` as a user does, on its own local cluster, so the shared cluster is
-/// stopped first (the next test starts it again).
-#[test]
-fn leaky_admin_fails_secret_hygiene_and_its_reports_hold_no_secret() {
-    require_local_backend("the leaky fixture's image");
-    let reports = tempfile::tempdir().unwrap();
-    run_fixture_failing(
-        "leaky-admin.yaml",
-        &["--feature", "secret-hygiene"],
-        reports.path(),
-    );
-    let summary = std::fs::read_to_string(reports.path().join("summary.md")).unwrap();
-    for id in ["SEC-001", "SEC-002"] {
-        let row = summary
-            .lines()
-            .find(|l| l.contains(&format!("| {id} |")))
-            .unwrap_or_else(|| panic!("{id} is not in the summary:\n{summary}"));
-        assert!(row.contains("| **failed** |"), "{row}");
-        assert!(
-            row.contains("container admin-srv line ") && row.contains("the demo user's password"),
-            "{id} does not name where the password is: {row}"
-        );
-    }
-    let files = files_under(reports.path());
-    assert!(
-        files
-            .iter()
-            .any(|f| f.to_string_lossy().contains("diagnostics/logs/admin-srv")),
-        "no admin-srv log in the diagnostics: {files:?}"
-    );
-    let mut leaked_logs_redacted = false;
-    for file in &files {
-        let text = String::from_utf8_lossy(&std::fs::read(file).unwrap()).into_owned();
-        for secret in [
-            "123456",
-            "some_api_key",
-            "conformance-wrong-password-",
-            "conformance-hygiene-",
-        ] {
-            assert!(
-                !text.contains(secret),
-                "{} holds {secret:?}",
-                file.display()
-            );
-        }
-        let jwts = harness::secrets::jwt_ranges(&text);
-        assert!(
-            jwts.is_empty(),
-            "{} holds a JWT at {jwts:?}",
-            file.display()
-        );
-        leaked_logs_redacted |= text.contains("\"password\":\"[redacted]\"");
-    }
-    assert!(
-        leaked_logs_redacted,
-        "the diagnostics hold no redacted request body, so the leak was not collected"
-    );
-}
-
-/// Stops the shared cluster (the next test starts it again) and runs `harness run` as a user
-/// does, on a local cluster of its own, with the broken fixture profile `name` and `args`;
-/// the run must fail (exit 1).
-fn run_fixture_failing(name: &str, args: &[&str], reports: &Path) {
-    let harness = env!("CARGO_BIN_EXE_harness");
-    let down = std::process::Command::new(harness)
-        .arg("down")
-        .output()
-        .unwrap();
-    assert!(down.status.success(), "harness down: {down:?}");
-    let profile = workspace_root().join("fixtures/profiles/broken").join(name);
-    let run = std::process::Command::new(harness)
-        .args(["run", "--backend", "local"])
-        .args(args)
-        .arg("--profile")
-        .arg(&profile)
-        .arg("--report-dir")
-        .arg(reports)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert_eq!(run.status.code(), Some(1), "a failed run exits 1: {stderr}");
-}
-
-/// A fixture whose user-srv exits 1 as soon as it has checked its first login's password
-/// (fixtures/profiles/broken/crash-once.yaml) fails the case running then, and every report
-/// names pod, container, exit code, reason and time; the YAML report and the diagnostics keep
-/// the crashed container's log. The crashing case is CFG-004: it keeps logging in for seconds
-/// after its first login (while user-srv restarts, then for its 3 s window), so the exit is
-/// well inside it, never at its edge where only the runtime's timing would decide.
-#[test]
-fn a_crash_fails_the_running_case_and_is_named_with_its_previous_log() {
-    require_local_backend("the crash-once fixture's image");
-    let reports = tempfile::tempdir().unwrap();
-    run_fixture_failing(
-        "crash-once.yaml",
-        &["--case", "REG-001", "--case", "CFG-004"],
-        reports.path(),
-    );
-    let read = |name: &str| std::fs::read_to_string(reports.path().join(name)).unwrap();
-    let summary = read("summary.md");
-    let row = |id: &str| summary_row(&summary, id);
-    assert!(row("REG-001").contains("| passed |"), "{summary}");
-    let crashed = row("CFG-004");
-    assert!(
-        crashed.contains("| **failed** |")
-            && crashed.contains("during CFG-004, which did not cause it on purpose (the case is its trigger): pod user-srv-")
-            && crashed.contains("container user-srv exit code 1 (Error) at ")
-            && crashed.contains("during CFG-004"),
-        "{crashed}"
-    );
-    let stability = summary
-        .lines()
-        .find(|l| l.starts_with("Stability: "))
-        .unwrap_or_else(|| panic!("no stability line:\n{summary}"));
-    assert!(
-        stability.contains("1 unexpected container exit(s) or restart(s): pod user-srv-"),
-        "{stability}"
-    );
-    for file in ["conformance-report.yaml", "junit.xml"] {
-        assert!(
-            read(file).contains("container user-srv exit code 1 (Error) at "),
-            "{file}"
-        );
-    }
-    assert!(
-        read("conformance-report.yaml").contains("crash-once: first login answered"),
-        "the YAML report does not keep the crashed container's log"
-    );
-    // The crashed container's log: `.previous.log` once the kubelet has restarted it, else
-    // (its restart back-off has not passed when the run ends) the current `.log`.
-    let logs: Vec<String> = files_under(reports.path())
-        .into_iter()
-        .filter(|f| {
-            let name = f.to_string_lossy();
-            name.contains("/user-srv-")
-                && (name.ends_with("_user-srv.previous.log") || name.ends_with("_user-srv.log"))
-        })
-        .map(|f| std::fs::read_to_string(f).unwrap())
-        .collect();
-    assert!(
-        logs.iter()
-            .any(|log| log.contains("crash-once: first login answered")),
-        "no log of user-srv in the diagnostics holds the crash: {logs:?}"
-    );
-}
-
-/// The summary's table row of case `id`.
-fn summary_row(summary: &str, id: &str) -> String {
-    summary
-        .lines()
-        .find(|l| l.contains(&format!("| {id} |")))
-        .unwrap_or_else(|| panic!("{id} is not in the summary:\n{summary}"))
-        .to_string()
-}
-
-fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(files_under(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
 }
 
 /// A command-line tool the walkthrough runs: `$<env>` when set (ci/test.sh sets it), else
@@ -427,19 +249,29 @@ fn article_walkthrough_with_curl_and_grpcurl() {
 }
 
 /// A case forced past its timeout still runs its restores (fixtures/profiles/broken/
-/// case-timeout.yaml: 2 s per case): RES-002 is cut off while it scales user-srv, its clean-up
-/// scales user-srv back to one replica, and RES-003, which needs exactly one, passes.
+/// case-timeout.yaml: the reference services, 2 s per case): RES-002 is cut off while it scales
+/// user-srv, its clean-up scales user-srv back to one replica, and RES-003, which needs exactly
+/// one, passes. `harness run --keep-cluster` on the shared cluster (the images are the
+/// reference's).
 #[test]
 fn a_case_past_its_timeout_is_cleaned_up_and_the_next_case_passes() {
-    require_local_backend("the local cluster of the fixture's run");
+    support::require_local_backend("the shared local cluster");
+    // Up with every image of the suite (as the other tests need it), not only the reference's.
+    suite().ctx().unwrap_or_else(|e| panic!("{e}"));
     let reports = tempfile::tempdir().unwrap();
-    run_fixture_failing(
-        "case-timeout.yaml",
-        &["--case", "RES-002", "--case", "RES-003"],
-        reports.path(),
-    );
+    let profile = workspace_root().join("fixtures/profiles/broken/case-timeout.yaml");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["run", "--backend", "local", "--keep-cluster"])
+        .args(["--case", "RES-002", "--case", "RES-003", "--profile"])
+        .arg(&profile)
+        .arg("--report-dir")
+        .arg(reports.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "a failed run exits 1: {stderr}");
     let summary = std::fs::read_to_string(reports.path().join("summary.md")).unwrap();
-    let row = |id: &str| summary_row(&summary, id);
+    let row = |id: &str| support::summary_row(&summary, id);
     let cut = row("RES-002");
     assert!(
         cut.contains("| **failed** |") && cut.contains("did not finish within 2s"),
@@ -452,7 +284,9 @@ fn a_case_past_its_timeout_is_cleaned_up_and_the_next_case_passes() {
 /// claims no level; with `--require-level core` the same run exits 1 saying why.
 #[test]
 fn a_passing_selection_succeeds_and_claims_no_level_unless_core_is_required() {
-    require_local_backend("the shared local cluster");
+    support::require_local_backend("the shared local cluster");
+    // Up with every image of the suite (as the other tests need it), not only the reference's.
+    suite().ctx().unwrap_or_else(|e| panic!("{e}"));
     for (extra, code) in [(&[][..], 0), (&["--require-level", "core"][..], 1)] {
         let reports = tempfile::tempdir().unwrap();
         let run = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))

@@ -5,12 +5,14 @@
 //! backend's Go build scripts and everything else come from the binary) and no cargo variables.
 //!
 //! Starts a local cluster of its own (the shared e2e cluster is stopped first); the nextest
-//! `cluster` group runs it alone.
+//! `cluster` group runs it alone. It is also the suite's full run of go-minimal (every Core case,
+//! its verdicts a snapshot); e2e_profiles runs the mixed stacks.
 
 use std::path::Path;
 use std::process::Command;
 
 use harness::images::workspace_root;
+use serde_json::json;
 
 /// Copies the directory tree `from` to `to`, leaving out the symlink `images` (build.sh's link
 /// to the cached build, which the copy makes anew).
@@ -142,13 +144,40 @@ fn the_installed_binary_passes_go_minimal_in_their_repository() {
     );
     assert_eq!(report["result"], "success", "{header}");
     assert_eq!(report["conformanceLevel"], "Core", "{header}");
-    // Every declared feature (go-minimal declares the Core ones) succeeded.
+    // Every declared feature (go-minimal declares the Core ones) succeeded, with no unexpected
+    // container exit or restart.
     let features = report["features"].as_array().unwrap();
     let declared: Vec<_> = features.iter().filter(|f| f["declared"] == true).collect();
     assert_eq!(declared.len(), 12, "{features:#?}");
     for feature in declared {
         assert_eq!(feature["result"], "success", "{feature:#?}");
     }
+    let unexpected = &report["stability"]["unexpected"];
+    assert_eq!(
+        unexpected.as_array().map(Vec::len),
+        Some(0),
+        "{unexpected:#?}"
+    );
+    // The features and the verdicts of the cases that ran, as observed.
+    let summary: Vec<_> = features
+        .iter()
+        .map(|f| json!({ "name": f["name"], "declared": f["declared"], "result": f["result"] }))
+        .collect();
+    let ran: Vec<_> = features
+        .iter()
+        .flat_map(|f| f["cases"].as_array().unwrap())
+        .filter(|c| c["result"] == "passed" || c["result"] == "failed")
+        .map(|c| json!({ "id": c["id"], "result": c["result"] }))
+        .collect();
+    insta::assert_json_snapshot!(
+        "go-minimal",
+        json!({
+            "result": report["result"],
+            "conformanceLevel": report["conformanceLevel"],
+            "features": summary,
+            "cases": ran
+        })
+    );
 }
 
 /// Without a checkout the reference profile (the default) cannot be run: its images are built

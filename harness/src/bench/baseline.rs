@@ -34,7 +34,7 @@ const GRPC_PORT: u16 = 9090;
 const DEADLINE: Duration = Duration::from_secs(120);
 
 /// Adds the baseline's image to `profile`'s images, so the cluster starts with it (local: the
-/// release build of the reference set; k3s: the reference Dockerfile).
+/// build of the reference set, in release when benchmarking; k3s: the reference Dockerfile).
 pub(crate) fn add_image(profile: &mut Profile) {
     // Without a checkout, the cargo build of the image is refused first (images::prepare_local).
     let root = images::checkout().unwrap_or_else(images::workspace_root);

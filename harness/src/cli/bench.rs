@@ -72,6 +72,16 @@ impl BenchArgs {
         if let Some(dir) = self.json.parent().filter(|d| !d.as_os_str().is_empty()) {
             preflight::check_writable_dir(dir, "the directory of --json")?;
         }
+        if cfg!(debug_assertions) {
+            // A dev build of the harness deploys dev builds of the images (crate::images), and
+            // its own load generator is unoptimised too: the figures would not be the product's.
+            return Err(UsageError(
+                "harness bench measures speed, so it runs from a release build: \
+                 `cargo run --release -p harness -- bench` (which builds the images in release too)"
+                    .into(),
+            )
+            .into());
+        }
         let options = BenchOptions {
             backend: self.backend,
             profiles,

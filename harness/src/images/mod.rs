@@ -1,5 +1,5 @@
 //! Makes the profile's images available: OCI archives ([`oci`]) the harness writes from
-//! local directory trees (the reference services' release builds, a third party's
+//! local directory trees (the reference services' cargo builds, a third party's
 //! directory) or that a profile brings, imported into the node's containerd by the local
 //! and k3s backends; Docker builds for k3s stay available (see [`crate::cluster::k3s`]).
 
@@ -47,16 +47,28 @@ pub fn checkout() -> Option<PathBuf> {
 }
 
 /// The cargo alias (`.cargo/config.toml`) that builds every local image's package together
-/// with the harness in release mode: the one list of those packages. With the harness in it,
-/// the selection resolves exactly like `cargo run --release -p harness` (checked by
+/// with the harness: the one list of those packages. With the harness in it, the selection
+/// resolves exactly like `cargo run -p harness` and the test build (checked by
 /// `ci/check-feature-unification.sh`), so the dependency tree compiled for the harness serves
-/// the images too, and one build serves every profile.
+/// the images and the tests too, and one build serves every profile.
 const BUILD_IMAGES_ALIAS: &str = "build-images";
+
+/// The cargo profile the images are built in: the one this harness was built in. A dev build
+/// (`cargo run -p harness`, the tests) deploys dev builds, which share their dependency tree
+/// with the test build; a release build (`cargo run --release`, `harness bench`) deploys release
+/// builds, so measured speed is the optimised code's.
+fn image_build_profile() -> (&'static str, &'static [&'static str]) {
+    if cfg!(debug_assertions) {
+        ("debug", &[])
+    } else {
+        ("release", &["--release"])
+    }
+}
 
 /// Builds (where needed) and assembles every local image of the profile.
 ///
-/// Cargo packages are built once in release mode, then each image root gets the binary and
-/// its `conf` directory under `target/local-images/<image>/`.
+/// Cargo packages are built once, in the harness's own profile ([`image_build_profile`]), then
+/// each image root gets the binary and its `conf` directory under `target/local-images/<image>/`.
 pub(crate) fn prepare_local(profile: &Profile) -> Result<ImageMap> {
     let needs_cargo = profile.images.values().any(|image| {
         image
@@ -71,8 +83,8 @@ pub(crate) fn prepare_local(profile: &Profile) -> Result<ImageMap> {
             bail!(
                 "profile {}: its images are built from cargo packages of the harness's repository \
                  (`local.cargoPackage`), and this harness runs without a checkout of it (an \
-                 installed binary). Run it from a checkout (`cargo run --release -p harness -- \
-                 run` in a clone of the repository), point {} at one, or test your own \
+                 installed binary). Run it from a checkout (`cargo run -p harness -- run` in a \
+                 clone of the repository), point {} at one, or test your own \
                  implementation with `--profile` and images of your own (`local.dir` or \
                  `archive`)",
                 profile.source.display(),
@@ -178,17 +190,19 @@ pub(crate) fn docker_builds(profile: &Profile) -> BTreeMap<String, DockerBuild> 
 
 fn cargo_build_images(workspace: &Path) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let command = [&[BUILD_IMAGES_ALIAS], image_build_profile().1].concat();
+    let shown = command.join(" ");
     eprintln!(
-        "[images] cargo {BUILD_IMAGES_ALIAS} (a cold build compiles the dependency tree: minutes; warm, a second)"
+        "[images] cargo {shown} (a cold build compiles the dependency tree: minutes; warm, a second)"
     );
     let started = std::time::Instant::now();
     let status = Command::new(&cargo)
         .current_dir(workspace)
-        .arg(BUILD_IMAGES_ALIAS)
+        .args(&command)
         .status()
         .with_context(|| format!("cannot run {cargo}"))?;
     if !status.success() {
-        bail!("building the local images failed: cargo {BUILD_IMAGES_ALIAS} ({status})");
+        bail!("building the local images failed: cargo {shown} ({status})");
     }
     eprintln!("[images] built in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
@@ -211,7 +225,7 @@ fn assemble_cargo_image(name: &str, package: &str, local: &LocalImageSource) -> 
             .with_context(|| format!("cannot clear {}", root.display()))?;
     }
     std::fs::create_dir_all(&root)?;
-    let binary = target_dir().join("release").join(package);
+    let binary = target_dir().join(image_build_profile().0).join(package);
     std::fs::copy(&binary, root.join(package))
         .with_context(|| format!("local image {name}: cannot copy {}", binary.display()))?;
     if let Some(conf) = &local.conf {

@@ -1,6 +1,6 @@
 //! The profile's local images as OCI image archives (no Docker): each image root at its
 //! mount path, plus the shared libraries its entrypoint program needs (found with ldd, so
-//! the glibc release builds run without a distribution in the image), plus the host paths
+//! the glibc cargo builds run without a distribution in the image), plus the host paths
 //! it names (e.g. `/bin/sh` for a script image).
 
 use std::path::Path;
