@@ -119,6 +119,7 @@ impl LocalCluster {
         let layout = StateLayout::new(&spec.state_dir);
         std::fs::create_dir_all(layout.root())
             .with_context(|| format!("creating {}", layout.root().display()))?;
+        preflight::check_free_space(layout.root())?;
         let lock = ClusterLock::acquire(&lock_file(), layout.root())?;
         let leftovers = cleanup_stale_locked(layout.root())?;
         if !leftovers.is_empty() {

@@ -31,6 +31,10 @@ pub struct KubeletSettings {
     pub cluster_dns: Option<Ipv4Addr>,
 }
 
+/// The kubelet's hard eviction threshold for its filesystems, in percent free: below it, it
+/// evicts every pod (preflight refuses to start with less free, plus room for the node).
+pub(crate) const EVICTION_FREE_PERCENT: u64 = 1;
+
 /// The `KubeletConfiguration` for `settings`: webhook authn/authz, cgroupfs, cgroup v1
 /// allowed, no host resolv.conf, and image GC and eviction thresholds that never remove
 /// the imported (irreplaceable) images.
@@ -67,8 +71,8 @@ pub fn kubelet_config(settings: &KubeletSettings) -> Value {
         "imageGCLowThresholdPercent": 99,
         "evictionHard": {
             "memory.available": "1Mi",
-            "nodefs.available": "1%",
-            "imagefs.available": "1%",
+            "nodefs.available": format!("{EVICTION_FREE_PERCENT}%"),
+            "imagefs.available": format!("{EVICTION_FREE_PERCENT}%"),
         },
         "serializeImagePulls": false,
     })

@@ -65,9 +65,65 @@ pub(crate) fn check(bin_dir: &Path, node_bin_dir: &Path) -> anyhow::Result<()> {
     check_node_binaries(node_bin_dir)
 }
 
+/// Room the node takes on the filesystem of its state directory beyond the kubelet's eviction
+/// threshold: the imported images, etcd and the pod logs of a run (a few hundred MiB), with margin.
+const NODE_ROOM_BYTES: u64 = 2 << 30;
+
+/// The free bytes a filesystem of `size` bytes needs for a node, when `free` is less.
+pub(crate) fn space_shortfall(free: u64, size: u64) -> Option<u64> {
+    let needed = size / 100 * crate::node_config::EVICTION_FREE_PERCENT + NODE_ROOM_BYTES;
+    (free < needed).then_some(needed)
+}
+
+/// Refuses to start a node whose kubelet would evict the pods under test for lack of disk space
+/// on the filesystem of `state_dir` (containerd's and the kubelet's directories are under it).
+pub(crate) fn check_free_space(state_dir: &Path) -> anyhow::Result<()> {
+    let stat = nix::sys::statvfs::statvfs(state_dir)
+        .with_context(|| format!("cannot read the free space of {}", state_dir.display()))?;
+    let block = stat.fragment_size();
+    let (free, size) = (stat.blocks_available() * block, stat.blocks() * block);
+    if let Some(needed) = space_shortfall(free, size) {
+        let gib = |bytes: u64| bytes as f64 / f64::from(1u32 << 30);
+        bail!(
+            "{} has {:.1} GiB free on its filesystem; the local cluster needs {:.1} GiB there: its \
+             kubelet evicts every pod below {}% free ({:.1} GiB), and the images, etcd and pod \
+             logs take up to {:.0} GiB. Free some disk space (an old cargo target directory?)",
+            state_dir.display(),
+            gib(free),
+            gib(needed),
+            crate::node_config::EVICTION_FREE_PERCENT,
+            gib(size / 100 * crate::node_config::EVICTION_FREE_PERCENT),
+            gib(NODE_ROOM_BYTES),
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_filesystem_near_the_eviction_threshold_is_refused() {
+        let gib = 1u64 << 30;
+        // 252 GiB: 1 % is 2.52 GiB, plus 2 GiB of room.
+        assert_eq!(
+            space_shortfall(4 * gib, 252 * gib),
+            Some(252 * gib / 100 + 2 * gib)
+        );
+        assert_eq!(space_shortfall(5 * gib, 252 * gib), None);
+        assert_eq!(
+            space_shortfall(gib, 10 * gib),
+            Some(10 * gib / 100 + 2 * gib)
+        );
+    }
+
+    #[test]
+    fn the_free_space_of_a_real_directory_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let stat = nix::sys::statvfs::statvfs(dir.path()).unwrap();
+        assert!(stat.blocks() > 0);
+    }
 
     #[test]
     fn parses_effective_capabilities() {
