@@ -1,5 +1,6 @@
 //! Helpers of the e2e test targets (each includes this module).
 
+// Each target uses only some of these helpers.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
