@@ -29,8 +29,10 @@ fi
 tests=$(resolved -e normal,build,dev --workspace)
 crate() { sed 's/ \[.*//' <<<"$1" | sort -u; }
 shared=$(comm -12 <(crate "$together") <(crate "$tests"))
-only_images=$(comm -23 <(echo "$together") <(echo "$tests") | grep -F -f <(echo "$shared") || true)
-only_tests=$(comm -13 <(echo "$together") <(echo "$tests") | grep -F -f <(echo "$shared") || true)
+# Lines (`name version [features]`) whose crate, name and version, is one of $shared.
+of_shared() { awk 'NR == FNR { keep[$1 " " $2]; next } ($1 " " $2) in keep' <(echo "$shared") -; }
+only_images=$(comm -23 <(echo "$together") <(echo "$tests") | of_shared)
+only_tests=$(comm -13 <(echo "$together") <(echo "$tests") | of_shared)
 if [ -n "$only_images$only_tests" ]; then
   echo "features differ between the image build and the test build (cargo nextest run --workspace):" >&2
   [ -z "$only_images" ] || sed 's/^/< /' <<<"$only_images" >&2

@@ -25,10 +25,7 @@ fn leaky_admin_fails_secret_hygiene_and_its_reports_hold_no_secret() {
     );
     let summary = std::fs::read_to_string(reports.path().join("summary.md")).unwrap();
     for id in ["SEC-001", "SEC-002"] {
-        let row = summary
-            .lines()
-            .find(|l| l.contains(&format!("| {id} |")))
-            .unwrap_or_else(|| panic!("{id} is not in the summary:\n{summary}"));
+        let row = summary_row(&summary, id);
         assert!(row.contains("| **failed** |"), "{row}");
         assert!(
             row.contains("container admin-srv line ") && row.contains("the demo user's password"),

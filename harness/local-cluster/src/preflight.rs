@@ -69,9 +69,14 @@ pub(crate) fn check(bin_dir: &Path, node_bin_dir: &Path) -> anyhow::Result<()> {
 /// threshold: the imported images, etcd and the pod logs of a run (a few hundred MiB), with margin.
 const NODE_ROOM_BYTES: u64 = 2 << 30;
 
+/// Free bytes below which the kubelet evicts every pod, on a filesystem of `size` bytes.
+fn eviction_bytes(size: u64) -> u64 {
+    size / 100 * crate::node_config::EVICTION_FREE_PERCENT
+}
+
 /// The free bytes a filesystem of `size` bytes needs for a node, when `free` is less.
 pub(crate) fn space_shortfall(free: u64, size: u64) -> Option<u64> {
-    let needed = size / 100 * crate::node_config::EVICTION_FREE_PERCENT + NODE_ROOM_BYTES;
+    let needed = eviction_bytes(size) + NODE_ROOM_BYTES;
     (free < needed).then_some(needed)
 }
 
@@ -92,7 +97,7 @@ pub(crate) fn check_free_space(state_dir: &Path) -> anyhow::Result<()> {
             gib(free),
             gib(needed),
             crate::node_config::EVICTION_FREE_PERCENT,
-            gib(size / 100 * crate::node_config::EVICTION_FREE_PERCENT),
+            gib(eviction_bytes(size)),
             gib(NODE_ROOM_BYTES),
         );
     }
@@ -123,6 +128,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let stat = nix::sys::statvfs::statvfs(dir.path()).unwrap();
         assert!(stat.blocks() > 0);
+        let missing = dir.path().join("missing");
+        let error = check_free_space(&missing).unwrap_err().to_string();
+        assert!(
+            error.contains("cannot read the free space of") && error.contains("missing"),
+            "{error}"
+        );
     }
 
     #[test]
